@@ -1,0 +1,121 @@
+// The Backend interface (DESIGN D5): every kernel a device must provide, as one virtual call per
+// op family. Ops (include/wanwu/ops) check arguments, allocate outputs and record autograd, then
+// call exactly one of these; the backend switches on dtype once and runs a template over the
+// scalar type. Kernels receive tensors whose shapes are already validated and broadcast (inputs
+// of elementwise kernels have the output's shape, with stride 0 where broadcast).
+//
+// `cpu_backend()` always exists. The CUDA translation unit registers its backend at static
+// initialization (`register_backend`); a CUDA tensor in a program without it is a clear error,
+// not a crash.
+#pragma once
+
+#include <array>
+#include <string>
+
+#include "../core/rng.hpp"
+#include "../core/tensor.hpp"
+#include "functors.hpp"
+
+namespace wanwu {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual DeviceType device_type() const = 0;
+  virtual int device_count() const = 0;
+  virtual Allocator& allocator(int device_index) = 0;
+  virtual void synchronize(int /*device_index*/) {}
+
+  // dst <- src, same device and shape; any dtypes (converted) and strides.
+  virtual void copy(const Tensor& dst, const Tensor& src) = 0;
+  // Between this backend's device and host memory; both contiguous, same dtype and numel.
+  virtual void copy_to_host(void* host_dst, const Tensor& src) = 0;
+  virtual void copy_from_host(const Tensor& dst, const void* host_src) = 0;
+  virtual void fill(const Tensor& dst, Scalar value) = 0;
+
+  // Elementwise: out and inputs have out's shape; inputs have the op's input dtype.
+  virtual void unary(UnaryOp op, const OpParams& p, const Tensor& out, const Tensor& in) = 0;
+  virtual void binary(BinaryOp op, const OpParams& p, const Tensor& out, const Tensor& a, const Tensor& b) = 0;
+  // out = cond ? a : b; cond is bool; a, b have out's dtype.
+  virtual void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) = 0;
+
+  // out has in's shape with the reduced dims set to 1; `dims` sorted, non-empty.
+  virtual void reduce(ReduceOp op, const Tensor& out, const Tensor& in, const Dims& dims) = 0;
+  // values/indices (i64) have in's shape with dims[dim] == 1; the first extreme wins, NaN is max.
+  virtual void arg_reduce(ArgReduceOp op, const Tensor& values, const Tensor& indices, const Tensor& in, int dim) = 0;
+
+  // out[b] = alpha * a[b] @ b[b] + beta * out[b]. a: [B,M,K], b: [B,K,N] with any strides
+  // (batch stride 0 broadcasts); out: contiguous [B,M,N]; floating dtypes, all the same.
+  virtual void gemm(const Tensor& out, const Tensor& a, const Tensor& b, double alpha, double beta) = 0;
+
+  // Indexing; all tensors contiguous, index i64, indices validated by the kernel.
+  virtual void index_select(const Tensor& out, const Tensor& in, int dim, const Tensor& index) = 0;
+  // out.index_select(dim, index) += src (repeated indices accumulate)
+  virtual void index_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) = 0;
+  // out[i][j][k] = in[i][index[i][j][k]][k] (dim 1); out has index's shape
+  virtual void gather(const Tensor& out, const Tensor& in, int dim, const Tensor& index) = 0;
+  // out[i][index[i][j][k]][k] += src[i][j][k] (dim 1)
+  virtual void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) = 0;
+
+  // Fills out (contiguous) with element i = random_value(p, i, wide) (core/rng.hpp).
+  virtual void random(const Tensor& out, const RandomParams& p, bool wide) = 0;
+};
+
+// ---- registry ----
+#if defined(WANWU_CPU_BACKEND_EXTERN)
+// Defined once, in the translation unit that includes <wanwu/backend/cpu/implementation.hpp>;
+// every other TU skips compiling the CPU kernels (faster builds of large programs).
+Backend& cpu_backend();
+#else
+inline Backend& cpu_backend();  // defined in backend/cpu/cpu_backend.hpp (included by wanwu.hpp)
+#endif
+
+namespace detail {
+inline std::array<Backend*, kNumDeviceTypes>& backend_slots() {
+  static std::array<Backend*, kNumDeviceTypes> slots{};
+  return slots;
+}
+}  // namespace detail
+
+// Called by the CUDA translation unit at static initialization.
+inline bool register_backend(DeviceType type, Backend* b) {
+  detail::backend_slots()[static_cast<int>(type)] = b;
+  return true;
+}
+
+inline bool has_backend(DeviceType type) {
+  return type == DeviceType::cpu || detail::backend_slots()[static_cast<int>(type)] != nullptr;
+}
+
+inline Backend& backend_for(Device d) {
+  if (d.is_cpu()) return cpu_backend();
+  Backend* b = detail::backend_slots()[static_cast<int>(d.type)];
+  WANWU_CHECK_T(DeviceError, b != nullptr, "device ", d,
+                " requested but this program was built without the CUDA backend (docs/getting-started.md, "
+                "section CUDA)");
+  WANWU_CHECK_T(DeviceError, d.index >= 0 && d.index < b->device_count(), "device ", d, " is not available (",
+                b->device_count(), " CUDA device(s) found)");
+  return *b;
+}
+
+inline bool cuda_is_available() {
+  Backend* b = detail::backend_slots()[static_cast<int>(DeviceType::cuda)];
+  return b != nullptr && b->device_count() > 0;
+}
+
+// A new contiguous tensor with uninitialized memory; the primitive under every factory.
+inline Tensor empty_tensor(const Shape& shape, DType dtype, Device device) {
+  int64_t n = 1;
+  for (int64_t s : shape) {
+    WANWU_CHECK_SHAPE(s >= 0, "empty: negative dimension ", s, " in shape ", shape);
+    n *= s;
+  }
+  Backend& be = backend_for(device);
+  auto storage = std::make_shared<Storage>(static_cast<size_t>(n) * itemsize(dtype), device, &be.allocator(device.index));
+  return Tensor(std::make_shared<TensorImpl>(std::move(storage), 0, shape, contiguous_strides(shape), dtype));
+}
+
+inline MemoryStats memory_stats(Device d) { return backend_for(d).allocator(d.index).stats(); }
+inline void reset_peak_memory_stats(Device d) { backend_for(d).allocator(d.index).reset_peak(); }
+
+}  // namespace wanwu

@@ -1,0 +1,506 @@
+// Per-element math, written once as `WANWU_HD` functors and run by both backends (DESIGN §6).
+// The X-macro tables at the bottom are the single list of elementwise ops: each line names the
+// op, its functor, the dtypes it accepts and what it outputs. The op enums and both backends'
+// dispatch switches are generated from these tables, so a new elementwise op is one functor and
+// one table line.
+//
+// Functors take the compute type C (float for f16/bf16/f32, double for f64, the integer type for
+// integers) and an `OpParams` with the op's scalar arguments (slope, bounds, exponent, …).
+#pragma once
+
+#include <math.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "../core/macros.hpp"
+
+namespace wanwu {
+
+struct OpParams {
+  double a = 0.0;
+  double b = 0.0;
+};
+
+// Math functions that resolve to the C library on the host and CUDA's math API on the device.
+namespace fm {
+#define WANWU_FM_UNARY(name, f32fn, f64fn)                          \
+  WANWU_HD inline float name(float x) { return ::f32fn(x); }        \
+  WANWU_HD inline double name(double x) { return ::f64fn(x); }
+WANWU_FM_UNARY(exp, expf, exp)
+WANWU_FM_UNARY(log, logf, log)
+WANWU_FM_UNARY(sqrt, sqrtf, sqrt)
+WANWU_FM_UNARY(tanh, tanhf, tanh)
+WANWU_FM_UNARY(erf, erff, erf)
+WANWU_FM_UNARY(erfc, erfcf, erfc)
+WANWU_FM_UNARY(log1p, log1pf, log1p)
+WANWU_FM_UNARY(expm1, expm1f, expm1)
+WANWU_FM_UNARY(sin, sinf, sin)
+WANWU_FM_UNARY(cos, cosf, cos)
+WANWU_FM_UNARY(floor, floorf, floor)
+WANWU_FM_UNARY(ceil, ceilf, ceil)
+WANWU_FM_UNARY(trunc, truncf, trunc)
+WANWU_FM_UNARY(nearbyint, nearbyintf, nearbyint)
+WANWU_FM_UNARY(fabs, fabsf, fabs)
+#undef WANWU_FM_UNARY
+WANWU_HD inline float pow(float x, float y) { return ::powf(x, y); }
+WANWU_HD inline double pow(double x, double y) { return ::pow(x, y); }
+template <class C>
+WANWU_HD inline bool isnan(C x) {
+  return x != x;
+}
+}  // namespace fm
+
+// ---- unary ----
+#define WANWU_FUNCTOR_CTOR(Name) \
+  WANWU_HD explicit Name(const OpParams& = {}) {}
+#define WANWU_FUNCTOR_CTOR_P(Name) \
+  OpParams p;                      \
+  WANWU_HD explicit Name(const OpParams& params = {}) : p(params) {}
+
+struct NegF {
+  WANWU_FUNCTOR_CTOR(NegF)
+  template <class C> WANWU_HD C operator()(C x) const { return -x; }
+};
+struct AbsF {
+  WANWU_FUNCTOR_CTOR(AbsF)
+  template <class C> WANWU_HD C operator()(C x) const { return x < C(0) ? C(-x) : x; }
+};
+struct SignF {
+  WANWU_FUNCTOR_CTOR(SignF)
+  template <class C> WANWU_HD C operator()(C x) const { return C((C(0) < x) - (x < C(0))); }
+};
+struct SquareF {
+  WANWU_FUNCTOR_CTOR(SquareF)
+  template <class C> WANWU_HD C operator()(C x) const { return x * x; }
+};
+struct ExpF {
+  WANWU_FUNCTOR_CTOR(ExpF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::exp(x); }
+};
+struct LogF {
+  WANWU_FUNCTOR_CTOR(LogF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::log(x); }
+};
+struct Log1pF {
+  WANWU_FUNCTOR_CTOR(Log1pF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::log1p(x); }
+};
+struct Expm1F {
+  WANWU_FUNCTOR_CTOR(Expm1F)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::expm1(x); }
+};
+struct SqrtF {
+  WANWU_FUNCTOR_CTOR(SqrtF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::sqrt(x); }
+};
+struct RsqrtF {
+  WANWU_FUNCTOR_CTOR(RsqrtF)
+  template <class C> WANWU_HD C operator()(C x) const { return C(1) / fm::sqrt(x); }
+};
+struct ReciprocalF {
+  WANWU_FUNCTOR_CTOR(ReciprocalF)
+  template <class C> WANWU_HD C operator()(C x) const { return C(1) / x; }
+};
+struct SinF {
+  WANWU_FUNCTOR_CTOR(SinF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::sin(x); }
+};
+struct CosF {
+  WANWU_FUNCTOR_CTOR(CosF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::cos(x); }
+};
+struct FloorF {
+  WANWU_FUNCTOR_CTOR(FloorF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::floor(x); }
+};
+struct CeilF {
+  WANWU_FUNCTOR_CTOR(CeilF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::ceil(x); }
+};
+struct RoundF {  // half to even, like torch.round
+  WANWU_FUNCTOR_CTOR(RoundF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::nearbyint(x); }
+};
+struct TruncF {
+  WANWU_FUNCTOR_CTOR(TruncF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::trunc(x); }
+};
+struct ErfF {
+  WANWU_FUNCTOR_CTOR(ErfF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::erf(x); }
+};
+struct PowScalarF {  // x ** p.a
+  WANWU_FUNCTOR_CTOR_P(PowScalarF)
+  template <class C> WANWU_HD C operator()(C x) const {
+    if (p.a == 2.0) return x * x;
+    if (p.a == 1.0) return x;
+    if (p.a == 0.5) return fm::sqrt(x);
+    if (p.a == -1.0) return C(1) / x;
+    return fm::pow(x, C(p.a));
+  }
+};
+struct ClampF {  // into [p.a, p.b]; NaN stays NaN
+  WANWU_FUNCTOR_CTOR_P(ClampF)
+  template <class C> WANWU_HD C operator()(C x) const {
+    if (fm::isnan(x)) return x;
+    const C lo = C(p.a), hi = C(p.b);
+    return x < lo ? lo : (x > hi ? hi : x);
+  }
+};
+struct IsNanF {
+  WANWU_FUNCTOR_CTOR(IsNanF)
+  template <class C> WANWU_HD bool operator()(C x) const { return fm::isnan(x); }
+};
+struct IsFiniteF {
+  WANWU_FUNCTOR_CTOR(IsFiniteF)
+  template <class C> WANWU_HD bool operator()(C x) const { return x - x == C(0); }  // false for Inf, NaN
+};
+struct LogicalNotF {
+  WANWU_FUNCTOR_CTOR(LogicalNotF)
+  template <class C> WANWU_HD bool operator()(C x) const { return x == C(0); }
+};
+
+// activations (forward)
+struct ReluF {
+  WANWU_FUNCTOR_CTOR(ReluF)
+  template <class C> WANWU_HD C operator()(C x) const { return x > C(0) ? x : (fm::isnan(x) ? x : C(0)); }
+};
+struct Relu6F {
+  WANWU_FUNCTOR_CTOR(Relu6F)
+  template <class C> WANWU_HD C operator()(C x) const {
+    return fm::isnan(x) ? x : (x < C(0) ? C(0) : (x > C(6) ? C(6) : x));
+  }
+};
+struct LeakyReluF {  // slope p.a
+  WANWU_FUNCTOR_CTOR_P(LeakyReluF)
+  template <class C> WANWU_HD C operator()(C x) const { return x > C(0) ? x : x * C(p.a); }
+};
+struct SigmoidF {
+  WANWU_FUNCTOR_CTOR(SigmoidF)
+  template <class C> WANWU_HD C operator()(C x) const { return C(1) / (C(1) + fm::exp(-x)); }
+};
+struct TanhF {
+  WANWU_FUNCTOR_CTOR(TanhF)
+  template <class C> WANWU_HD C operator()(C x) const { return fm::tanh(x); }
+};
+struct SiluF {
+  WANWU_FUNCTOR_CTOR(SiluF)
+  template <class C> WANWU_HD C operator()(C x) const { return x / (C(1) + fm::exp(-x)); }
+};
+// GELU: x * Phi(x). Phi is written with erfc and the tanh form with a sigmoid,
+// 0.5 (1 + tanh u) = 1 / (1 + e^{-2u}), so neither cancels for negative x.
+struct GeluF {
+  WANWU_FUNCTOR_CTOR(GeluF)
+  template <class C> WANWU_HD C operator()(C x) const {
+    return C(0.5) * x * fm::erfc(-x * C(0.70710678118654752440));
+  }
+};
+struct GeluTanhF {  // PyTorch's approximate="tanh"
+  WANWU_FUNCTOR_CTOR(GeluTanhF)
+  template <class C> WANWU_HD C operator()(C x) const {
+    const C u = C(0.79788456080286535588) * (x + C(0.044715) * x * x * x);  // sqrt(2/pi) (x + c x^3)
+    return x / (C(1) + fm::exp(C(-2) * u));
+  }
+};
+struct HardswishF {
+  WANWU_FUNCTOR_CTOR(HardswishF)
+  template <class C> WANWU_HD C operator()(C x) const {
+    const C r = x + C(3);
+    return x * (r < C(0) ? C(0) : (r > C(6) ? C(6) : r)) / C(6);
+  }
+};
+struct HardsigmoidF {
+  WANWU_FUNCTOR_CTOR(HardsigmoidF)
+  template <class C> WANWU_HD C operator()(C x) const {
+    const C r = x + C(3);
+    return (r < C(0) ? C(0) : (r > C(6) ? C(6) : r)) / C(6);
+  }
+};
+struct SoftplusF {  // beta p.a, threshold p.b
+  WANWU_FUNCTOR_CTOR_P(SoftplusF)
+  template <class C> WANWU_HD C operator()(C x) const {
+    const C bx = x * C(p.a);
+    return bx > C(p.b) ? x : fm::log1p(fm::exp(bx)) / C(p.a);
+  }
+};
+
+// ---- binary ----
+struct AddF {
+  WANWU_FUNCTOR_CTOR(AddF)
+  template <class C> WANWU_HD C operator()(C x, C y) const { return x + y; }
+};
+struct AddScaledF {  // x + p.a * y (PyTorch's add/sub with alpha)
+  WANWU_FUNCTOR_CTOR_P(AddScaledF)
+  template <class C> WANWU_HD C operator()(C x, C y) const { return x + C(p.a) * y; }
+};
+struct SubF {
+  WANWU_FUNCTOR_CTOR(SubF)
+  template <class C> WANWU_HD C operator()(C x, C y) const { return x - y; }
+};
+struct MulF {
+  WANWU_FUNCTOR_CTOR(MulF)
+  template <class C> WANWU_HD C operator()(C x, C y) const {
+    if constexpr (std::is_same_v<C, bool>) return x && y;
+    else return x * y;
+  }
+};
+struct DivF {
+  WANWU_FUNCTOR_CTOR(DivF)
+  template <class C> WANWU_HD C operator()(C x, C y) const { return x / y; }
+};
+struct MaximumF {  // NaN-propagating
+  WANWU_FUNCTOR_CTOR(MaximumF)
+  template <class C> WANWU_HD C operator()(C x, C y) const {
+    if (fm::isnan(x)) return x;
+    if (fm::isnan(y)) return y;
+    return x > y ? x : y;
+  }
+};
+struct MinimumF {
+  WANWU_FUNCTOR_CTOR(MinimumF)
+  template <class C> WANWU_HD C operator()(C x, C y) const {
+    if (fm::isnan(x)) return x;
+    if (fm::isnan(y)) return y;
+    return x < y ? x : y;
+  }
+};
+struct PowF {
+  WANWU_FUNCTOR_CTOR(PowF)
+  template <class C> WANWU_HD C operator()(C x, C y) const { return fm::pow(x, y); }
+};
+struct EqF {
+  WANWU_FUNCTOR_CTOR(EqF)
+  template <class C> WANWU_HD bool operator()(C x, C y) const { return x == y; }
+};
+struct NeF {
+  WANWU_FUNCTOR_CTOR(NeF)
+  template <class C> WANWU_HD bool operator()(C x, C y) const { return x != y; }
+};
+struct LtF {
+  WANWU_FUNCTOR_CTOR(LtF)
+  template <class C> WANWU_HD bool operator()(C x, C y) const { return x < y; }
+};
+struct LeF {
+  WANWU_FUNCTOR_CTOR(LeF)
+  template <class C> WANWU_HD bool operator()(C x, C y) const { return x <= y; }
+};
+struct GtF {
+  WANWU_FUNCTOR_CTOR(GtF)
+  template <class C> WANWU_HD bool operator()(C x, C y) const { return x > y; }
+};
+struct GeF {
+  WANWU_FUNCTOR_CTOR(GeF)
+  template <class C> WANWU_HD bool operator()(C x, C y) const { return x >= y; }
+};
+struct LogicalAndF {
+  WANWU_FUNCTOR_CTOR(LogicalAndF)
+  template <class C> WANWU_HD bool operator()(C x, C y) const { return x != C(0) && y != C(0); }
+};
+struct LogicalOrF {
+  WANWU_FUNCTOR_CTOR(LogicalOrF)
+  template <class C> WANWU_HD bool operator()(C x, C y) const { return x != C(0) || y != C(0); }
+};
+
+// Activation backward, (grad, x) -> grad_in unless noted (grad, y) with y the forward output.
+struct ReluBackwardF {  // (g, y)
+  WANWU_FUNCTOR_CTOR(ReluBackwardF)
+  template <class C> WANWU_HD C operator()(C g, C y) const { return y > C(0) ? g : C(0); }
+};
+struct Relu6BackwardF {  // hardtanh(0, 6): gradient inside the open interval
+  WANWU_FUNCTOR_CTOR(Relu6BackwardF)
+  template <class C> WANWU_HD C operator()(C g, C x) const { return x > C(0) && x < C(6) ? g : C(0); }
+};
+struct LeakyReluBackwardF {
+  WANWU_FUNCTOR_CTOR_P(LeakyReluBackwardF)
+  template <class C> WANWU_HD C operator()(C g, C x) const { return x > C(0) ? g : g * C(p.a); }
+};
+struct SigmoidBackwardF {  // (g, y)
+  WANWU_FUNCTOR_CTOR(SigmoidBackwardF)
+  template <class C> WANWU_HD C operator()(C g, C y) const { return g * y * (C(1) - y); }
+};
+struct TanhBackwardF {  // (g, y)
+  WANWU_FUNCTOR_CTOR(TanhBackwardF)
+  template <class C> WANWU_HD C operator()(C g, C y) const { return g * (C(1) - y * y); }
+};
+struct SiluBackwardF {
+  WANWU_FUNCTOR_CTOR(SiluBackwardF)
+  template <class C> WANWU_HD C operator()(C g, C x) const {
+    const C s = C(1) / (C(1) + fm::exp(-x));
+    return g * s * (C(1) + x * (C(1) - s));
+  }
+};
+struct GeluBackwardF {
+  WANWU_FUNCTOR_CTOR(GeluBackwardF)
+  template <class C> WANWU_HD C operator()(C g, C x) const {
+    const C cdf = C(0.5) * fm::erfc(-x * C(0.70710678118654752440));
+    const C pdf = fm::exp(C(-0.5) * x * x) * C(0.39894228040143267794);  // 1/sqrt(2 pi)
+    return g * (cdf + x * pdf);
+  }
+};
+struct GeluTanhBackwardF {
+  WANWU_FUNCTOR_CTOR(GeluTanhBackwardF)
+  template <class C> WANWU_HD C operator()(C g, C x) const {
+    const C k = C(0.79788456080286535588), c = C(0.044715);
+    const C s = C(1) / (C(1) + fm::exp(C(-2) * k * (x + c * x * x * x)));  // 0.5 (1 + tanh u)
+    const C du = k * (C(1) + C(3) * c * x * x);
+    return g * (s + C(2) * x * s * (C(1) - s) * du);
+  }
+};
+struct HardswishBackwardF {
+  WANWU_FUNCTOR_CTOR(HardswishBackwardF)
+  template <class C> WANWU_HD C operator()(C g, C x) const {
+    if (x < C(-3)) return C(0);
+    if (x <= C(3)) return g * (x / C(3) + C(0.5));
+    return g;
+  }
+};
+struct HardsigmoidBackwardF {
+  WANWU_FUNCTOR_CTOR(HardsigmoidBackwardF)
+  template <class C> WANWU_HD C operator()(C g, C x) const { return x > C(-3) && x < C(3) ? g / C(6) : C(0); }
+};
+struct SoftplusBackwardF {  // beta p.a, threshold p.b
+  WANWU_FUNCTOR_CTOR_P(SoftplusBackwardF)
+  template <class C> WANWU_HD C operator()(C g, C x) const {
+    const C bx = x * C(p.a);
+    if (bx > C(p.b)) return g;
+    const C z = fm::exp(bx);
+    return g * z / (z + C(1));
+  }
+};
+struct ClampBackwardF {  // gradient where p.a <= x <= p.b
+  WANWU_FUNCTOR_CTOR_P(ClampBackwardF)
+  template <class C> WANWU_HD C operator()(C g, C x) const { return x >= C(p.a) && x <= C(p.b) ? g : C(0); }
+};
+
+#undef WANWU_FUNCTOR_CTOR
+#undef WANWU_FUNCTOR_CTOR_P
+
+// Which dtypes an op accepts. `numeric` excludes bool; `floating` is f32/f64/f16/bf16.
+enum class OpDTypes : uint8_t { all, numeric, floating };
+// What an op outputs: the input dtype, or bool.
+enum class OpOut : uint8_t { same, boolean };
+
+// X(Name, Functor, OpDTypes, OpOut)
+#define WANWU_UNARY_OPS(X)                              \
+  X(neg, NegF, numeric, same)                           \
+  X(abs, AbsF, numeric, same)                           \
+  X(sign, SignF, numeric, same)                         \
+  X(square, SquareF, numeric, same)                     \
+  X(exp, ExpF, floating, same)                          \
+  X(log, LogF, floating, same)                          \
+  X(log1p, Log1pF, floating, same)                      \
+  X(expm1, Expm1F, floating, same)                      \
+  X(sqrt, SqrtF, floating, same)                        \
+  X(rsqrt, RsqrtF, floating, same)                      \
+  X(reciprocal, ReciprocalF, floating, same)            \
+  X(sin, SinF, floating, same)                          \
+  X(cos, CosF, floating, same)                          \
+  X(floor, FloorF, floating, same)                      \
+  X(ceil, CeilF, floating, same)                        \
+  X(round, RoundF, floating, same)                      \
+  X(trunc, TruncF, floating, same)                      \
+  X(erf, ErfF, floating, same)                          \
+  X(pow_scalar, PowScalarF, floating, same)             \
+  X(clamp, ClampF, numeric, same)                       \
+  X(isnan, IsNanF, floating, boolean)                   \
+  X(isfinite, IsFiniteF, floating, boolean)             \
+  X(logical_not, LogicalNotF, all, boolean)             \
+  X(relu, ReluF, numeric, same)                         \
+  X(relu6, Relu6F, floating, same)                      \
+  X(leaky_relu, LeakyReluF, floating, same)             \
+  X(sigmoid, SigmoidF, floating, same)                  \
+  X(tanh, TanhF, floating, same)                        \
+  X(silu, SiluF, floating, same)                        \
+  X(gelu, GeluF, floating, same)                        \
+  X(gelu_tanh, GeluTanhF, floating, same)               \
+  X(hardswish, HardswishF, floating, same)              \
+  X(hardsigmoid, HardsigmoidF, floating, same)          \
+  X(softplus, SoftplusF, floating, same)
+
+#define WANWU_BINARY_OPS(X)                                 \
+  X(add, AddF, all, same)                                   \
+  X(add_scaled, AddScaledF, numeric, same)                  \
+  X(sub, SubF, numeric, same)                               \
+  X(mul, MulF, all, same)                                   \
+  X(div, DivF, floating, same)                              \
+  X(maximum, MaximumF, all, same)                           \
+  X(minimum, MinimumF, all, same)                           \
+  X(pow, PowF, floating, same)                              \
+  X(eq, EqF, all, boolean)                                  \
+  X(ne, NeF, all, boolean)                                  \
+  X(lt, LtF, all, boolean)                                  \
+  X(le, LeF, all, boolean)                                  \
+  X(gt, GtF, all, boolean)                                  \
+  X(ge, GeF, all, boolean)                                  \
+  X(logical_and, LogicalAndF, all, boolean)                 \
+  X(logical_or, LogicalOrF, all, boolean)                   \
+  X(relu_backward, ReluBackwardF, floating, same)           \
+  X(relu6_backward, Relu6BackwardF, floating, same)         \
+  X(leaky_relu_backward, LeakyReluBackwardF, floating, same) \
+  X(sigmoid_backward, SigmoidBackwardF, floating, same)     \
+  X(tanh_backward, TanhBackwardF, floating, same)           \
+  X(silu_backward, SiluBackwardF, floating, same)           \
+  X(gelu_backward, GeluBackwardF, floating, same)           \
+  X(gelu_tanh_backward, GeluTanhBackwardF, floating, same)  \
+  X(hardswish_backward, HardswishBackwardF, floating, same) \
+  X(hardsigmoid_backward, HardsigmoidBackwardF, floating, same) \
+  X(softplus_backward, SoftplusBackwardF, floating, same)   \
+  X(clamp_backward, ClampBackwardF, floating, same)
+
+#define WANWU_OP_ENUM_ENTRY(name, F, dt, out) name,
+enum class UnaryOp : uint8_t { WANWU_UNARY_OPS(WANWU_OP_ENUM_ENTRY) };
+enum class BinaryOp : uint8_t { WANWU_BINARY_OPS(WANWU_OP_ENUM_ENTRY) };
+#undef WANWU_OP_ENUM_ENTRY
+
+#define WANWU_OP_NAME_CASE(name, F, dt, out) \
+  case Op::name: return #name;
+inline const char* op_name(UnaryOp op) {
+  using Op = UnaryOp;
+  switch (op) { WANWU_UNARY_OPS(WANWU_OP_NAME_CASE) }
+  return "?";
+}
+inline const char* op_name(BinaryOp op) {
+  using Op = BinaryOp;
+  switch (op) { WANWU_BINARY_OPS(WANWU_OP_NAME_CASE) }
+  return "?";
+}
+#undef WANWU_OP_NAME_CASE
+
+#define WANWU_OP_TRAITS_CASE(name, F, dt, out) \
+  case Op::name: return {OpDTypes::dt, OpOut::out};
+struct OpTraits {
+  OpDTypes dtypes;
+  OpOut out;
+};
+inline OpTraits op_traits(UnaryOp op) {
+  using Op = UnaryOp;
+  switch (op) { WANWU_UNARY_OPS(WANWU_OP_TRAITS_CASE) }
+  return {OpDTypes::all, OpOut::same};
+}
+inline OpTraits op_traits(BinaryOp op) {
+  using Op = BinaryOp;
+  switch (op) { WANWU_BINARY_OPS(WANWU_OP_TRAITS_CASE) }
+  return {OpDTypes::all, OpOut::same};
+}
+#undef WANWU_OP_TRAITS_CASE
+
+// Reductions: sum and prod accumulate in acc_t (f32 for f16/bf16/f32, f64, i64 for integers) and
+// output i64 for integer inputs; mean is floating only; max/min propagate NaN; any/all give bool.
+enum class ReduceOp : uint8_t { sum, mean, prod, max, min, any, all };
+enum class ArgReduceOp : uint8_t { argmax, argmin };
+
+inline const char* op_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum: return "sum";
+    case ReduceOp::mean: return "mean";
+    case ReduceOp::prod: return "prod";
+    case ReduceOp::max: return "amax";
+    case ReduceOp::min: return "amin";
+    case ReduceOp::any: return "any";
+    case ReduceOp::all: return "all";
+  }
+  return "?";
+}
+
+}  // namespace wanwu

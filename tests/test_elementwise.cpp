@@ -1,0 +1,202 @@
+// Elementwise ops against independent references (the C library in double precision, hand-worked
+// broadcasting cases), in every dtype that they accept, on contiguous and strided inputs.
+#include <cmath>
+#include <functional>
+
+#include "harness.hpp"
+
+using namespace wanwu;
+using wt::check_close;
+using wt::values;
+
+namespace {
+const std::vector<double> kInputs = {-3.5, -2.0, -1.25, -0.5, -0.1, 0.2, 0.7, 1.0, 1.6, 2.5, 3.9, 7.0};
+const std::vector<double> kPositive = {0.05, 0.2, 0.5, 0.9, 1.0, 1.5, 2.0, 3.3, 10.0, 123.0};
+
+double sigmoid_ref(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+struct UnaryCase {
+  const char* name;
+  std::function<Tensor(const Tensor&)> op;
+  std::function<double(double)> ref;
+  bool positive_only;
+};
+}  // namespace
+
+TEST_CASE("unary math and activations match the C library (f64, f32, f16, bf16)") {
+  const std::vector<UnaryCase> cases = {
+      {"neg", [](const Tensor& x) { return -x; }, [](double x) { return -x; }, false},
+      {"abs", [](const Tensor& x) { return abs(x); }, [](double x) { return std::fabs(x); }, false},
+      {"sign", [](const Tensor& x) { return sign(x); }, [](double x) { return double((x > 0) - (x < 0)); }, false},
+      {"square", [](const Tensor& x) { return square(x); }, [](double x) { return x * x; }, false},
+      {"exp", [](const Tensor& x) { return exp(x); }, [](double x) { return std::exp(x); }, false},
+      {"log", [](const Tensor& x) { return log(x); }, [](double x) { return std::log(x); }, true},
+      {"log1p", [](const Tensor& x) { return log1p(x); }, [](double x) { return std::log1p(x); }, true},
+      {"expm1", [](const Tensor& x) { return expm1(x); }, [](double x) { return std::expm1(x); }, false},
+      {"sqrt", [](const Tensor& x) { return sqrt(x); }, [](double x) { return std::sqrt(x); }, true},
+      {"rsqrt", [](const Tensor& x) { return rsqrt(x); }, [](double x) { return 1 / std::sqrt(x); }, true},
+      {"reciprocal", [](const Tensor& x) { return reciprocal(x); }, [](double x) { return 1 / x; }, true},
+      {"sin", [](const Tensor& x) { return sin(x); }, [](double x) { return std::sin(x); }, false},
+      {"cos", [](const Tensor& x) { return cos(x); }, [](double x) { return std::cos(x); }, false},
+      {"floor", [](const Tensor& x) { return floor(x); }, [](double x) { return std::floor(x); }, false},
+      {"ceil", [](const Tensor& x) { return ceil(x); }, [](double x) { return std::ceil(x); }, false},
+      {"round", [](const Tensor& x) { return round(x); }, [](double x) { return std::nearbyint(x); }, false},
+      {"trunc", [](const Tensor& x) { return trunc(x); }, [](double x) { return std::trunc(x); }, false},
+      {"erf", [](const Tensor& x) { return erf(x); }, [](double x) { return std::erf(x); }, false},
+      {"pow 3", [](const Tensor& x) { return pow(x, 3); }, [](double x) { return x * x * x; }, false},
+      {"pow 0.5", [](const Tensor& x) { return pow(x, 0.5); }, [](double x) { return std::sqrt(x); }, true},
+      {"pow -1.5", [](const Tensor& x) { return pow(x, -1.5); }, [](double x) { return std::pow(x, -1.5); }, true},
+      {"clamp", [](const Tensor& x) { return clamp(x, -1.0, 2.0); }, [](double x) { return std::clamp(x, -1.0, 2.0); }, false},
+      {"clamp_min", [](const Tensor& x) { return clamp_min(x, 0.5); }, [](double x) { return std::max(x, 0.5); }, false},
+      {"relu", [](const Tensor& x) { return relu(x); }, [](double x) { return std::max(x, 0.0); }, false},
+      {"relu6", [](const Tensor& x) { return relu6(x); }, [](double x) { return std::clamp(x, 0.0, 6.0); }, false},
+      {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.2); }, [](double x) { return x > 0 ? x : 0.2 * x; }, false},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, sigmoid_ref, false},
+      {"tanh", [](const Tensor& x) { return tanh(x); }, [](double x) { return std::tanh(x); }, false},
+      {"silu", [](const Tensor& x) { return silu(x); }, [](double x) { return x * sigmoid_ref(x); }, false},
+      {"gelu", [](const Tensor& x) { return gelu(x); },
+       [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }, false},
+      {"gelu tanh", [](const Tensor& x) { return gelu(x, GeluApproximate::tanh); },
+       [](double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }, false},
+      {"hardswish", [](const Tensor& x) { return hardswish(x); },
+       [](double x) { return x * std::clamp(x + 3, 0.0, 6.0) / 6; }, false},
+      {"hardsigmoid", [](const Tensor& x) { return hardsigmoid(x); },
+       [](double x) { return std::clamp(x + 3, 0.0, 6.0) / 6; }, false},
+      {"softplus", [](const Tensor& x) { return softplus(x); }, [](double x) { return std::log1p(std::exp(x)); }, false},
+      {"softplus beta=2 threshold=3", [](const Tensor& x) { return softplus(x, 2.0, 3.0); },
+       [](double x) { return 2 * x > 3 ? x : std::log1p(std::exp(2 * x)) / 2; }, false},
+  };
+  for (const auto& c : cases) {
+    const std::string name = c.name;
+    CAPTURE(name);
+    const auto& in = c.positive_only ? kPositive : kInputs;
+    std::vector<double> want;
+    for (double x : in) want.push_back(c.ref(x));
+    // (dtype, relative tolerance): f16 has an 11-bit significand, bf16 an 8-bit one
+    for (auto [dt, tol] : {std::pair{DType::f64, 1e-14}, {DType::f32, 2e-6}, {DType::f16, 2e-3}, {DType::bf16, 1.6e-2}}) {
+      const std::string dtype = dtype_name(dt);
+      CAPTURE(dtype);
+      // the input rounded to dt is what the op sees
+      const Tensor x = from_vector(in, Shape{static_cast<int64_t>(in.size())}, dt);
+      std::vector<double> want_dt;
+      for (double xv : values(x)) want_dt.push_back(c.ref(xv));
+      const Tensor y = c.op(x);
+      CHECK(y.dtype() == dt);
+      check_close(y, want_dt, tol, tol * 1e-2);
+    }
+  }
+}
+
+TEST_CASE("binary ops broadcast like NumPy") {
+  const Tensor a = tensor({{1.0, 2.0, 3.0}, {4.0, 5.0, 6.0}});  // [2, 3]
+  const Tensor col = tensor({{10.0}, {20.0}});                  // [2, 1]
+  const Tensor row = tensor({100.0, 200.0, 300.0});             // [3]
+  check_close(a + col, {11, 12, 13, 24, 25, 26});
+  check_close(a + row, {101, 202, 303, 104, 205, 306});
+  check_close(col + row, {110, 210, 310, 120, 220, 320});
+  check_close(a - row, {-99, -198, -297, -96, -195, -294});
+  check_close(a * col, {10, 20, 30, 80, 100, 120});
+  check_close(a / col, {0.1, 0.2, 0.3, 0.2, 0.25, 0.3});
+  check_close(add(a, row, 2), {201, 402, 603, 204, 405, 606});
+  check_close(sub(a, row, 0.5), {-49, -98, -147, -46, -95, -144});
+  check_close(2.0 - a, {1, 0, -1, -2, -3, -4});
+  check_close(12.0 / a, {12, 6, 4, 3, 2.4, 2});
+  check_close(pow(a, col / 10.0), {1, 2, 3, 16, 25, 36});
+  check_close(pow(2.0, a), {2, 4, 8, 16, 32, 64});
+  check_close(maximum(a, row / 100.0 * 2.5), {2.5, 5, 7.5, 4, 5, 7.5});
+  check_close(minimum(a, col / 5.0), {1, 2, 2, 4, 4, 4});
+  CHECK((a + col).shape() == Shape{2, 3});
+  CHECK(add(zeros({4, 1, 3}), zeros({2, 1})).shape() == Shape{4, 2, 3});
+  CHECK_THROWS_WITH_AS(a + zeros({2}), doctest::Contains("cannot be broadcast"), ShapeError);
+}
+
+TEST_CASE("strided and transposed operands give the same answer as contiguous ones") {
+  const Tensor a = randn({37, 53}, DType::f64);
+  const Tensor b = randn({53, 37}, DType::f64);
+  const Tensor at = b.t();  // non-contiguous [37, 53]
+  const auto va = values(a), vb = values(at.contiguous());
+  std::vector<double> want;
+  for (size_t i = 0; i < va.size(); ++i) want.push_back(va[i] * vb[i] + va[i]);
+  check_close(a * at + a, want, 1e-15, 0);
+  const Tensor s = a.slice(1, 1, 53, 3);  // step 3
+  check_close(exp(s), values(exp(s.contiguous())), 0, 0);
+  // large enough to run on several threads
+  const Tensor big = randn({1 << 20}, DType::f32);
+  const Tensor r = big * 2.0 + 1.0;
+  const auto vbig = values(big), vr = values(r);
+  for (size_t i = 0; i < vbig.size(); i += 9973) CHECK(vr[i] == static_cast<double>(static_cast<float>(vbig[i]) * 2.0f + 1.0f));
+}
+
+TEST_CASE("integer and bool arithmetic") {
+  const Tensor i = tensor({-7, -1, 0, 3, 8});
+  check_close(i + 1, {-6, 0, 1, 4, 9});
+  check_close(i * i, {49, 1, 0, 9, 64});
+  check_close(abs(i), {7, 1, 0, 3, 8});
+  check_close(i / 2, {-3.5, -0.5, 0, 1.5, 4});
+  check_close(pow(i, 2), {49, 1, 0, 9, 64});
+  check_close(clamp(i, -2, 5), {-2, -1, 0, 3, 5});
+  check_close(relu(i), {0, 0, 0, 3, 8});
+  const Tensor u = tensor({250, 3}).to(DType::u8);
+  check_close(u + 10, {4, 13});  // wraps as uint8
+  const Tensor b = tensor({true, false, true});
+  check_close(b + b, {1, 0, 1});
+  check_close(b * b, {1, 0, 1});
+  check_close(logical_not(b), {0, 1, 0});
+  check_close(logical_and(b, tensor({true, true, false})), {1, 0, 0});
+  check_close(logical_or(b, tensor({false, true, false})), {1, 1, 1});
+}
+
+TEST_CASE("comparisons, where, isnan, isfinite and NaN propagation") {
+  const Tensor a = tensor({1.0, 2.0, 3.0, wt::kNaN});
+  const Tensor b = tensor({3.0, 2.0, 1.0, 1.0});
+  check_close(eq(a, b), {0, 1, 0, 0});
+  check_close(ne(a, b), {1, 0, 1, 1});
+  check_close(lt(a, b), {1, 0, 0, 0});
+  check_close(le(a, b), {1, 1, 0, 0});
+  check_close(gt(a, b), {0, 0, 1, 0});
+  check_close(ge(a, 2), {0, 1, 1, 0});
+  CHECK(eq(a, b).dtype() == DType::boolean);
+  check_close(where(gt(a, 1.5), a, b), {3, 2, 3, 1});
+  check_close(where(gt(a, 1.5), a, -1.0), {-1, 2, 3, -1});
+  check_close(where(tensor({true, false}).unsqueeze(1), tensor({1.0, 2.0}), tensor({{5.0}, {6.0}})), {1, 2, 6, 6});
+  check_close(isnan(a), {0, 0, 0, 1});
+  check_close(isfinite(tensor({1.0, wt::kInf, -wt::kInf, wt::kNaN})), {1, 0, 0, 0});
+  check_close(maximum(a, b), {3, 2, 3, wt::kNaN});
+  check_close(minimum(b, a), {1, 2, 1, wt::kNaN});
+  check_close(clamp(a, 0.0, 2.5), {1, 2, 2.5, wt::kNaN});
+  check_close(relu(tensor({wt::kNaN, -1.0})), {wt::kNaN, 0});
+  CHECK_THROWS_AS(where(tensor({1.0}), a, b), DTypeError);
+  CHECK(allclose(tensor({1.0, wt::kInf}, DType::f64), tensor({1.0 + 1e-9, wt::kInf}, DType::f64)));
+  CHECK_FALSE(allclose(a, a));  // NaN is not close to NaN
+  CHECK_FALSE(allclose(tensor({1.0}), tensor({1.1})));
+}
+
+TEST_CASE("in-place ops write into self, keep its dtype and bump its version") {
+  Tensor x = tensor({1.0, 2.0, 3.0});
+  const auto storage = x.storage();
+  const uint32_t v0 = x.version();
+  x.add_(tensor({1.0, 1.0, 1.0}));
+  x.mul_(2);
+  x.sub_(1);
+  x.div_(tensor({1.0, 2.0, 4.0}));
+  check_close(x, {3, 2.5, 1.75});
+  CHECK(x.storage() == storage);
+  CHECK(x.version() == v0 + 4);
+  x += 1.0;
+  x *= tensor({2.0});
+  x -= x;
+  check_close(x, {0, 0, 0});
+  Tensor r = tensor({-1.0, 2.0});
+  r.relu_();
+  check_close(r, {0, 2});
+  r.clamp_(0.5, 1.5);
+  check_close(r, {0.5, 1.5});
+  Tensor h = ones({3}, DType::f16);
+  h.add_(tensor({0.5, 0.5, 0.5}, DType::f32));  // computed in f32, stored in f16
+  CHECK(h.dtype() == DType::f16);
+  check_close(h, {1.5, 1.5, 1.5});
+  Tensor i = tensor({1, 2});
+  CHECK_THROWS_WITH_AS(i.add_(0.5), doctest::Contains("can't be cast"), DTypeError);
+  Tensor small = zeros({2});
+  CHECK_THROWS_AS(small.add_(zeros({3, 2})), ShapeError);
+}

@@ -1,0 +1,109 @@
+// matmul / mm / bmm / linear against a naive triple loop in double: every torch.matmul shape
+// case (1-D, 2-D, batched with broadcasting), transposed and strided operands, f32/f64/f16/bf16.
+#include "harness.hpp"
+
+using namespace wanwu;
+using wt::check_close;
+using wt::values;
+
+namespace {
+// naive [M,K] @ [K,N] on contiguous values
+std::vector<double> naive_mm(const std::vector<double>& a, const std::vector<double>& b, int64_t M, int64_t K,
+                             int64_t N) {
+  std::vector<double> c(static_cast<size_t>(M * N), 0.0);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t j = 0; j < N; ++j) c[i * N + j] += a[i * K + k] * b[k * N + j];
+  return c;
+}
+}  // namespace
+
+TEST_CASE("mm against a naive loop, with transposed and strided operands") {
+  for (auto [M, K, N] : {std::tuple{1, 1, 1}, {3, 4, 5}, {17, 33, 9}, {64, 128, 32}, {5, 0, 3}}) {
+    CAPTURE(M);
+    CAPTURE(K);
+    CAPTURE(N);
+    const Tensor a = randn({M, K}, DType::f64), b = randn({K, N}, DType::f64);
+    const auto want = naive_mm(values(a), values(b), M, K, N);
+    check_close(mm(a, b), want, 1e-12, 1e-12);
+    // the same matrices stored transposed
+    const Tensor at = a.t().contiguous().t(), bt = b.t().contiguous().t();
+    check_close(mm(at, b), want, 1e-12, 1e-12);
+    check_close(mm(a, bt), want, 1e-12, 1e-12);
+    check_close(mm(at, bt), want, 1e-12, 1e-12);
+  }
+  // a layout BLAS cannot take (column stride 2) is copied first
+  const Tensor wide = randn({6, 10}, DType::f64);
+  const Tensor a = wide.slice(1, 0, 10, 2);  // [6, 5], strides (10, 2)
+  const Tensor b = randn({5, 4}, DType::f64);
+  check_close(mm(a, b), naive_mm(values(a), values(b), 6, 5, 4), 1e-12, 1e-12);
+}
+
+TEST_CASE("matmul shape rules: 1-D promotion and broadcast batches") {
+  const Tensor v = randn({4}, DType::f64), w = randn({4}, DType::f64);
+  const Tensor M = randn({3, 4}, DType::f64), N = randn({4, 2}, DType::f64);
+  const auto vv = values(v), wv = values(w);
+  double dot = 0;
+  for (int i = 0; i < 4; ++i) dot += vv[i] * wv[i];
+  CHECK(matmul(v, w).dim() == 0);
+  CHECK(std::fabs(matmul(v, w).item<double>() - dot) < 1e-12);
+  check_close(matmul(M, v), naive_mm(values(M), vv, 3, 4, 1), 1e-12, 1e-12);
+  CHECK(matmul(M, v).shape() == Shape{3});
+  check_close(matmul(v, N), naive_mm(vv, values(N), 1, 4, 2), 1e-12, 1e-12);
+  CHECK(matmul(v, N).shape() == Shape{2});
+
+  // [2, 1, 3, 4] @ [5, 4, 2] -> [2, 5, 3, 2]
+  const Tensor A = randn({2, 1, 3, 4}, DType::f64), B = randn({5, 4, 2}, DType::f64);
+  const Tensor C = matmul(A, B);
+  CHECK(C.shape() == Shape{2, 5, 3, 2});
+  for (int64_t i = 0; i < 2; ++i)
+    for (int64_t j = 0; j < 5; ++j)
+      check_close(C[i][j], naive_mm(values(A[i][0]), values(B[j]), 3, 4, 2), 1e-12, 1e-12);
+  // batch @ 2-D folds into one GEMM
+  const Tensor X = randn({2, 3, 4}, DType::f64);
+  const Tensor Y = matmul(X, N);
+  CHECK(Y.shape() == Shape{2, 3, 2});
+  check_close(Y[1], naive_mm(values(X[1]), values(N), 3, 4, 2), 1e-12, 1e-12);
+  const Tensor Bb = randn({2, 4, 5}, DType::f64);
+  check_close(bmm(X, Bb)[1], naive_mm(values(X[1]), values(Bb[1]), 3, 4, 5), 1e-12, 1e-12);
+  check_close(bmm(X, Bb.transpose(1, 2).contiguous().transpose(1, 2))[0],
+              naive_mm(values(X[0]), values(Bb[0]), 3, 4, 5), 1e-12, 1e-12);
+}
+
+TEST_CASE("matmul in f32, f16 and bf16 stays within the precision of the dtype") {
+  const Tensor a = randn({32, 48}, DType::f64), b = randn({48, 24}, DType::f64);
+  for (auto [dt, tol] : {std::pair{DType::f32, 1e-5}, {DType::f16, 4e-3}, {DType::bf16, 3e-2}}) {
+    CAPTURE(dt);
+    const Tensor al = a.to(dt), bl = b.to(dt);
+    // reference from the rounded inputs, rounded once at the end
+    const auto want = values(from_vector(naive_mm(values(al), values(bl), 32, 48, 24), {32, 24}, DType::f64).to(dt));
+    const Tensor c = matmul(al, bl);
+    CHECK(c.dtype() == dt);
+    check_close(c, want, tol, tol);
+  }
+}
+
+TEST_CASE("linear: x @ w^T + b for 1-D to 4-D inputs") {
+  const Tensor w = randn({5, 3}, DType::f64), b = randn({5}, DType::f64);
+  const Tensor x = randn({2, 4, 3}, DType::f64);
+  const Tensor y = linear(x, w, b);
+  CHECK(y.shape() == Shape{2, 4, 5});
+  const auto wt_ = values(w.t().contiguous());
+  auto want = naive_mm(values(x), wt_, 8, 3, 5);
+  const auto bv = values(b);
+  for (size_t i = 0; i < want.size(); ++i) want[i] += bv[i % 5];
+  check_close(y, want, 1e-12, 1e-12);
+  check_close(linear(x, w), naive_mm(values(x), wt_, 8, 3, 5), 1e-12, 1e-12);
+  CHECK(linear(randn({3}, DType::f64), w, b).shape() == Shape{5});
+  CHECK_THROWS_WITH_AS(linear(randn({2, 4}, DType::f64), w, b), doctest::Contains("linear"), ShapeError);
+  CHECK_THROWS_AS(linear(x, w, randn({4}, DType::f64)), ShapeError);
+}
+
+TEST_CASE("matmul errors") {
+  CHECK_THROWS_WITH_AS(matmul(zeros({2, 3}), zeros({4, 2})), doctest::Contains("cannot be multiplied"), ShapeError);
+  CHECK_THROWS_AS(matmul(zeros({2, 3}), zeros({3, 2}, DType::f64)), DTypeError);
+  CHECK_THROWS_AS(matmul(tensor({1, 2}), tensor({1, 2})), DTypeError);
+  CHECK_THROWS_AS(matmul(zeros({2, 2, 3}), zeros({3, 3, 2})), ShapeError);
+  CHECK_THROWS_AS(mm(zeros({2}), zeros({2, 2})), ShapeError);
+  CHECK_THROWS_AS(bmm(zeros({2, 2, 2}), zeros({3, 2, 2})), ShapeError);
+}
