@@ -65,7 +65,10 @@ inline Tensor& Tensor::copy_(const Tensor& src) {
   const Shape bshape = broadcast_shapes(src.shape(), shape(), "copy_");
   WANWU_CHECK_SHAPE(bshape == shape(), "copy_: source of shape ", src.shape(), " cannot be broadcast to ", shape());
   Tensor s = src;
-  if (s.device() != device()) s = detail::move_to_device(s.to(dtype()), device());
+  if (s.device() != device())
+    s = detail::move_to_device(s.dtype() == dtype() ? s : detail::copy_as(s, dtype()), device());
+  if (s.storage() == storage() && !(s.storage_offset() == storage_offset() && s.strides() == strides()))
+    s = detail::copy_as(s, s.dtype());  // overlapping source: read from a copy
   const bool record = autograd::any_requires_grad({*this, src});
   {
     const Shape& target = shape();

@@ -447,10 +447,14 @@ inline void binary_inplace(BinaryOp op, Tensor& self, const Tensor& other, const
   const Shape shape = broadcast_shapes(self.shape(), other.shape(), name);
   WANWU_CHECK_SHAPE(shape == self.shape(), name, ": output with shape ", self.shape(),
                     " doesn't match the broadcast shape ", shape);
+  // An operand that overlaps self without being self (x[1:] += x[:-1]) is read from a copy.
+  const bool overlaps = other.defined() && other.storage() == self.storage() &&
+                        !(other.storage_offset() == self.storage_offset() && other.strides() == self.strides());
+  const Tensor src = overlaps ? copy_as(other, other.dtype()) : other;
   if (rt == self.dtype()) {
-    binary_raw(op, self, other, rt, p, self);
+    binary_raw(op, self, src, rt, p, self);
   } else {  // compute in the wider type, store back in self's dtype
-    const Tensor tmp = binary_raw(op, self, other, rt, p);
+    const Tensor tmp = binary_raw(op, self, src, rt, p);
     backend_for(self.device()).copy(self, tmp);
   }
   self.bump_version();

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: install dependencies, configure (Release), build with 2 jobs, run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j2
+ctest --test-dir build --output-on-failure -j2
