@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "../backend.hpp"
 #include "parallel.hpp"
 
 namespace wanwu::cpu {
@@ -68,6 +69,35 @@ void gemm_blas_typed(T* out, const Tensor& a, const Tensor& b, double alpha, dou
   } else {
     for (int64_t i = 0; i < B; ++i) one(i);
   }
+}
+
+// A contiguous copy of t with dtype dt. It goes through the Backend interface, so this family
+// does not compile its own copy of the conversion kernels.
+inline Tensor contiguous_as(const Tensor& t, DType dt) {
+  Tensor out = empty_tensor(t.shape(), dt, t.device());
+  cpu_backend().copy(out, t);
+  return out;
+}
+
+inline void gemm(const Tensor& out, const Tensor& a, const Tensor& b, double alpha, double beta) {
+  const DType dt = out.dtype();
+  auto blas_ready = [](const Tensor& t) {
+    return blas_layout(t.size(1), t.size(2), t.stride(1), t.stride(2)).has_value();
+  };
+  if (dt == DType::f32 || dt == DType::f64) {
+    const Tensor ac = blas_ready(a) ? a : contiguous_as(a, dt);
+    const Tensor bc = blas_ready(b) ? b : contiguous_as(b, dt);
+    if (dt == DType::f32) gemm_blas_typed<float>(static_cast<float*>(out.data_ptr()), ac, bc, alpha, beta);
+    else gemm_blas_typed<double>(static_cast<double*>(out.data_ptr()), ac, bc, alpha, beta);
+    return;
+  }
+  WANWU_CHECK_DTYPE(dt == DType::f16 || dt == DType::bf16, "matmul: dtype ", dt,
+                    " is not supported (floating types only)");
+  // 16-bit floats: f32 math, one rounding at the end (what the CUDA path's f32 accumulation gives).
+  const Tensor af = contiguous_as(a, DType::f32), bf = contiguous_as(b, DType::f32);
+  Tensor of = beta == 0.0 ? empty_tensor(out.shape(), DType::f32, out.device()) : contiguous_as(out, DType::f32);
+  gemm_blas_typed<float>(static_cast<float*>(of.data_ptr()), af, bf, alpha, beta);
+  cpu_backend().copy(out, of);
 }
 
 }  // namespace wanwu::cpu

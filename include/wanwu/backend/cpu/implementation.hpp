@@ -1,6 +1,6 @@
 // For programs built with WANWU_CPU_BACKEND_EXTERN: include this header in exactly one .cpp to
-// compile the CPU kernels once, instead of in every translation unit. CMake's
-// `wanwu::cpu_backend` library target does exactly that.
+// compile the CPU backend there. To spread the work over several TUs (and cores), include each
+// of methods/*.hpp in its own .cpp instead — CMake's wanwu::cpu_backend does that.
 #pragma once
 
 #if !defined(WANWU_CPU_BACKEND_EXTERN)
@@ -8,11 +8,9 @@
 #endif
 
 #include "../../wanwu.hpp"
-#include "cpu_backend.hpp"
-
-namespace wanwu {
-Backend& cpu_backend() {
-  static CpuBackend backend;
-  return backend;
-}
-}  // namespace wanwu
+#include "methods/binary.hpp"
+#include "methods/copy.hpp"
+#include "methods/core.hpp"
+#include "methods/linalg_index.hpp"
+#include "methods/reduce.hpp"
+#include "methods/unary.hpp"
