@@ -1,6 +1,6 @@
 // An MLP trained from scratch with nothing but tensors and autograd: three interleaved spirals
-// (a classic non-linear toy problem), a 2-64-64-3 ReLU network, cross-entropy written from
-// primitives, and SGD with momentum written by hand. Prints the loss curve, train and
+// (a classic non-linear toy problem), a 2-64-64-3 ReLU network, cross-entropy, and SGD with
+// momentum written by hand. Prints the loss curve, train and
 // validation accuracy and the validation confusion matrix.
 //
 //   mlp_from_scratch [--steps N] [--seed S]
@@ -32,11 +32,6 @@ static void make_spirals(int64_t n, int64_t classes, Generator& g, Tensor& x, Te
     }
   x = from_vector(xs, {n * classes, 2});
   y = from_vector(ys, {n * classes});
-}
-
-static Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
-  const Tensor log_probs = logits - logsumexp(logits, {1}, KeepDim::yes);
-  return -gather(log_probs, 1, target.unsqueeze(1)).mean();
 }
 
 int main(int argc, char** argv) {

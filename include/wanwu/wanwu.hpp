@@ -35,6 +35,16 @@
 #include "ops/linalg.hpp"
 #include "ops/shape.hpp"
 #include "ops/index.hpp"
+#include "ops/options.hpp"
+#include "ops/conv.hpp"
+#include "ops/pool.hpp"
+#include "ops/norm.hpp"
+#include "ops/softmax.hpp"
+#include "ops/loss.hpp"
+#include "ops/dropout.hpp"
+#include "ops/attention.hpp"
+#include "ops/pad.hpp"
+#include "ops/interpolate.hpp"
 
 // the backward engine and the Tensor autograd methods; printing
 #include "autograd/engine.hpp"

@@ -24,9 +24,7 @@ inline SavedTensor::SavedTensor(const Tensor& t) {
 }
 
 inline Tensor SavedTensor::get() const {
-  WANWU_CHECK_T(AutogradError, data_.defined(),
-                "backward: a saved tensor was freed; trying to backward through the graph a second time? Pass "
-                "RetainGraph::yes to the first backward() if you need to");
+  if (!data_.defined()) return data_;  // an optional input that was not given
   WANWU_CHECK_T(AutogradError, data_.version() == version_,
                 "backward: a tensor of shape ", data_.shape(), " (", data_.dtype(),
                 ") needed for gradient computation was modified by an in-place operation: it is at version ",

@@ -114,7 +114,8 @@ class SavedTensor {
  public:
   SavedTensor() = default;
   explicit SavedTensor(const Tensor& t);
-  // Throws AutogradError if the tensor was modified in place since it was saved.
+  // Throws AutogradError if the tensor was modified in place since it was saved; an undefined
+  // tensor (an optional input that was not given) comes back undefined.
   Tensor get() const;
   bool defined() const { return data_.defined(); }
 

@@ -18,6 +18,36 @@
 
 namespace wanwu {
 
+// 2-D convolution over NHWC input [N,H,W,C] with weight [O,kH,kW,C/groups] (DESIGN D4). Padding
+// may be asymmetric (PyTorch's padding="same" with an even kernel pads the end by one more).
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+};
+
+// Pooling windows over NHWC input; the output size (ceil_mode included) is decided by the op.
+struct Pool2dParams {
+  int64_t kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  bool count_include_pad = true;  // avg_pool2d
+  int64_t divisor_override = 0;   // avg_pool2d; 0: none
+};
+
+enum class SoftmaxKind : uint8_t { softmax, log_softmax };
+enum class AlignCorners : uint8_t { no, yes };
+
+// scaled_dot_product_attention on [B,H,L,D] queries and [B,H,S,D] keys/values.
+struct AttentionParams {
+  double scale = 1.0;
+  double dropout_p = 0.0;
+  bool causal = false;
+  uint64_t seed = 0, offset = 0;  // Philox stream of the dropout mask
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -59,6 +89,53 @@ class Backend {
 
   // Fills out (contiguous) with element i = random_value(p, i, wide) (core/rng.hpp).
   virtual void random(const Tensor& out, const RandomParams& p, bool wide) = 0;
+
+  // ---- vision and transformer kernels; all tensors contiguous unless noted ----
+  // out [N,Ho,Wo,O] = conv(x [N,H,W,C], w [O,kH,kW,C/g]) (+ bias [O], may be undefined)
+  virtual void conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
+                              const Conv2dParams& p) = 0;
+  virtual void conv2d_backward_input(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w,
+                                     const Conv2dParams& p) = 0;
+  virtual void conv2d_backward_weight(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x,
+                                      const Conv2dParams& p) = 0;
+  // indices (i64, out's shape): ih * W + iw of each maximum, per channel (PyTorch's convention)
+  virtual void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
+                                  const Pool2dParams& p) = 0;
+  virtual void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) = 0;
+  virtual void avg_pool2d_forward(const Tensor& out, const Tensor& x, const Pool2dParams& p) = 0;
+  virtual void avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Pool2dParams& p) = 0;
+  virtual void adaptive_avg_pool2d_forward(const Tensor& out, const Tensor& x) = 0;
+  virtual void adaptive_avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out) = 0;
+  // Batch statistics over all dims but the last (channels): y, the mean [C] and the biased
+  // variance [C] (f32, or f64 for f64 input). weight and bias may be undefined (1 and 0).
+  virtual void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x,
+                                  const Tensor& weight, const Tensor& bias, double eps) = 0;
+  // Any of grad_x, grad_w, grad_b may be undefined (not wanted); invstd = 1 / sqrt(var + eps).
+  // A weight-less norm passes an undefined weight.
+  virtual void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b,
+                                   const Tensor& grad_y, const Tensor& x, const Tensor& weight,
+                                   const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  // Normalizes rows of x viewed as [R, M]; mean and rstd are [R] (f32, or f64 for f64 input).
+  // weight/bias [M] may be undefined; in the backward, undefined outputs are not computed.
+  virtual void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                                  const Tensor& weight, const Tensor& bias, double eps) = 0;
+  virtual void layer_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b,
+                                   const Tensor& grad_y, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                                   const Tensor& rstd) = 0;
+  virtual void softmax_forward(const Tensor& out, const Tensor& x, int dim, SoftmaxKind kind) = 0;
+  virtual void softmax_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& out, int dim,
+                                SoftmaxKind kind) = 0;
+  // q [B,H,L,D], k/v [B,H,S,D]: any strides with stride 1 along D. mask: undefined, bool (true =
+  // attend) or floating (added), broadcast to [B,H,L,S] by strides. lse [B,H,L] f32/f64.
+  virtual void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, const Tensor& mask, const AttentionParams& p) = 0;
+  virtual void attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v,
+                                  const Tensor& grad_out, const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse, const Tensor& mask,
+                                  const AttentionParams& p) = 0;
+  // Bilinear resize of NHWC x [N,H,W,C] to out [N,Ho,Wo,C] (PyTorch's upsample_bilinear2d).
+  virtual void interpolate_bilinear_forward(const Tensor& out, const Tensor& x, AlignCorners align) = 0;
+  virtual void interpolate_bilinear_backward(const Tensor& grad_x, const Tensor& grad_out, AlignCorners align) = 0;
 };
 
 // ---- registry ----

@@ -47,6 +47,42 @@ class CpuBackend final : public Backend {
   void index_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) override;
   void gather(const Tensor& out, const Tensor& in, int dim, const Tensor& index) override;
   void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) override;
+
+  void conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
+                      const Conv2dParams& p) override;  // methods/conv.hpp
+  void conv2d_backward_input(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w,
+                             const Conv2dParams& p) override;
+  void conv2d_backward_weight(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x,
+                              const Conv2dParams& p) override;
+
+  void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
+                          const Pool2dParams& p) override;  // methods/pool.hpp
+  void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) override;
+  void avg_pool2d_forward(const Tensor& out, const Tensor& x, const Pool2dParams& p) override;
+  void avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Pool2dParams& p) override;
+  void adaptive_avg_pool2d_forward(const Tensor& out, const Tensor& x) override;
+  void adaptive_avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out) override;
+  void interpolate_bilinear_forward(const Tensor& out, const Tensor& x, AlignCorners align) override;
+  void interpolate_bilinear_backward(const Tensor& grad_x, const Tensor& grad_out, AlignCorners align) override;
+
+  void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x,
+                          const Tensor& weight, const Tensor& bias, double eps) override;  // methods/norm.hpp
+  void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
+                           const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+                           const Tensor& save_invstd) override;
+  void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                          const Tensor& weight, const Tensor& bias, double eps) override;
+  void layer_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
+                           const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd) override;
+  void softmax_forward(const Tensor& out, const Tensor& x, int dim, SoftmaxKind kind) override;
+  void softmax_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& out, int dim,
+                        SoftmaxKind kind) override;
+
+  void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                         const Tensor& mask, const AttentionParams& p) override;  // methods/attention.hpp
+  void attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const Tensor& grad_out,
+                          const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                          const Tensor& mask, const AttentionParams& p) override;
 };
 
 }  // namespace wanwu
@@ -58,4 +94,8 @@ class CpuBackend final : public Backend {
 #include "methods/linalg_index.hpp"
 #include "methods/reduce.hpp"
 #include "methods/unary.hpp"
+#include "methods/conv.hpp"
+#include "methods/pool.hpp"
+#include "methods/norm.hpp"
+#include "methods/attention.hpp"
 #endif

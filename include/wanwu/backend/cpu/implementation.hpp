@@ -14,3 +14,7 @@
 #include "methods/linalg_index.hpp"
 #include "methods/reduce.hpp"
 #include "methods/unary.hpp"
+#include "methods/conv.hpp"
+#include "methods/pool.hpp"
+#include "methods/norm.hpp"
+#include "methods/attention.hpp"

@@ -1,0 +1,130 @@
+// CpuBackend: batch norm, layer norm, softmax / log_softmax (kernels in ../norm.hpp, ../softmax.hpp).
+#pragma once
+
+#include "../cpu_backend.hpp"
+#include "../f32_bridge.hpp"
+#include "../norm.hpp"
+#include "../softmax.hpp"
+
+namespace wanwu {
+
+WANWU_CPU_METHOD void CpuBackend::batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var,
+                                                     const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                                     double eps) {
+  cpu::dispatch_f32_f64(
+      y.dtype(), "batch_norm",
+      [&] {
+        const Tensor yf = cpu::widened_buffer(y);
+        batch_norm_forward(yf, mean, var, cpu::widen(x), cpu::widen(weight), cpu::widen(bias), eps);
+        cpu::narrow_into(y, yf);
+      },
+      [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const int64_t C = x.size(-1), M = x.numel() / std::max<int64_t>(C, 1);
+        cpu::batch_norm_forward_typed<T, T>(static_cast<T*>(y.data_ptr()), static_cast<T*>(mean.data_ptr()),
+                                            static_cast<T*>(var.data_ptr()), static_cast<const T*>(x.data_ptr()),
+                                            cpu::ptr_or_null<const T>(weight), cpu::ptr_or_null<const T>(bias), M, C,
+                                            eps);
+      });
+}
+
+WANWU_CPU_METHOD void CpuBackend::batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w,
+                                                      const Tensor& grad_b, const Tensor& grad_y, const Tensor& x,
+                                                      const Tensor& weight, const Tensor& save_mean,
+                                                      const Tensor& save_invstd) {
+  cpu::dispatch_f32_f64(
+      x.dtype(), "batch_norm backward",
+      [&] {
+        const Tensor gx = cpu::widened_buffer(grad_x), gw = cpu::widened_buffer(grad_w),
+                     gb = cpu::widened_buffer(grad_b);
+        batch_norm_backward(gx, gw, gb, cpu::widen(grad_y), cpu::widen(x), cpu::widen(weight), save_mean,
+                            save_invstd);
+        cpu::narrow_into(grad_x, gx);
+        cpu::narrow_into(grad_w, gw);
+        cpu::narrow_into(grad_b, gb);
+      },
+      [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const int64_t C = x.size(-1), M = x.numel() / std::max<int64_t>(C, 1);
+        cpu::batch_norm_backward_typed<T, T>(
+            cpu::ptr_or_null<T>(grad_x), cpu::ptr_or_null<T>(grad_w), cpu::ptr_or_null<T>(grad_b),
+            static_cast<const T*>(grad_y.data_ptr()), static_cast<const T*>(x.data_ptr()),
+            cpu::ptr_or_null<const T>(weight), static_cast<const T*>(save_mean.data_ptr()),
+            static_cast<const T*>(save_invstd.data_ptr()), M, C);
+      });
+}
+
+WANWU_CPU_METHOD void CpuBackend::layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd,
+                                                     const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                                     double eps) {
+  cpu::dispatch_f32_f64(
+      y.dtype(), "layer_norm",
+      [&] {
+        const Tensor yf = cpu::widened_buffer(y);
+        layer_norm_forward(yf, mean, rstd, cpu::widen(x), cpu::widen(weight), cpu::widen(bias), eps);
+        cpu::narrow_into(y, yf);
+      },
+      [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        cpu::layer_norm_forward_typed<T, T>(static_cast<T*>(y.data_ptr()), static_cast<T*>(mean.data_ptr()),
+                                            static_cast<T*>(rstd.data_ptr()), static_cast<const T*>(x.data_ptr()),
+                                            cpu::ptr_or_null<const T>(weight), cpu::ptr_or_null<const T>(bias),
+                                            x.size(0), x.size(1), eps);
+      });
+}
+
+WANWU_CPU_METHOD void CpuBackend::layer_norm_backward(const Tensor& grad_x, const Tensor& grad_w,
+                                                      const Tensor& grad_b, const Tensor& grad_y, const Tensor& x,
+                                                      const Tensor& weight, const Tensor& mean, const Tensor& rstd) {
+  cpu::dispatch_f32_f64(
+      x.dtype(), "layer_norm backward",
+      [&] {
+        const Tensor gx = cpu::widened_buffer(grad_x), gw = cpu::widened_buffer(grad_w),
+                     gb = cpu::widened_buffer(grad_b);
+        layer_norm_backward(gx, gw, gb, cpu::widen(grad_y), cpu::widen(x), cpu::widen(weight), mean, rstd);
+        cpu::narrow_into(grad_x, gx);
+        cpu::narrow_into(grad_w, gw);
+        cpu::narrow_into(grad_b, gb);
+      },
+      [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        cpu::layer_norm_backward_typed<T, T>(
+            cpu::ptr_or_null<T>(grad_x), cpu::ptr_or_null<T>(grad_w), cpu::ptr_or_null<T>(grad_b),
+            static_cast<const T*>(grad_y.data_ptr()), static_cast<const T*>(x.data_ptr()),
+            cpu::ptr_or_null<const T>(weight), static_cast<const T*>(mean.data_ptr()),
+            static_cast<const T*>(rstd.data_ptr()), x.size(0), x.size(1));
+      });
+}
+
+WANWU_CPU_METHOD void CpuBackend::softmax_forward(const Tensor& out, const Tensor& x, int dim, SoftmaxKind kind) {
+  cpu::dispatch_f32_f64(
+      out.dtype(), "softmax",
+      [&] {
+        const Tensor o = cpu::widened_buffer(out);
+        softmax_forward(o, cpu::widen(x), dim, kind);
+        cpu::narrow_into(out, o);
+      },
+      [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        cpu::softmax_forward_typed<T>(static_cast<T*>(out.data_ptr()), static_cast<const T*>(x.data_ptr()),
+                                      cpu::SoftmaxGeom(x.shape(), dim), kind);
+      });
+}
+
+WANWU_CPU_METHOD void CpuBackend::softmax_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& out,
+                                                   int dim, SoftmaxKind kind) {
+  cpu::dispatch_f32_f64(
+      grad_x.dtype(), "softmax backward",
+      [&] {
+        const Tensor gx = cpu::widened_buffer(grad_x);
+        softmax_backward(gx, cpu::widen(grad_out), cpu::widen(out), dim, kind);
+        cpu::narrow_into(grad_x, gx);
+      },
+      [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        cpu::softmax_backward_typed<T>(static_cast<T*>(grad_x.data_ptr()), static_cast<const T*>(grad_out.data_ptr()),
+                                       static_cast<const T*>(out.data_ptr()), cpu::SoftmaxGeom(out.shape(), dim), kind);
+      });
+}
+
+}  // namespace wanwu

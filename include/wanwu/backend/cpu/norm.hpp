@@ -1,0 +1,216 @@
+// CPU normalization kernels: batch norm (statistics per channel, the innermost NHWC axis) and
+// layer norm (statistics per row), forward and fused backward.
+//
+// Batch norm reads x as [M, C]: one pass accumulates per-channel sums of (x - x[0]) and its
+// square in double (the shift by the first row keeps E[x^2] - E[x]^2 from cancelling), a
+// second pass writes y = (x - mean) * scale + bias. The backward is two passes as well: the per-channel
+// sums of dy and dy * (x - mean), then dx. Rows are split across threads with per-thread
+// partial sums, so results do not depend on scheduling.
+#pragma once
+
+#include <cmath>
+#include <vector>
+
+#include "parallel.hpp"
+
+namespace wanwu::cpu {
+
+// Per-thread partial sums over row chunks of an [M, C] matrix: f(row_begin, row_end, acc...).
+struct RowChunks {
+  int chunks;
+  int64_t per;
+  RowChunks(int64_t M, int64_t C) {
+    chunks = parallel_chunks(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)));
+    per = (M + chunks - 1) / chunks;
+  }
+};
+
+template <class T, class S>
+void batch_norm_forward_typed(T* y, S* mean_out, S* var_out, const T* x, const T* w, const T* b, int64_t M,
+                              int64_t C, double eps) {
+  const RowChunks rc(M, C);
+  std::vector<double> s1(static_cast<size_t>(rc.chunks * C), 0.0), s2(static_cast<size_t>(rc.chunks * C), 0.0);
+  const T* shift = x;  // first row
+  parallel_for(rc.chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t ci = cb; ci < ce; ++ci) {
+      double* a1 = s1.data() + ci * C;
+      double* a2 = s2.data() + ci * C;
+      for (int64_t m = ci * rc.per; m < std::min(M, (ci + 1) * rc.per); ++m) {
+        const T* xr = x + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          const double d = static_cast<double>(xr[c]) - static_cast<double>(shift[c]);
+          a1[c] += d;
+          a2[c] += d * d;
+        }
+      }
+    }
+  });
+  // y = ((x - mean_hi) - mean_lo) * scale + bias: the mean split into two T values keeps the
+  // subtraction exact when |mean| >> std (x - mean_hi is exact by Sterbenz's lemma).
+  std::vector<T> scale(static_cast<size_t>(C)), bias(static_cast<size_t>(C));
+  std::vector<T> mhi(static_cast<size_t>(C)), mlo(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    double t1 = 0, t2 = 0;
+    for (int ci = 0; ci < rc.chunks; ++ci) {
+      t1 += s1[ci * C + c];
+      t2 += s2[ci * C + c];
+    }
+    const double dm = t1 / static_cast<double>(M);
+    const double var = std::max(0.0, t2 / static_cast<double>(M) - dm * dm);
+    const double mean = static_cast<double>(shift[c]) + dm;
+    mean_out[c] = static_cast<S>(mean);
+    var_out[c] = static_cast<S>(var);
+    const double sc = (w ? static_cast<double>(w[c]) : 1.0) / std::sqrt(var + eps);
+    scale[c] = static_cast<T>(sc);
+    bias[c] = static_cast<T>(b ? static_cast<double>(b[c]) : 0.0);
+    mhi[c] = static_cast<T>(mean);
+    mlo[c] = static_cast<T>(mean - static_cast<double>(mhi[c]));
+  }
+  parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)), [&](int64_t mb, int64_t me) {
+    for (int64_t m = mb; m < me; ++m) {
+      const T* xr = x + m * C;
+      T* yr = y + m * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) yr[c] = ((xr[c] - mhi[c]) - mlo[c]) * scale[c] + bias[c];
+    }
+  });
+}
+
+template <class T, class S>
+void batch_norm_backward_typed(T* gx, T* gw, T* gb, const T* gy, const T* x, const T* w, const S* mean,
+                               const S* invstd, int64_t M, int64_t C) {
+  const RowChunks rc(M, C);
+  std::vector<double> sdy(static_cast<size_t>(rc.chunks * C), 0.0), sdyx(static_cast<size_t>(rc.chunks * C), 0.0);
+  parallel_for(rc.chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t ci = cb; ci < ce; ++ci) {
+      double* a1 = sdy.data() + ci * C;
+      double* a2 = sdyx.data() + ci * C;
+      for (int64_t m = ci * rc.per; m < std::min(M, (ci + 1) * rc.per); ++m) {
+        const T* xr = x + m * C;
+        const T* gr = gy + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          a1[c] += static_cast<double>(gr[c]);
+          a2[c] += static_cast<double>(gr[c]) * (static_cast<double>(xr[c]) - static_cast<double>(mean[c]));
+        }
+      }
+    }
+  });
+  std::vector<T> k1(static_cast<size_t>(C)), k2(static_cast<size_t>(C)), k3(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    double t1 = 0, t2 = 0;
+    for (int ci = 0; ci < rc.chunks; ++ci) {
+      t1 += sdy[ci * C + c];
+      t2 += sdyx[ci * C + c];
+    }
+    const double is = static_cast<double>(invstd[c]);
+    if (gb) gb[c] = static_cast<T>(t1);
+    if (gw) gw[c] = static_cast<T>(t2 * is);
+    // dx = w * invstd * (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean)))
+    const double wc = w ? static_cast<double>(w[c]) : 1.0;
+    const double inv_m = 1.0 / static_cast<double>(M);
+    k1[c] = static_cast<T>(wc * is);                             // times dy
+    k2[c] = static_cast<T>(wc * is * is * is * t2 * inv_m);      // times (x - mean)
+    k3[c] = static_cast<T>(wc * is * t1 * inv_m);                // constant
+  }
+  if (!gx) return;
+  parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)), [&](int64_t mb, int64_t me) {
+    for (int64_t m = mb; m < me; ++m) {
+      const T* xr = x + m * C;
+      const T* gr = gy + m * C;
+      T* dr = gx + m * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) dr[c] = gr[c] * k1[c] - (xr[c] - static_cast<T>(mean[c])) * k2[c] - k3[c];
+    }
+  });
+}
+
+template <class T, class S>
+void layer_norm_forward_typed(T* y, S* mean_out, S* rstd_out, const T* x, const T* w, const T* b, int64_t R,
+                              int64_t M, double eps) {
+  parallel_for(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(M, 1)), [&](int64_t rb, int64_t re) {
+    for (int64_t r = rb; r < re; ++r) {
+      const T* xr = x + r * M;
+      double s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int64_t m = 0; m < M; ++m) s += static_cast<double>(xr[m]);
+      const double mean = s / static_cast<double>(M);
+      double v = 0;
+#pragma omp simd reduction(+ : v)
+      for (int64_t m = 0; m < M; ++m) {
+        const double d = static_cast<double>(xr[m]) - mean;
+        v += d * d;
+      }
+      const double rstd = 1.0 / std::sqrt(v / static_cast<double>(M) + eps);
+      mean_out[r] = static_cast<S>(mean);
+      rstd_out[r] = static_cast<S>(rstd);
+      T* yr = y + r * M;
+      // mean split in two T values: (x - hi) - lo stays exact when |mean| >> std
+      const T hi = static_cast<T>(mean), lo = static_cast<T>(mean - static_cast<double>(hi));
+      const T rt = static_cast<T>(rstd);
+      if (w && b) {
+#pragma omp simd
+        for (int64_t m = 0; m < M; ++m) yr[m] = ((xr[m] - hi) - lo) * rt * w[m] + b[m];
+      } else {
+        for (int64_t m = 0; m < M; ++m) yr[m] = ((xr[m] - hi) - lo) * rt * (w ? w[m] : T(1)) + (b ? b[m] : T(0));
+      }
+    }
+  });
+}
+
+template <class T, class S>
+void layer_norm_backward_typed(T* gx, T* gw, T* gb, const T* gy, const T* x, const T* w, const S* mean,
+                               const S* rstd, int64_t R, int64_t M) {
+  const int chunks = parallel_chunks(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(M, 1)));
+  const int64_t per = (R + chunks - 1) / chunks;
+  const bool want_wb = gw || gb;
+  std::vector<double> pw(want_wb ? static_cast<size_t>(chunks * M) : 0, 0.0);
+  std::vector<double> pb(want_wb ? static_cast<size_t>(chunks * M) : 0, 0.0);
+  parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t ci = cb; ci < ce; ++ci) {
+      double* aw = want_wb ? pw.data() + ci * M : nullptr;
+      double* ab = want_wb ? pb.data() + ci * M : nullptr;
+      for (int64_t r = ci * per; r < std::min(R, (ci + 1) * per); ++r) {
+        const T* xr = x + r * M;
+        const T* gr = gy + r * M;
+        const double mu = static_cast<double>(mean[r]), rs = static_cast<double>(rstd[r]);
+        if (want_wb) {
+#pragma omp simd
+          for (int64_t m = 0; m < M; ++m) {
+            const double xh = (static_cast<double>(xr[m]) - mu) * rs;
+            aw[m] += static_cast<double>(gr[m]) * xh;
+            ab[m] += static_cast<double>(gr[m]);
+          }
+        }
+        if (!gx) continue;
+        double a = 0, bsum = 0;  // sum(g), sum(g * xhat) with g = dy * w
+#pragma omp simd reduction(+ : a, bsum)
+        for (int64_t m = 0; m < M; ++m) {
+          const double g = static_cast<double>(gr[m]) * (w ? static_cast<double>(w[m]) : 1.0);
+          a += g;
+          bsum += g * (static_cast<double>(xr[m]) - mu) * rs;
+        }
+        const double inv_m = 1.0 / static_cast<double>(M);
+        T* dr = gx + r * M;
+        for (int64_t m = 0; m < M; ++m) {
+          const double g = static_cast<double>(gr[m]) * (w ? static_cast<double>(w[m]) : 1.0);
+          const double xh = (static_cast<double>(xr[m]) - mu) * rs;
+          dr[m] = static_cast<T>(rs * (g - a * inv_m - xh * bsum * inv_m));
+        }
+      }
+    }
+  });
+  if (!want_wb) return;
+  for (int64_t m = 0; m < M; ++m) {
+    double tw = 0, tb = 0;
+    for (int ci = 0; ci < chunks; ++ci) {
+      tw += pw[ci * M + m];
+      tb += pb[ci * M + m];
+    }
+    if (gw) gw[m] = static_cast<T>(tw);
+    if (gb) gb[m] = static_cast<T>(tb);
+  }
+}
+
+}  // namespace wanwu::cpu

@@ -1,0 +1,148 @@
+// Normalization: batch_norm over the last (channel) axis — NHWC activations, or [N, C] features —
+// with PyTorch's training semantics (batch statistics, biased variance to normalize, unbiased
+// variance into the running estimate with `momentum`) and eval semantics (running statistics);
+// layer_norm over trailing dims; group_norm over channel groups. Training batch norm and layer
+// norm use fused kernels with hand-written backward; eval batch norm and group norm are composed
+// from primitives and get their gradients from autograd.
+#pragma once
+
+#include "conv.hpp"
+#include "elementwise.hpp"
+#include "options.hpp"
+#include "reduce.hpp"
+
+namespace wanwu {
+
+namespace detail {
+inline DType stat_dtype(DType dt) { return dt == DType::f64 ? DType::f64 : DType::f32; }
+}  // namespace detail
+
+// running_mean / running_var may be undefined (no tracking); weight / bias may be undefined.
+// In Mode::train the running statistics (when given) are updated in place, as PyTorch.
+inline Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                         const Tensor& weight, const Tensor& bias, Mode mode, double momentum = 0.1,
+                         double eps = 1e-5) {
+  WANWU_CHECK_SHAPE(x.dim() >= 2, "batch_norm: expected an input with at least 2 dimensions (channels last), got ",
+                    x.shape());
+  WANWU_CHECK_DTYPE(x.is_floating_point(), "batch_norm: dtype ", x.dtype(), " is not supported (floating types only)");
+  const int64_t C = x.size(-1);
+  for (const Tensor* t : {&running_mean, &running_var, &weight, &bias})
+    if (t->defined())
+      WANWU_CHECK_SHAPE(t->dim() == 1 && t->size(0) == C, "batch_norm: expected per-channel tensors of shape [", C,
+                        "] for input ", x.shape(), ", got ", t->shape());
+  if (mode == Mode::eval) {
+    WANWU_CHECK_VALUE(running_mean.defined() && running_var.defined(),
+                      "batch_norm: eval mode needs running_mean and running_var");
+    // y = x * scale + shift with per-channel scale/shift; channels are last, so they broadcast.
+    Tensor scale = rsqrt(running_var.to(x.dtype()) + eps);
+    if (weight.defined()) scale = scale * weight;
+    Tensor shift = -(running_mean.to(x.dtype()) * scale);
+    if (bias.defined()) shift = shift + bias;
+    return x * scale + shift;
+  }
+  const int64_t M = x.numel() / std::max<int64_t>(C, 1);
+  WANWU_CHECK_SHAPE(M > 1, "batch_norm: expected more than 1 value per channel when training, got input shape ",
+                    x.shape());
+  const DType sdt = detail::stat_dtype(x.dtype());
+  const Tensor xc = detail::contiguous_no_grad(x);
+  Tensor y = empty_tensor(x.shape(), x.dtype(), x.device());
+  Tensor mean_t = empty_tensor(Shape{C}, sdt, x.device()), var_t = empty_tensor(Shape{C}, sdt, x.device());
+  backend_for(x.device()).batch_norm_forward(y, mean_t, var_t, xc, detail::contiguous_no_grad(weight),
+                                             detail::contiguous_no_grad(bias), eps);
+  if (running_mean.defined() || running_var.defined()) {
+    NoGradGuard ng;  // running statistics are buffers, updated in place
+    if (running_mean.defined()) {
+      Tensor rm = running_mean;
+      rm.mul_(1.0 - momentum).add_(mean_t, momentum);
+    }
+    if (running_var.defined()) {
+      Tensor rv = running_var;
+      rv.mul_(1.0 - momentum).add_(var_t, momentum * static_cast<double>(M) / static_cast<double>(M - 1));
+    }
+  }
+  if (autograd::any_requires_grad({x, weight, bias})) {
+    Tensor invstd;
+    {
+      NoGradGuard ng;
+      invstd = rsqrt(var_t + eps);
+    }
+    const SavedTensor sx(xc), sw(weight), sm(mean_t), si(invstd);
+    autograd::record("batch_norm", {x, weight, bias}, {y}, [sx, sw, sm, si](const Grads& g) {
+      const Tensor xv = sx.get();
+      std::vector<Tensor> r(3);
+      if (g.needs_input_grad(0)) r[0] = empty_like(xv);
+      if (g.needs_input_grad(1)) r[1] = empty(Shape{xv.size(-1)}, options_of(xv));
+      if (g.needs_input_grad(2)) r[2] = empty(Shape{xv.size(-1)}, options_of(xv));
+      backend_for(xv.device()).batch_norm_backward(r[0], r[1], r[2], detail::contiguous_no_grad(g[0]), xv,
+                                                   detail::contiguous_no_grad(sw.get()), sm.get(), si.get());
+      return r;
+    });
+  }
+  return y;
+}
+
+// Normalizes over the trailing dims given by normalized_shape; weight/bias have that shape.
+inline Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                         const Tensor& bias = Tensor(), double eps = 1e-5) {
+  const int nd = normalized_shape.size();
+  WANWU_CHECK_SHAPE(nd >= 1 && x.dim() >= nd, "layer_norm: normalized_shape ", normalized_shape,
+                    " needs an input with at least ", nd, " dimensions, got ", x.shape());
+  for (int i = 0; i < nd; ++i)
+    WANWU_CHECK_SHAPE(x.shape()[x.dim() - nd + i] == normalized_shape[i], "layer_norm: input shape ", x.shape(),
+                      " does not end with normalized_shape ", normalized_shape);
+  for (const Tensor* t : {&weight, &bias})
+    if (t->defined())
+      WANWU_CHECK_SHAPE(t->shape() == normalized_shape, "layer_norm: weight/bias of shape ", t->shape(),
+                        " must equal normalized_shape ", normalized_shape);
+  WANWU_CHECK_DTYPE(x.is_floating_point(), "layer_norm: dtype ", x.dtype(), " is not supported (floating types only)");
+  const int64_t M = numel_of(normalized_shape), R = x.numel() / std::max<int64_t>(M, 1);
+  const DType sdt = detail::stat_dtype(x.dtype());
+  const Tensor x2 = detail::raw_reshape(detail::contiguous_no_grad(x), Shape{R, M});
+  const Tensor w1 = weight.defined() ? detail::raw_reshape(detail::contiguous_no_grad(weight), Shape{M}) : Tensor();
+  const Tensor b1 = bias.defined() ? detail::raw_reshape(detail::contiguous_no_grad(bias), Shape{M}) : Tensor();
+  Tensor y2 = empty_tensor(Shape{R, M}, x.dtype(), x.device());
+  Tensor mean_t = empty_tensor(Shape{R}, sdt, x.device()), rstd_t = empty_tensor(Shape{R}, sdt, x.device());
+  backend_for(x.device()).layer_norm_forward(y2, mean_t, rstd_t, x2, w1, b1, eps);
+  Tensor y = detail::raw_reshape(y2, x.shape());
+  if (autograd::any_requires_grad({x, weight, bias})) {
+    const SavedTensor sx(x2), sw(w1), sm(mean_t), sr(rstd_t);
+    const Shape xs = x.shape(), ns = normalized_shape;
+    autograd::record("layer_norm", {x, weight, bias}, {y}, [sx, sw, sm, sr, xs, ns, M, R](const Grads& g) {
+      const Tensor xv = sx.get();
+      std::vector<Tensor> r(3);
+      Tensor gx = g.needs_input_grad(0) ? empty_like(xv) : Tensor();
+      Tensor gw = g.needs_input_grad(1) ? empty(Shape{M}, options_of(xv)) : Tensor();
+      Tensor gb = g.needs_input_grad(2) ? empty(Shape{M}, options_of(xv)) : Tensor();
+      const Tensor gy = detail::raw_reshape(detail::contiguous_no_grad(g[0]), Shape{R, M});
+      backend_for(xv.device()).layer_norm_backward(gx, gw, gb, gy, xv, sw.get(), sm.get(), sr.get());
+      if (gx.defined()) r[0] = detail::raw_reshape(gx, xs);
+      if (gw.defined()) r[1] = detail::raw_reshape(gw, ns);
+      if (gb.defined()) r[2] = detail::raw_reshape(gb, ns);
+      return r;
+    });
+  }
+  return y;
+}
+
+// GroupNorm for channels-last input [N, ..., C]: statistics over each group of C / num_groups
+// consecutive channels and all positions of a sample (PyTorch's grouping of NCHW channels).
+inline Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = Tensor(),
+                         const Tensor& bias = Tensor(), double eps = 1e-5) {
+  WANWU_CHECK_SHAPE(x.dim() >= 2, "group_norm: expected an input [N, ..., C], got ", x.shape());
+  const int64_t N = x.size(0), C = x.size(-1);
+  WANWU_CHECK_SHAPE(num_groups >= 1 && C % num_groups == 0, "group_norm: num_groups (", num_groups,
+                    ") must divide the number of channels (", C, ")");
+  for (const Tensor* t : {&weight, &bias})
+    if (t->defined())
+      WANWU_CHECK_SHAPE(t->dim() == 1 && t->size(0) == C, "group_norm: weight/bias must have shape [", C, "], got ",
+                        t->shape());
+  const Tensor g = x.reshape({N, -1, num_groups, C / num_groups});
+  const Tensor mu = mean(g, {1, 3}, KeepDim::yes);
+  const Tensor var_g = var(g, {1, 3}, 0, KeepDim::yes);
+  Tensor y = ((g - mu) * rsqrt(var_g + eps)).reshape(x.shape());
+  if (weight.defined()) y = y * weight;
+  if (bias.defined()) y = y + bias;
+  return y;
+}
+
+}  // namespace wanwu

@@ -1,0 +1,73 @@
+// conv2d: gradient checks for every option (stride, dilation, groups, depthwise with multiplier,
+// "same"/"valid" padding, 1x1, bias, batched and single images), f32/f16/bf16 against f64,
+// the tiled im2col path on a large image, and argument errors. Values against PyTorch are in
+// tests/parity (test_parity_ops).
+#include "harness.hpp"
+
+using namespace wanwu;
+using wt::gradcheck;
+using wt::spread;
+using V = std::vector<Tensor>;
+
+TEST_CASE("gradcheck: conv2d options") {
+  // x [N, H, W, C], w [O, kH, kW, C/groups]
+  gradcheck([](const V& v) { return conv2d(v[0], v[1], v[2], 1, 1); },
+            {spread({2, 5, 4, 3}), spread({4, 3, 3, 3}, -1, 1, 3), spread({4}, -1, 1, 4)});
+  gradcheck([](const V& v) { return conv2d(v[0], v[1], Tensor(), 2, 0); },
+            {spread({1, 7, 6, 2}), spread({3, 3, 3, 2}, -1, 1, 3)});
+  gradcheck([](const V& v) { return conv2d(v[0], v[1], Tensor(), 1, 2, 2); },
+            {spread({2, 6, 6, 2}), spread({2, 3, 3, 2}, -1, 1, 3)});
+  gradcheck([](const V& v) { return conv2d(v[0], v[1], v[2], 1, 1, 1, 2); },
+            {spread({2, 4, 4, 4}), spread({6, 3, 3, 2}, -1, 1, 3), spread({6}, -1, 1, 4)});
+  gradcheck([](const V& v) { return conv2d(v[0], v[1], v[2], 2, 1, 1, 3); },  // depthwise
+            {spread({2, 5, 5, 3}), spread({3, 3, 3, 1}, -1, 1, 3), spread({3}, -1, 1, 4)});
+  gradcheck([](const V& v) { return conv2d(v[0], v[1], Tensor(), 1, 1, 1, 2); },  // depthwise multiplier 2
+            {spread({1, 4, 4, 2}), spread({4, 3, 3, 1}, -1, 1, 3)});
+  gradcheck([](const V& v) { return conv2d(v[0], v[1], Tensor(), 1, Padding2d::same()); },  // even kernel
+            {spread({1, 5, 5, 2}), spread({2, 4, 4, 2}, -1, 1, 3)});
+  gradcheck([](const V& v) { return conv2d(v[0], v[1], v[2], 1, Padding2d::valid()); },  // 1x1 pointwise
+            {spread({2, 3, 3, 4}), spread({5, 1, 1, 4}, -1, 1, 3), spread({5}, -1, 1, 4)});
+  gradcheck([](const V& v) { return conv2d(v[0], v[1], Tensor(), {2, 1}, {0, 1}); },  // rectangular
+            {spread({2, 5, 4, 2}), spread({3, 1, 3, 2}, -1, 1, 3)});
+  gradcheck([](const V& v) { return conv2d(v[0].transpose(1, 2), v[1], Tensor(), 1, 1); },  // strided input
+            {spread({1, 4, 3, 2}), spread({2, 3, 3, 2}, -1, 1, 3)});
+}
+
+TEST_CASE("conv2d in f32, f16 and bf16 follows f64, including the tiled im2col path") {
+  // 130x130 with a 3x3 kernel and 16 channels: more output pixels than one im2col tile holds
+  Generator g(3);
+  const Tensor x = randn({2, 130, 130, 16}, DType::f64, &g), w = randn({8, 3, 3, 16}, DType::f64, &g) * 0.2;
+  const Tensor b = randn({8}, DType::f64, &g);
+  const Tensor ref = conv2d(x, w, b, 1, 1);
+  wt::check_close(conv2d(x.to(DType::f32), w.to(DType::f32), b.to(DType::f32), 1, 1), ref, 1e-4, 1e-4);
+  const Tensor xs = x.narrow(1, 0, 20).narrow(2, 0, 20);
+  const Tensor ref_s = conv2d(xs, w, b, 2, 1);
+  wt::check_close(conv2d(xs.to(DType::f16), w.to(DType::f16), b.to(DType::f16), 2, 1).to(DType::f64), ref_s, 1e-2, 2e-2);
+  wt::check_close(conv2d(xs.to(DType::bf16), w.to(DType::bf16), b.to(DType::bf16), 2, 1).to(DType::f64), ref_s, 4e-2, 1e-1);
+  // the depthwise kernel on a batch larger than the thread count
+  const Tensor wd = randn({16, 3, 3, 1}, DType::f64, &g);
+  wt::check_close(conv2d(xs.to(DType::f32), wd.to(DType::f32), Tensor(), 1, 1, 1, 16), conv2d(xs, wd, Tensor(), 1, 1, 1, 16),
+                  1e-5, 1e-5);
+}
+
+TEST_CASE("conv2d output shapes") {
+  CHECK(conv2d(zeros({2, 224, 224, 3}), zeros({64, 7, 7, 3}), Tensor(), 2, 3).shape() == Shape{2, 112, 112, 64});
+  CHECK(conv2d(zeros({1, 56, 56, 64}), zeros({64, 3, 3, 64}), Tensor(), 1, 1).shape() == Shape{1, 56, 56, 64});
+  CHECK(conv2d(zeros({1, 56, 56, 64}), zeros({128, 1, 1, 64}), Tensor(), 2).shape() == Shape{1, 28, 28, 128});
+  CHECK(conv2d(zeros({1, 10, 9, 4}), zeros({4, 4, 4, 1}), Tensor(), 1, Padding2d::same(), 1, 4).shape() == Shape{1, 10, 9, 4});
+  CHECK(conv2d(zeros({1, 10, 9, 4}), zeros({4, 3, 3, 4}), Tensor(), 1, Padding2d::valid(), 2).shape() == Shape{1, 6, 5, 4});
+}
+
+TEST_CASE("conv2d argument errors name the op and the shapes") {
+  const Tensor x = zeros({1, 8, 8, 4});
+  CHECK_THROWS_WITH_AS(conv2d(zeros({8, 8, 4}), zeros({2, 3, 3, 4})), doctest::Contains("conv2d"), ShapeError);
+  CHECK_THROWS_WITH_AS(conv2d(x, zeros({2, 3, 3, 3})), doctest::Contains("input channels"), ShapeError);
+  CHECK_THROWS_AS(conv2d(x, zeros({3, 3, 3, 2}), Tensor(), 1, 0, 1, 2), ShapeError);  // 3 outputs, 2 groups
+  CHECK_THROWS_AS(conv2d(x, zeros({2, 3, 3, 4}), Tensor(), 1, 0, 1, 3), ShapeError);  // 3 does not divide 4
+  CHECK_THROWS_AS(conv2d(x, zeros({2, 3, 3, 4}), Tensor(), 1, -1), ValueError);
+  CHECK_THROWS_AS(conv2d(x, zeros({2, 3, 3, 4}), Tensor(), 2, Padding2d::same()), ValueError);
+  CHECK_THROWS_AS(conv2d(x, zeros({2, 9, 9, 4})), ShapeError);  // kernel larger than the input
+  CHECK_THROWS_AS(conv2d(x, zeros({2, 3, 3, 4}, DType::f64)), DTypeError);
+  CHECK_THROWS_AS(conv2d(x, zeros({2, 3, 3, 4}), zeros({3})), ShapeError);
+  CHECK_THROWS_AS(conv2d(x, zeros({2, 3, 3, 4}), Tensor(), 0), ValueError);
+}

@@ -1,0 +1,66 @@
+// batch_norm (train and eval, NHWC and [N, C]), layer_norm, group_norm: gradient checks, the
+// running-statistics update against a hand computation, robustness to a large mean, errors.
+#include "harness.hpp"
+
+using namespace wanwu;
+using wt::gradcheck;
+using wt::spread;
+using V = std::vector<Tensor>;
+
+TEST_CASE("gradcheck: batch_norm, layer_norm, group_norm") {
+  const Tensor x = spread({2, 3, 4, 5});
+  gradcheck([](const V& v) { return batch_norm(v[0], Tensor(), Tensor(), v[1], v[2], Mode::train); },
+            {x, spread({5}, 0.5, 2, 3), spread({5}, -1, 1, 4)});
+  gradcheck([](const V& v) { return batch_norm(v[0], Tensor(), Tensor(), Tensor(), Tensor(), Mode::train); },
+            {spread({6, 3})});
+  gradcheck(
+      [](const V& v) {
+        return batch_norm(v[0], tensor({0.1, -0.2, 0.3, 0.0, 1.0}, DType::f64),
+                          tensor({1.5, 0.5, 2.0, 1.0, 0.7}, DType::f64), v[1], v[2], Mode::eval);
+      },
+      {x, spread({5}, 0.5, 2, 3), spread({5}, -1, 1, 4)});
+  gradcheck([](const V& v) { return layer_norm(v[0], {5}, v[1], v[2]); },
+            {x, spread({5}, 0.5, 2, 3), spread({5}, -1, 1, 4)});
+  gradcheck([](const V& v) { return layer_norm(v[0], {4, 5}); }, {x});
+  gradcheck([](const V& v) { return group_norm(v[0], 2, v[1], v[2]); },
+            {spread({2, 3, 2, 6}), spread({6}, 0.5, 2, 3), spread({6}, -1, 1, 4)});
+}
+
+TEST_CASE("batch_norm training: batch statistics, running estimates with momentum and Bessel's correction") {
+  // channel 0: 1, 2, 3, 6 (mean 3, biased var 3.5, unbiased 14/3); channel 1: all 5
+  const Tensor x = tensor({{1.0, 5.0}, {2.0, 5.0}, {3.0, 5.0}, {6.0, 5.0}}, DType::f64);
+  Tensor rm = tensor({0.0, 1.0}, DType::f64), rv = tensor({1.0, 1.0}, DType::f64);
+  const Tensor y = batch_norm(x, rm, rv, Tensor(), Tensor(), Mode::train, 0.1, 1e-5);
+  const double s = std::sqrt(3.5 + 1e-5);
+  wt::check_close(y.select(1, 0), {-2 / s, -1 / s, 0, 3 / s}, 1e-12, 1e-12);
+  wt::check_close(y.select(1, 1), {0, 0, 0, 0}, 0, 1e-12);
+  wt::check_close(rm, {0.3, 0.9 + 0.5}, 1e-12, 0);
+  wt::check_close(rv, {0.9 + 0.1 * 14.0 / 3.0, 0.9}, 1e-12, 0);
+  // eval uses the running statistics
+  const Tensor ye = batch_norm(x, rm, rv, Tensor(), Tensor(), Mode::eval, 0.1, 0.0);
+  wt::check_close(ye.select(1, 1), std::vector<double>(4, (5.0 - 1.4) / std::sqrt(0.9)), 1e-12, 0);
+}
+
+TEST_CASE("normalization stays accurate when the mean dwarfs the spread") {
+  // f32 activations around 1e4 with unit spread: E[x^2] - E[x]^2 in f32 would lose everything
+  Generator g(5);
+  const Tensor x64 = randn({64, 8}, DType::f64, &g) + 1e4;
+  const Tensor x = x64.to(DType::f32);
+  const Tensor ref = batch_norm(x.to(DType::f64), Tensor(), Tensor(), Tensor(), Tensor(), Mode::train);
+  wt::check_close(batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), Mode::train), ref, 1e-4, 1e-4);
+  const Tensor ln_ref = layer_norm(x.to(DType::f64).t().contiguous(), {64});
+  wt::check_close(layer_norm(x.t().contiguous(), {64}), ln_ref, 1e-4, 1e-4);
+  // and in 16-bit floats, computed in f32
+  const Tensor h = randn({16, 4}, DType::f32, &g);
+  wt::check_close(layer_norm(h.to(DType::bf16), {4}).to(DType::f32), layer_norm(h, {4}), 3e-2, 3e-2);
+}
+
+TEST_CASE("normalization errors") {
+  CHECK_THROWS_WITH_AS(batch_norm(zeros({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), Mode::train),
+                       doctest::Contains("more than 1 value per channel"), ShapeError);
+  CHECK_THROWS_AS(batch_norm(zeros({4, 3}), zeros({2}), zeros({2}), Tensor(), Tensor(), Mode::eval), ShapeError);
+  CHECK_THROWS_AS(batch_norm(zeros({4, 3}), Tensor(), Tensor(), Tensor(), Tensor(), Mode::eval), ValueError);
+  CHECK_THROWS_WITH_AS(layer_norm(zeros({2, 3}), {4}), doctest::Contains("normalized_shape"), ShapeError);
+  CHECK_THROWS_AS(layer_norm(zeros({2, 3}), {3}, zeros({4})), ShapeError);
+  CHECK_THROWS_AS(group_norm(zeros({2, 4, 4, 6}), 4), ShapeError);
+}

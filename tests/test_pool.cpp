@@ -1,0 +1,52 @@
+// Pooling: gradient checks for max (padding, dilation, ceil mode), average (count_include_pad,
+// divisor_override, ceil mode) and adaptive average pooling; output sizes by PyTorch's formula;
+// argument errors. Values against PyTorch are in tests/parity (test_parity_ops).
+#include "harness.hpp"
+
+using namespace wanwu;
+using wt::gradcheck;
+using wt::spread;
+using V = std::vector<Tensor>;
+
+TEST_CASE("gradcheck: pooling") {
+  const Tensor x = spread({2, 7, 6, 3});
+  gradcheck([](const V& v) { return max_pool2d(v[0], 3, 2, 1); }, {x});
+  gradcheck([](const V& v) { return max_pool2d(v[0], 3, 2, 0, 1, CeilMode::yes); }, {x});
+  gradcheck([](const V& v) { return max_pool2d(v[0], 2, 1, 0, 2); }, {x});
+  gradcheck([](const V& v) { return avg_pool2d(v[0], 3, 2, 1); }, {x});
+  gradcheck([](const V& v) { return avg_pool2d(v[0], 3, 2, 1, CeilMode::yes, CountIncludePad::no); }, {x});
+  gradcheck([](const V& v) { return avg_pool2d(v[0], 2, 2, 0, CeilMode::no, CountIncludePad::yes, 3); }, {x});
+  gradcheck([](const V& v) { return adaptive_avg_pool2d(v[0], {3, 4}); }, {x});
+  gradcheck([](const V& v) { return adaptive_avg_pool2d(v[0], 1); }, {x});
+}
+
+TEST_CASE("max_pool2d values and indices on a hand-worked case") {
+  // one channel, 4x4 input 0..15; 2x2 windows, stride 2: maxima 5, 7, 13, 15
+  const Tensor x = arange(16, DType::f64).reshape({1, 4, 4, 1});
+  const auto r = max_pool2d_with_indices(x, 2);
+  wt::check_close(r.values, {5, 7, 13, 15});
+  wt::check_close(r.indices, {5, 7, 13, 15});
+  // padding never wins: -1 padding would be larger than these values only if used
+  const Tensor neg = (arange(4, DType::f64) - 10.0).reshape({1, 2, 2, 1});
+  wt::check_close(max_pool2d(neg, 3, 1, 1), {-7, -7, -7, -7});
+  wt::check_close(avg_pool2d(neg, 3, 1, 1, CeilMode::no, CountIncludePad::no), {-8.5, -8.5, -8.5, -8.5});
+  wt::check_close(avg_pool2d(neg, 3, 1, 1, CeilMode::no, CountIncludePad::yes), {-34.0 / 9, -34.0 / 9, -34.0 / 9, -34.0 / 9});
+}
+
+TEST_CASE("pooling output sizes follow PyTorch's formula, ceil mode included") {
+  CHECK(max_pool2d(zeros({1, 112, 112, 64}), 3, 2, 1).shape() == Shape{1, 56, 56, 64});
+  CHECK(max_pool2d(zeros({1, 8, 8, 1}), 3, 2, 0, 1, CeilMode::no).shape() == Shape{1, 3, 3, 1});
+  CHECK(max_pool2d(zeros({1, 8, 8, 1}), 3, 2, 0, 1, CeilMode::yes).shape() == Shape{1, 4, 4, 1});
+  // ceil mode never starts a window in the padding: 5 with k=2, s=2, p=1 -> 3, not 4
+  CHECK(max_pool2d(zeros({1, 5, 5, 1}), 2, 2, 1, 1, CeilMode::yes).shape() == Shape{1, 3, 3, 1});
+  CHECK(adaptive_avg_pool2d(zeros({2, 7, 7, 5}), 1).shape() == Shape{2, 1, 1, 5});
+}
+
+TEST_CASE("pooling argument errors") {
+  CHECK_THROWS_WITH_AS(max_pool2d(zeros({4, 4, 1}), 2), doctest::Contains("max_pool2d"), ShapeError);
+  CHECK_THROWS_AS(max_pool2d(zeros({1, 4, 4, 1}), 2, 2, 2), ValueError);  // padding over half the kernel
+  CHECK_THROWS_AS(avg_pool2d(zeros({1, 4, 4, 1}), 0), ValueError);
+  CHECK_THROWS_AS(max_pool2d(zeros({1, 2, 2, 1}), 3), ShapeError);  // window larger than the input
+  CHECK_THROWS_AS(adaptive_avg_pool2d(zeros({1, 4, 4, 1}), 0), ValueError);
+  CHECK_THROWS_AS(max_pool2d(zeros({1, 4, 4, 1}, DType::i64), 2), DTypeError);
+}
