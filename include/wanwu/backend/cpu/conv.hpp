@@ -5,7 +5,7 @@
 // - General case: im2col of a tile of output pixels into a bounded buffer (at most
 //   kColBytes), then one GEMM per tile and group; the weight [O, kH, kW, C/g] is already the
 //   [O, K] matrix that multiplies a column row in (kh, kw, c) order.
-// - Depthwise (groups == C): a direct kernel vectorized over channels, which are contiguous.
+// - Depthwise (groups == C): direct register-blocked kernels (depthwise.hpp).
 // Batches with at least as many images as threads run one image per thread (single-threaded
 // GEMMs, no synchronization); smaller batches run images in turn with OpenBLAS's threads.
 #pragma once
@@ -15,46 +15,52 @@
 #include <vector>
 
 #include "blas.hpp"
+#include "conv_geom.hpp"
+#include "depthwise.hpp"
 #include "parallel.hpp"
 
 namespace wanwu::cpu {
 
-struct ConvGeom {
-  int64_t N, H, W, C, O, KH, KW, Ho, Wo, G, Cg, Og, K;
-  Conv2dParams p;
-  ConvGeom(const Shape& x, const Shape& w, const Shape& out, const Conv2dParams& prm)
-      : N(x[0]), H(x[1]), W(x[2]), C(x[3]), O(w[0]), KH(w[1]), KW(w[2]), Ho(out[1]), Wo(out[2]), G(prm.groups),
-        Cg(x[3] / prm.groups), Og(w[0] / prm.groups), K(w[1] * w[2] * (x[3] / prm.groups)), p(prm) {}
-  bool pointwise() const {
-    return KH == 1 && KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 && p.pad_left == 0 &&
-           p.pad_bottom == 0 && p.pad_right == 0 && G == 1;
-  }
-  bool depthwise() const { return G == C && G > 1 && Cg == 1; }
-  int64_t in_row(int64_t oh, int64_t kh) const { return oh * p.stride_h - p.pad_top + kh * p.dilation_h; }
-  int64_t in_col(int64_t ow, int64_t kw) const { return ow * p.stride_w - p.pad_left + kw * p.dilation_w; }
-};
+// An im2col tile aims at ~1 MiB (it stays in L2 between im2col and the GEMM that reads it) but
+// keeps at least 256 rows so the GEMM stays efficient.
+inline constexpr size_t kColBytes = size_t(1) << 20;
 
-inline constexpr size_t kColBytes = size_t(8) << 20;
-
-// Output pixels per im2col tile: bounded buffer, at least one output row.
 inline int64_t conv_tile_rows(const ConvGeom& g, size_t elem) {
   const int64_t per_row = std::max<int64_t>(1, g.K * static_cast<int64_t>(elem));
-  const int64_t rows = static_cast<int64_t>(kColBytes) / per_row;
-  return std::clamp<int64_t>(rows, std::min<int64_t>(g.Wo, g.Ho * g.Wo), g.Ho * g.Wo);
+  const int64_t rows = std::max<int64_t>(256, static_cast<int64_t>(kColBytes) / per_row);
+  return std::min(rows, g.Ho * g.Wo);
 }
 
-// col[r - r0][(kh, kw, c)] = x[n][ih][iw][group * Cg + c] (0 outside the image)
+// col[r - r0][(kh, kw, c)] = x[n][ih][iw][group * Cg + c] (0 outside the image). With one group
+// and dilation 1 the KW taps of a kernel row are one contiguous run of KW * C values, copied at
+// once (the 7x7 stem with C = 3 would otherwise do 49 tiny copies per output pixel).
 template <class T>
 void im2col(const T* x, const ConvGeom& g, int64_t group, int64_t r0, int64_t r1, T* col) {
+  const bool runs = g.G == 1 && g.p.dilation_w == 1;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t oh = r / g.Wo, ow = r % g.Wo;
     T* dst = col + (r - r0) * g.K;
     for (int64_t kh = 0; kh < g.KH; ++kh) {
       const int64_t ih = g.in_row(oh, kh);
+      if (ih < 0 || ih >= g.H) {
+        std::memset(dst, 0, sizeof(T) * g.KW * g.Cg);
+        dst += g.KW * g.Cg;
+        continue;
+      }
+      const T* xrow = x + ih * g.W * g.C + group * g.Cg;
+      if (runs) {
+        const int64_t iw0 = g.in_col(ow, 0);
+        const int64_t a = std::clamp<int64_t>(-iw0, 0, g.KW), bnd = std::clamp<int64_t>(g.W - iw0, a, g.KW);
+        if (a > 0) std::memset(dst, 0, sizeof(T) * a * g.C);
+        if (bnd > a) std::memcpy(dst + a * g.C, xrow + (iw0 + a) * g.C, sizeof(T) * (bnd - a) * g.C);
+        if (bnd < g.KW) std::memset(dst + bnd * g.C, 0, sizeof(T) * (g.KW - bnd) * g.C);
+        dst += g.KW * g.C;
+        continue;
+      }
       for (int64_t kw = 0; kw < g.KW; ++kw, dst += g.Cg) {
         const int64_t iw = g.in_col(ow, kw);
-        if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) std::memset(dst, 0, sizeof(T) * g.Cg);
-        else std::memcpy(dst, x + (ih * g.W + iw) * g.C + group * g.Cg, sizeof(T) * g.Cg);
+        if (iw < 0 || iw >= g.W) std::memset(dst, 0, sizeof(T) * g.Cg);
+        else std::memcpy(dst, xrow + iw * g.C, sizeof(T) * g.Cg);
       }
     }
   }
@@ -63,17 +69,31 @@ void im2col(const T* x, const ConvGeom& g, int64_t group, int64_t r0, int64_t r1
 // x[n][ih][iw][group * Cg + c] += col[r - r0][(kh, kw, c)]
 template <class T>
 void col2im_add(const T* col, const ConvGeom& g, int64_t group, int64_t r0, int64_t r1, T* x) {
+  const bool runs = g.G == 1 && g.p.dilation_w == 1;
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t oh = r / g.Wo, ow = r % g.Wo;
     const T* src = col + (r - r0) * g.K;
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
+    for (int64_t kh = 0; kh < g.KH; ++kh, src += g.KW * g.Cg) {
       const int64_t ih = g.in_row(oh, kh);
-      for (int64_t kw = 0; kw < g.KW; ++kw, src += g.Cg) {
-        const int64_t iw = g.in_col(ow, kw);
-        if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
-        T* dst = x + (ih * g.W + iw) * g.C + group * g.Cg;
+      if (ih < 0 || ih >= g.H) continue;
+      T* xrow = x + ih * g.W * g.C + group * g.Cg;
+      if (runs) {
+        const int64_t iw0 = g.in_col(ow, 0);
+        const int64_t a = std::clamp<int64_t>(-iw0, 0, g.KW), bnd = std::clamp<int64_t>(g.W - iw0, a, g.KW);
+        T* d = xrow + (iw0 + a) * g.C;
+        const T* sp = src + a * g.C;
+        const int64_t len = (bnd - a) * g.C;
 #pragma omp simd
-        for (int64_t c = 0; c < g.Cg; ++c) dst[c] += src[c];
+        for (int64_t i = 0; i < len; ++i) d[i] += sp[i];
+        continue;
+      }
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const int64_t iw = g.in_col(ow, kw);
+        if (iw < 0 || iw >= g.W) continue;
+        T* d = xrow + iw * g.C;
+        const T* sp = src + kw * g.Cg;
+#pragma omp simd
+        for (int64_t c = 0; c < g.Cg; ++c) d[c] += sp[c];
       }
     }
   }
@@ -92,126 +112,6 @@ void for_each_image(const ConvGeom& g, size_t col_elems, Body&& body) {
     std::vector<T> col(col_elems);
     for (int64_t n = 0; n < g.N; ++n) body(n, col.data());
   }
-}
-
-// ---------------------------------------------------------------- depthwise (groups == C)
-
-// Weight [O, kH, kW, 1] -> [kH, kW, O] so that the channel loop is contiguous.
-template <class T>
-std::vector<T> depthwise_taps(const T* w, const ConvGeom& g) {
-  std::vector<T> t(static_cast<size_t>(g.KH * g.KW * g.O));
-  for (int64_t o = 0; o < g.O; ++o)
-    for (int64_t k = 0; k < g.KH * g.KW; ++k) t[k * g.O + o] = w[o * g.KH * g.KW + k];
-  return t;
-}
-
-template <class T>
-void depthwise_forward(T* out, const T* x, const T* w, const T* bias, const ConvGeom& g) {
-  const auto taps = depthwise_taps(w, g);
-  const int64_t m = g.O / g.C;  // channel multiplier
-  parallel_for(g.N * g.Ho, 1, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t n = t / g.Ho, oh = t % g.Ho;
-      const T* xn = x + n * g.H * g.W * g.C;
-      for (int64_t ow = 0; ow < g.Wo; ++ow) {
-        T* o = out + ((n * g.Ho + oh) * g.Wo + ow) * g.O;
-        for (int64_t c = 0; c < g.O; ++c) o[c] = bias ? bias[c] : T(0);
-        for (int64_t kh = 0; kh < g.KH; ++kh) {
-          const int64_t ih = g.in_row(oh, kh);
-          if (ih < 0 || ih >= g.H) continue;
-          for (int64_t kw = 0; kw < g.KW; ++kw) {
-            const int64_t iw = g.in_col(ow, kw);
-            if (iw < 0 || iw >= g.W) continue;
-            const T* xp = xn + (ih * g.W + iw) * g.C;
-            const T* tp = taps.data() + (kh * g.KW + kw) * g.O;
-            if (m == 1) {
-#pragma omp simd
-              for (int64_t c = 0; c < g.O; ++c) o[c] += xp[c] * tp[c];
-            } else {
-              for (int64_t c = 0; c < g.O; ++c) o[c] += xp[c / m] * tp[c];
-            }
-          }
-        }
-      }
-    }
-  });
-}
-
-template <class T>
-void depthwise_backward_input(T* gx, const T* gy, const T* w, const ConvGeom& g) {
-  const auto taps = depthwise_taps(w, g);
-  const int64_t m = g.O / g.C;
-  parallel_for(g.N * g.H, 1, [&](int64_t b, int64_t e) {
-    std::vector<T> acc(static_cast<size_t>(g.C));
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t n = t / g.H, ih = t % g.H;
-      for (int64_t iw = 0; iw < g.W; ++iw) {
-        std::fill(acc.begin(), acc.end(), T(0));
-        for (int64_t kh = 0; kh < g.KH; ++kh) {
-          const int64_t num_h = ih + g.p.pad_top - kh * g.p.dilation_h;
-          if (num_h < 0 || num_h % g.p.stride_h) continue;
-          const int64_t oh = num_h / g.p.stride_h;
-          if (oh >= g.Ho) continue;
-          for (int64_t kw = 0; kw < g.KW; ++kw) {
-            const int64_t num_w = iw + g.p.pad_left - kw * g.p.dilation_w;
-            if (num_w < 0 || num_w % g.p.stride_w) continue;
-            const int64_t ow = num_w / g.p.stride_w;
-            if (ow >= g.Wo) continue;
-            const T* gp = gy + ((n * g.Ho + oh) * g.Wo + ow) * g.O;
-            const T* tp = taps.data() + (kh * g.KW + kw) * g.O;
-            if (m == 1) {
-#pragma omp simd
-              for (int64_t c = 0; c < g.C; ++c) acc[c] += gp[c] * tp[c];
-            } else {
-              for (int64_t o = 0; o < g.O; ++o) acc[o / m] += gp[o] * tp[o];
-            }
-          }
-        }
-        std::memcpy(gx + ((n * g.H + ih) * g.W + iw) * g.C, acc.data(), sizeof(T) * g.C);
-      }
-    }
-  });
-}
-
-template <class T>
-void depthwise_backward_weight(T* gw, const T* gy, const T* x, const ConvGeom& g) {
-  const int64_t m = g.O / g.C, taps = g.KH * g.KW;
-  const int chunks = parallel_chunks(g.N * g.Ho, 1);
-  std::vector<std::vector<T>> partial(static_cast<size_t>(chunks), std::vector<T>(static_cast<size_t>(taps * g.O)));
-  const int64_t per = (g.N * g.Ho + chunks - 1) / chunks;
-  parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
-    for (int64_t ci = cb; ci < ce; ++ci) {
-      T* acc = partial[ci].data();  // [kh, kw, O]
-      for (int64_t t = ci * per; t < std::min(g.N * g.Ho, (ci + 1) * per); ++t) {
-        const int64_t n = t / g.Ho, oh = t % g.Ho;
-        for (int64_t ow = 0; ow < g.Wo; ++ow) {
-          const T* gp = gy + ((n * g.Ho + oh) * g.Wo + ow) * g.O;
-          for (int64_t kh = 0; kh < g.KH; ++kh) {
-            const int64_t ih = g.in_row(oh, kh);
-            if (ih < 0 || ih >= g.H) continue;
-            for (int64_t kw = 0; kw < g.KW; ++kw) {
-              const int64_t iw = g.in_col(ow, kw);
-              if (iw < 0 || iw >= g.W) continue;
-              const T* xp = x + ((n * g.H + ih) * g.W + iw) * g.C;
-              T* ap = acc + (kh * g.KW + kw) * g.O;
-              if (m == 1) {
-#pragma omp simd
-                for (int64_t c = 0; c < g.O; ++c) ap[c] += gp[c] * xp[c];
-              } else {
-                for (int64_t o = 0; o < g.O; ++o) ap[o] += gp[o] * xp[o / m];
-              }
-            }
-          }
-        }
-      }
-    }
-  });
-  for (int64_t o = 0; o < g.O; ++o)
-    for (int64_t k = 0; k < taps; ++k) {
-      T s = 0;
-      for (const auto& part : partial) s += part[k * g.O + o];
-      gw[o * taps + k] = s;
-    }
 }
 
 // ---------------------------------------------------------------- general (GEMM) path
