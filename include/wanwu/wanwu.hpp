@@ -50,6 +50,16 @@
 #include "autograd/engine.hpp"
 #include "core/print.hpp"
 
+// modules, optimizers, mixed precision
+#include "nn/module.hpp"
+#include "nn/init.hpp"
+#include "nn/layers.hpp"
+#include "nn/attention.hpp"
+#include "optim/optimizer.hpp"
+#include "optim/sgd.hpp"
+#include "optim/adam.hpp"
+#include "amp/autocast.hpp"
+
 // the CPU backend (compiled here unless the program builds it once: WANWU_CPU_BACKEND_EXTERN)
 #if !defined(WANWU_CPU_BACKEND_EXTERN)
 #include "backend/cpu/cpu_backend.hpp"

@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "../core/autocast_state.hpp"
 #include "../ops/copy.hpp"
 #include "../ops/elementwise.hpp"
 #include "node.hpp"
@@ -196,6 +197,11 @@ inline void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>
   WANWU_CHECK_VALUE(roots.size() == grads_in.size(), "backward: ", roots.size(), " roots but ", grads_in.size(),
                     " gradients");
   NoGradGuard no_grad;  // backward formulas do not record (no higher-order gradients)
+  struct AutocastOff {     // nor autocast: gradients keep the dtypes of the forward
+    amp::AutocastState saved = amp::autocast_state();
+    AutocastOff() { amp::autocast_state().enabled = false; }
+    ~AutocastOff() { amp::autocast_state() = saved; }
+  } autocast_off;
 
   struct Root {
     Edge edge;

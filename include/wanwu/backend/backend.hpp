@@ -136,6 +136,14 @@ class Backend {
   // Bilinear resize of NHWC x [N,H,W,C] to out [N,Ho,Wo,C] (PyTorch's upsample_bilinear2d).
   virtual void interpolate_bilinear_forward(const Tensor& out, const Tensor& x, AlignCorners align) = 0;
   virtual void interpolate_bilinear_backward(const Tensor& grad_x, const Tensor& grad_out, AlignCorners align) = 0;
+
+  // ---- optimizer steps: one fused pass over a parameter and its state (all contiguous, one
+  // floating dtype; `grad` may be another floating dtype) ----
+  virtual void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+                        const SgdStepParams& p) = 0;
+  // max_exp_avg_sq is undefined unless amsgrad
+  virtual void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                         const Tensor& max_exp_avg_sq, const AdamStepParams& p) = 0;
 };
 
 // ---- registry ----

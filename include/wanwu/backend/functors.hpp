@@ -504,3 +504,52 @@ inline const char* op_name(ReduceOp op) {
 }
 
 }  // namespace wanwu
+
+namespace wanwu {
+
+// ---- optimizer steps, element by element (both backends run these) ----
+
+struct SgdStepParams {
+  double lr = 0.0, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
+  bool nesterov = false;
+  bool init_buffer = false;  // first step: the momentum buffer becomes the gradient
+};
+
+// PyTorch's SGD: d = g + wd * p; buf = momentum * buf + (1 - dampening) * d (or d on the first
+// step); d = nesterov ? d + momentum * buf : buf; p -= lr * d.
+template <class C>
+WANWU_HD inline void sgd_update(C& p, C g, C& buf, const SgdStepParams& s) {
+  C d = g;
+  if (s.weight_decay != 0.0) d = d + C(s.weight_decay) * p;
+  if (s.momentum != 0.0) {
+    buf = s.init_buffer ? d : buf * C(s.momentum) + C(1.0 - s.dampening) * d;
+    d = s.nesterov ? d + C(s.momentum) * buf : buf;
+  }
+  p = p - C(s.lr) * d;
+}
+
+struct AdamStepParams {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled = false;  // AdamW: p *= 1 - lr * wd, no decay in the gradient
+  bool amsgrad = false;
+  double step_size = 0.0;              // lr / (1 - beta1^step)
+  double bias_correction2_sqrt = 1.0;  // sqrt(1 - beta2^step)
+};
+
+// PyTorch's Adam / AdamW (single-tensor path), in its order of operations.
+template <class C>
+WANWU_HD inline void adam_update(C& p, C g, C& m, C& v, C& vmax, const AdamStepParams& s) {
+  if (s.decoupled) p = p * C(1.0 - s.lr * s.weight_decay);
+  else if (s.weight_decay != 0.0) g = g + C(s.weight_decay) * p;
+  m = m * C(s.beta1) + C(1.0 - s.beta1) * g;
+  v = v * C(s.beta2) + C(1.0 - s.beta2) * g * g;
+  C denom_src = v;
+  if (s.amsgrad) {
+    vmax = vmax > v ? vmax : v;
+    denom_src = vmax;
+  }
+  const C denom = fm::sqrt(denom_src) / C(s.bias_correction2_sqrt) + C(s.eps);
+  p = p - C(s.step_size) * (m / denom);
+}
+
+}  // namespace wanwu

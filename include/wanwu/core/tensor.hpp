@@ -173,6 +173,18 @@ class Tensor {
   Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
   Tensor unflatten(int64_t dim, const Shape& sizes) const;
   Tensor as_strided(const Shape& shape, const Strides& strides, int64_t storage_offset) const;
+  // Replaces this tensor's data (storage, layout, dtype) with other's, keeping the handle and its
+  // autograd state: how a module moves its parameters to another device or dtype.
+  void set_data(const Tensor& other) const {
+    TensorImpl* i = checked();
+    const TensorImpl* s = other.checked();
+    i->storage = s->storage;
+    i->offset = s->offset;
+    i->shape = s->shape;
+    i->strides = s->strides;
+    i->dtype = s->dtype;
+    i->is_view = false;
+  }
 
   // ---- copies and conversions (ops/copy.hpp) ----
   Tensor contiguous() const;

@@ -57,7 +57,8 @@ inline Tensor hardswish(const Tensor& x) {
 inline Tensor hardsigmoid(const Tensor& x) {
   return detail::activation(UnaryOp::hardsigmoid, BinaryOp::hardsigmoid_backward, detail::SaveFor::input, x);
 }
-inline Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0) {
+inline Tensor softplus(const Tensor& x_in, double beta = 1.0, double threshold = 20.0) {
+  const Tensor x = amp::full_precision(x_in);
   WANWU_CHECK_VALUE(beta != 0.0, "softplus: beta must be nonzero");
   return detail::activation(UnaryOp::softplus, BinaryOp::softplus_backward, detail::SaveFor::input, x,
                             {beta, threshold});

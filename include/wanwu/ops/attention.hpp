@@ -22,8 +22,11 @@ struct AttentionOptions {
   Generator* generator = nullptr;
 };
 
-inline Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
-                                           const AttentionOptions& o = {}) {
+inline Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                                           const AttentionOptions& o_in = {}) {
+  const Tensor q = amp::lower_precision(q_in), k = amp::lower_precision(k_in), v = amp::lower_precision(v_in);
+  AttentionOptions o = o_in;
+  if (o.mask.defined() && o.mask.dtype() != DType::boolean && o.mask.dtype() != q.dtype()) o.mask = o.mask.to(q.dtype());
   const char* op = "scaled_dot_product_attention";
   WANWU_CHECK_SHAPE(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, op, ": expected 4-D q, k, v [B, H, L, D], got ",
                     q.shape(), ", ", k.shape(), ", ", v.shape());

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "../autograd/node.hpp"
+#include "../core/autocast_state.hpp"
 #include "copy.hpp"
 #include "options.hpp"
 #include "reduce.hpp"
@@ -25,8 +26,10 @@ inline int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad_
 }  // namespace detail
 
 // y = conv2d(x, weight) + bias, NHWC.
-inline Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Pair2 stride = 1,
+inline Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in = Tensor(), Pair2 stride = 1,
                      Padding2d padding = 0, Pair2 dilation = 1, int64_t groups = 1) {
+  const Tensor x = amp::lower_precision(x_in), weight = amp::lower_precision(weight_in);
+  const Tensor bias = amp::lower_precision(bias_in);
   WANWU_CHECK_SHAPE(x.dim() == 4, "conv2d: expected a 4-D NHWC input [N, H, W, C], got shape ", x.shape());
   WANWU_CHECK_SHAPE(weight.dim() == 4, "conv2d: expected a 4-D weight [O, kH, kW, C/groups], got shape ",
                     weight.shape());

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "../autograd/node.hpp"
+#include "../core/autocast_state.hpp"
 #include "copy.hpp"
 #include "factory.hpp"
 #include "forward.hpp"
@@ -213,17 +214,21 @@ inline Tensor square(const Tensor& x) {
   return detail::unary_op(UnaryOp::square, x,
                           [](const Tensor& g, detail::ST x, detail::ST) { return mul(mul(g, x.get()), 2.0); });
 }
-inline Tensor exp(const Tensor& x) {
+inline Tensor exp(const Tensor& x_in) {
+  const Tensor x = amp::full_precision(x_in);
   return detail::unary_op(UnaryOp::exp, x, [](const Tensor& g, detail::ST, detail::ST y) { return mul(g, y.get()); });
 }
-inline Tensor log(const Tensor& x) {
+inline Tensor log(const Tensor& x_in) {
+  const Tensor x = amp::full_precision(x_in);
   return detail::unary_op(UnaryOp::log, x, [](const Tensor& g, detail::ST x, detail::ST) { return div(g, x.get()); });
 }
-inline Tensor log1p(const Tensor& x) {
+inline Tensor log1p(const Tensor& x_in) {
+  const Tensor x = amp::full_precision(x_in);
   return detail::unary_op(UnaryOp::log1p, x,
                           [](const Tensor& g, detail::ST x, detail::ST) { return div(g, add(x.get(), 1.0)); });
 }
-inline Tensor expm1(const Tensor& x) {
+inline Tensor expm1(const Tensor& x_in) {
+  const Tensor x = amp::full_precision(x_in);
   return detail::unary_op(UnaryOp::expm1, x,
                           [](const Tensor& g, detail::ST, detail::ST y) { return mul(g, add(y.get(), 1.0)); });
 }
@@ -231,13 +236,15 @@ inline Tensor sqrt(const Tensor& x) {
   return detail::unary_op(UnaryOp::sqrt, x,
                           [](const Tensor& g, detail::ST, detail::ST y) { return div(g, mul(y.get(), 2.0)); });
 }
-inline Tensor rsqrt(const Tensor& x) {
+inline Tensor rsqrt(const Tensor& x_in) {
+  const Tensor x = amp::full_precision(x_in);
   return detail::unary_op(UnaryOp::rsqrt, x, [](const Tensor& g, detail::ST, detail::ST y) {
     const Tensor yv = y.get();
     return mul(mul(g, mul(mul(yv, yv), yv)), -0.5);
   });
 }
-inline Tensor reciprocal(const Tensor& x) {
+inline Tensor reciprocal(const Tensor& x_in) {
+  const Tensor x = amp::full_precision(x_in);
   return detail::unary_op(UnaryOp::reciprocal, x, [](const Tensor& g, detail::ST, detail::ST y) {
     return mul(g, mul(y.get(), y.get())).neg();
   });
@@ -267,7 +274,8 @@ inline Tensor ceil(const Tensor& x) { return detail::piecewise_constant(UnaryOp:
 inline Tensor round(const Tensor& x) { return detail::piecewise_constant(UnaryOp::round, x); }
 inline Tensor trunc(const Tensor& x) { return detail::piecewise_constant(UnaryOp::trunc, x); }
 
-inline Tensor pow(const Tensor& x, Scalar exponent) {
+inline Tensor pow(const Tensor& x_in, Scalar exponent) {
+  const Tensor x = amp::full_precision(x_in);
   const double e = exponent.to_double();
   if (!is_floating(x.dtype()) && !exponent.is_floating()) {  // integer power of an integer tensor
     WANWU_CHECK_VALUE(exponent.to_int() >= 0, "pow: integers to negative integer powers are not allowed");
@@ -284,7 +292,8 @@ inline Tensor pow(const Tensor& x, Scalar exponent) {
       {e, 0.0});
 }
 
-inline Tensor pow(const Tensor& a, const Tensor& b) {
+inline Tensor pow(const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = amp::full_precision(a_in), b = amp::full_precision(b_in);
   DType dt = detail::result_type({&a, &b});
   WANWU_CHECK_DTYPE(is_floating(dt), "pow: tensor exponents need a floating dtype, got ", a.dtype(), " and ",
                     b.dtype());

@@ -4,6 +4,7 @@
 // multiplying a batch is folded into one large GEMM.
 #pragma once
 
+#include "../core/autocast_state.hpp"
 #include "reduce.hpp"
 #include "view.hpp"
 
@@ -62,7 +63,8 @@ inline Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 
 }  // namespace detail
 
-inline Tensor matmul(const Tensor& a, const Tensor& b) {
+inline Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  const Tensor a = amp::lower_precision(a_in), b = amp::lower_precision(b_in);
   WANWU_CHECK_SHAPE(a.dim() >= 1 && b.dim() >= 1, "matmul: both arguments need at least 1 dimension, got shapes ",
                     a.shape(), " and ", b.shape());
   if (a.dim() == 1 && b.dim() == 1)
@@ -80,17 +82,19 @@ inline Tensor matmul(const Tensor& a, const Tensor& b) {
 inline Tensor mm(const Tensor& a, const Tensor& b) {
   WANWU_CHECK_SHAPE(a.dim() == 2 && b.dim() == 2, "mm: expected 2-D tensors, got shapes ", a.shape(), " and ",
                     b.shape());
-  return detail::matmul_nd(a, b);
+  return detail::matmul_nd(amp::lower_precision(a), amp::lower_precision(b));
 }
 
 inline Tensor bmm(const Tensor& a, const Tensor& b) {
   WANWU_CHECK_SHAPE(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0), "bmm: expected 3-D tensors with equal "
                     "batch sizes, got shapes ", a.shape(), " and ", b.shape());
-  return detail::matmul_nd(a, b);
+  return detail::matmul_nd(amp::lower_precision(a), amp::lower_precision(b));
 }
 
 // y = x @ weight^T + bias; x [..., in], weight [out, in], bias [out] (optional).
-inline Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor()) {
+inline Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in = Tensor()) {
+  const Tensor x = amp::lower_precision(x_in), weight = amp::lower_precision(weight_in);
+  const Tensor bias = amp::lower_precision(bias_in);
   WANWU_CHECK_SHAPE(weight.dim() == 2, "linear: weight must be 2-D [out_features, in_features], got ", weight.shape());
   WANWU_CHECK_SHAPE(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input of shape ", x.shape(),
                     " does not match weight of shape ", weight.shape(), " (expected last dim ", weight.size(1), ")");

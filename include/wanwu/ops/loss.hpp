@@ -44,8 +44,9 @@ inline void check_class_input(const Tensor& input, const char* op) {
 }  // namespace detail
 
 // Negative log-likelihood of class-index targets from log-probabilities [N, C, ...] (or [C]).
-inline Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight = Tensor(),
+inline Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, const Tensor& weight = Tensor(),
                        int64_t ignore_index = -100, Reduction reduction = Reduction::mean) {
+  const Tensor log_probs = amp::full_precision(log_probs_in);
   detail::check_class_input(log_probs, "nll_loss");
   WANWU_CHECK_DTYPE(target.dtype() == DType::i64 || target.dtype() == DType::i32, "nll_loss: target must hold class "
                     "indices (i64 or i32), got ", target.dtype(), "; probability targets go to cross_entropy");
@@ -125,9 +126,10 @@ inline Tensor cross_entropy(const Tensor& input, const Tensor& target, const Cro
 }
 
 // Sigmoid + binary cross-entropy in one stable expression; pos_weight scales positive targets.
-inline Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
+inline Tensor binary_cross_entropy_with_logits(const Tensor& input_in, const Tensor& target_in,
                                                const Tensor& weight = Tensor(), const Tensor& pos_weight = Tensor(),
                                                Reduction reduction = Reduction::mean) {
+  const Tensor input = amp::full_precision(input_in), target = amp::full_precision(target_in);
   WANWU_CHECK_SHAPE(input.shape() == target.shape(), "binary_cross_entropy_with_logits: target of shape ",
                     target.shape(), " must match the input ", input.shape());
   WANWU_CHECK_DTYPE(input.is_floating_point() && target.is_floating_point(),
@@ -146,7 +148,8 @@ inline Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor
   return detail::reduce_loss(loss, reduction);
 }
 
-inline Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean) {
+inline Tensor mse_loss(const Tensor& input_in, const Tensor& target_in, Reduction reduction = Reduction::mean) {
+  const Tensor input = amp::full_precision(input_in), target = amp::full_precision(target_in);
   WANWU_CHECK_SHAPE(input.shape() == target.shape(), "mse_loss: target of shape ", target.shape(),
                     " must match the input ", input.shape());
   return detail::reduce_loss(square(input - target), reduction);

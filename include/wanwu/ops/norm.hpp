@@ -33,12 +33,13 @@ inline Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tens
   if (mode == Mode::eval) {
     WANWU_CHECK_VALUE(running_mean.defined() && running_var.defined(),
                       "batch_norm: eval mode needs running_mean and running_var");
-    // y = x * scale + shift with per-channel scale/shift; channels are last, so they broadcast.
-    Tensor scale = rsqrt(running_var.to(x.dtype()) + eps);
+    // y = x * scale + shift with per-channel scale/shift, computed in the statistics' dtype and
+    // applied in x's (channels are last, so they broadcast).
+    Tensor scale = rsqrt(running_var + eps);
     if (weight.defined()) scale = scale * weight;
-    Tensor shift = -(running_mean.to(x.dtype()) * scale);
+    Tensor shift = -(running_mean * scale);
     if (bias.defined()) shift = shift + bias;
-    return x * scale + shift;
+    return x * scale.to(x.dtype()) + shift.to(x.dtype());
   }
   const int64_t M = x.numel() / std::max<int64_t>(C, 1);
   WANWU_CHECK_SHAPE(M > 1, "batch_norm: expected more than 1 value per channel when training, got input shape ",
@@ -71,8 +72,10 @@ inline Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tens
       const Tensor xv = sx.get();
       std::vector<Tensor> r(3);
       if (g.needs_input_grad(0)) r[0] = empty_like(xv);
-      if (g.needs_input_grad(1)) r[1] = empty(Shape{xv.size(-1)}, options_of(xv));
-      if (g.needs_input_grad(2)) r[2] = empty(Shape{xv.size(-1)}, options_of(xv));
+      const Tensor wv = sw.get();
+      const TensorOptions po = wv.defined() ? options_of(wv) : options_of(xv);  // f32 weights under autocast
+      if (g.needs_input_grad(1)) r[1] = empty(Shape{xv.size(-1)}, po);
+      if (g.needs_input_grad(2)) r[2] = empty(Shape{xv.size(-1)}, po);
       backend_for(xv.device()).batch_norm_backward(r[0], r[1], r[2], detail::contiguous_no_grad(g[0]), xv,
                                                    detail::contiguous_no_grad(sw.get()), sm.get(), si.get());
       return r;
@@ -82,8 +85,10 @@ inline Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tens
 }
 
 // Normalizes over the trailing dims given by normalized_shape; weight/bias have that shape.
-inline Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
-                         const Tensor& bias = Tensor(), double eps = 1e-5) {
+inline Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor& weight_in = Tensor(),
+                         const Tensor& bias_in = Tensor(), double eps = 1e-5) {
+  const Tensor x = amp::full_precision(x_in), weight = amp::full_precision(weight_in);
+  const Tensor bias = amp::full_precision(bias_in);
   const int nd = normalized_shape.size();
   WANWU_CHECK_SHAPE(nd >= 1 && x.dim() >= nd, "layer_norm: normalized_shape ", normalized_shape,
                     " needs an input with at least ", nd, " dimensions, got ", x.shape());
@@ -126,8 +131,10 @@ inline Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const T
 
 // GroupNorm for channels-last input [N, ..., C]: statistics over each group of C / num_groups
 // consecutive channels and all positions of a sample (PyTorch's grouping of NCHW channels).
-inline Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = Tensor(),
-                         const Tensor& bias = Tensor(), double eps = 1e-5) {
+inline Tensor group_norm(const Tensor& x_in, int64_t num_groups, const Tensor& weight_in = Tensor(),
+                         const Tensor& bias_in = Tensor(), double eps = 1e-5) {
+  const Tensor x = amp::full_precision(x_in), weight = amp::full_precision(weight_in);
+  const Tensor bias = amp::full_precision(bias_in);
   WANWU_CHECK_SHAPE(x.dim() >= 2, "group_norm: expected an input [N, ..., C], got ", x.shape());
   const int64_t N = x.size(0), C = x.size(-1);
   WANWU_CHECK_SHAPE(num_groups >= 1 && C % num_groups == 0, "group_norm: num_groups (", num_groups,

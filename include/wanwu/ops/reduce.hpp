@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "../autograd/node.hpp"
+#include "../core/autocast_state.hpp"
 #include "copy.hpp"
 #include "factory.hpp"
 #include "elementwise.hpp"
@@ -83,7 +84,8 @@ inline Tensor grad_keepdim(const Tensor& g, const Shape& in_shape, const Dims& d
 
 }  // namespace detail
 
-inline Tensor sum(const Tensor& x, const Dims& dims_in, KeepDim keepdim = KeepDim::no) {
+inline Tensor sum(const Tensor& x_in, const Dims& dims_in, KeepDim keepdim = KeepDim::no) {
+  const Tensor x = amp::full_precision(x_in);
   const Dims dims = normalize_dims(dims_in, x.dim(), "sum");
   Tensor out = detail::finish_keepdim(detail::reduce_raw(ReduceOp::sum, x, dims), x.shape(), dims, keepdim);
   if (x.is_floating_point() && autograd::any_requires_grad({x})) {
@@ -96,7 +98,8 @@ inline Tensor sum(const Tensor& x, const Dims& dims_in, KeepDim keepdim = KeepDi
 }
 inline Tensor sum(const Tensor& x) { return sum(x, Dims{}); }
 
-inline Tensor mean(const Tensor& x, const Dims& dims_in, KeepDim keepdim = KeepDim::no) {
+inline Tensor mean(const Tensor& x_in, const Dims& dims_in, KeepDim keepdim = KeepDim::no) {
+  const Tensor x = amp::full_precision(x_in);
   const Dims dims = normalize_dims(dims_in, x.dim(), "mean");
   Tensor out = detail::finish_keepdim(detail::reduce_raw(ReduceOp::mean, x, dims), x.shape(), dims, keepdim);
   if (autograd::any_requires_grad({x})) {
@@ -223,7 +226,8 @@ inline Tensor stddev(const Tensor& x, const Dims& dims, int64_t correction = 1, 
 }
 
 // log(sum(exp(x))) over dims, computed stably by shifting with the (detached) maximum.
-inline Tensor logsumexp(const Tensor& x, const Dims& dims_in, KeepDim keepdim = KeepDim::no) {
+inline Tensor logsumexp(const Tensor& x_in, const Dims& dims_in, KeepDim keepdim = KeepDim::no) {
+  const Tensor x = amp::full_precision(x_in);
   const Dims dims = normalize_dims(dims_in, x.dim(), "logsumexp");
   WANWU_CHECK_DTYPE(x.is_floating_point(), "logsumexp: input dtype ", x.dtype(),
                     " is not supported (floating types only)");

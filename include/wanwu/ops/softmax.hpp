@@ -8,7 +8,8 @@
 namespace wanwu {
 
 namespace detail {
-inline Tensor softmax_op(const Tensor& x, int64_t dim_in, SoftmaxKind kind) {
+inline Tensor softmax_op(const Tensor& x_in, int64_t dim_in, SoftmaxKind kind) {
+  const Tensor x = amp::full_precision(x_in);
   const char* name = kind == SoftmaxKind::softmax ? "softmax" : "log_softmax";
   WANWU_CHECK_DTYPE(x.is_floating_point(), name, ": dtype ", x.dtype(), " is not supported (floating types only)");
   if (x.dim() == 0) return kind == SoftmaxKind::softmax ? ones_like(x) : zeros_like(x);

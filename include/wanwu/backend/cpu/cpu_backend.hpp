@@ -83,6 +83,11 @@ class CpuBackend final : public Backend {
   void attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const Tensor& grad_out,
                           const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                           const Tensor& mask, const AttentionParams& p) override;
+
+  void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+                const SgdStepParams& p) override;  // methods/optim.hpp
+  void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                 const Tensor& max_exp_avg_sq, const AdamStepParams& p) override;
 };
 
 }  // namespace wanwu
@@ -98,4 +103,5 @@ class CpuBackend final : public Backend {
 #include "methods/pool.hpp"
 #include "methods/norm.hpp"
 #include "methods/attention.hpp"
+#include "methods/optim.hpp"
 #endif

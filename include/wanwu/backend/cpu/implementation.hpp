@@ -18,3 +18,4 @@
 #include "methods/pool.hpp"
 #include "methods/norm.hpp"
 #include "methods/attention.hpp"
+#include "methods/optim.hpp"

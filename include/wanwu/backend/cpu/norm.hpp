@@ -129,31 +129,28 @@ void batch_norm_backward_typed(T* gx, T* gw, T* gb, const T* gy, const T* x, con
 template <class T, class S>
 void layer_norm_forward_typed(T* y, S* mean_out, S* rstd_out, const T* x, const T* w, const T* b, int64_t R,
                               int64_t M, double eps) {
+  // Rows are short (a transformer's width) and in cache: two vectorized passes for the statistics
+  // (mean, then squared deviations — no cancellation), one for the output.
   parallel_for(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(M, 1)), [&](int64_t rb, int64_t re) {
     for (int64_t r = rb; r < re; ++r) {
       const T* xr = x + r * M;
-      double s = 0;
+      double s = 0;  // the mean in double; deviations from it in T, through hi + lo
 #pragma omp simd reduction(+ : s)
       for (int64_t m = 0; m < M; ++m) s += static_cast<double>(xr[m]);
       const double mean = s / static_cast<double>(M);
-      double v = 0;
+      const T hi = static_cast<T>(mean), lo = static_cast<T>(mean - static_cast<double>(hi));
+      T v = 0;
 #pragma omp simd reduction(+ : v)
-      for (int64_t m = 0; m < M; ++m) {
-        const double d = static_cast<double>(xr[m]) - mean;
-        v += d * d;
-      }
-      const double rstd = 1.0 / std::sqrt(v / static_cast<double>(M) + eps);
+      for (int64_t m = 0; m < M; ++m) v += ((xr[m] - hi) - lo) * ((xr[m] - hi) - lo);
+      const T rstd = static_cast<T>(1.0 / std::sqrt(static_cast<double>(v) / static_cast<double>(M) + eps));
       mean_out[r] = static_cast<S>(mean);
       rstd_out[r] = static_cast<S>(rstd);
       T* yr = y + r * M;
-      // mean split in two T values: (x - hi) - lo stays exact when |mean| >> std
-      const T hi = static_cast<T>(mean), lo = static_cast<T>(mean - static_cast<double>(hi));
-      const T rt = static_cast<T>(rstd);
       if (w && b) {
 #pragma omp simd
-        for (int64_t m = 0; m < M; ++m) yr[m] = ((xr[m] - hi) - lo) * rt * w[m] + b[m];
+        for (int64_t m = 0; m < M; ++m) yr[m] = ((xr[m] - hi) - lo) * rstd * w[m] + b[m];
       } else {
-        for (int64_t m = 0; m < M; ++m) yr[m] = ((xr[m] - hi) - lo) * rt * (w ? w[m] : T(1)) + (b ? b[m] : T(0));
+        for (int64_t m = 0; m < M; ++m) yr[m] = ((xr[m] - hi) - lo) * rstd * (w ? w[m] : T(1)) + (b ? b[m] : T(0));
       }
     }
   });
@@ -165,51 +162,51 @@ void layer_norm_backward_typed(T* gx, T* gw, T* gb, const T* gy, const T* x, con
   const int chunks = parallel_chunks(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(M, 1)));
   const int64_t per = (R + chunks - 1) / chunks;
   const bool want_wb = gw || gb;
-  std::vector<double> pw(want_wb ? static_cast<size_t>(chunks * M) : 0, 0.0);
-  std::vector<double> pb(want_wb ? static_cast<size_t>(chunks * M) : 0, 0.0);
+  std::vector<T> pw(want_wb ? static_cast<size_t>(chunks * M) : 0, T(0));
+  std::vector<T> pb(want_wb ? static_cast<size_t>(chunks * M) : 0, T(0));
+  std::vector<T> ones;
+  if (!w) ones.assign(static_cast<size_t>(M), T(1));
+  const T* wv = w ? w : ones.data();
   parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
     for (int64_t ci = cb; ci < ce; ++ci) {
-      double* aw = want_wb ? pw.data() + ci * M : nullptr;
-      double* ab = want_wb ? pb.data() + ci * M : nullptr;
+      T* aw = want_wb ? pw.data() + ci * M : nullptr;
+      T* ab = want_wb ? pb.data() + ci * M : nullptr;
       for (int64_t r = ci * per; r < std::min(R, (ci + 1) * per); ++r) {
         const T* xr = x + r * M;
         const T* gr = gy + r * M;
-        const double mu = static_cast<double>(mean[r]), rs = static_cast<double>(rstd[r]);
+        const T mu = static_cast<T>(mean[r]), rs = static_cast<T>(rstd[r]);
         if (want_wb) {
 #pragma omp simd
           for (int64_t m = 0; m < M; ++m) {
-            const double xh = (static_cast<double>(xr[m]) - mu) * rs;
-            aw[m] += static_cast<double>(gr[m]) * xh;
-            ab[m] += static_cast<double>(gr[m]);
+            aw[m] += gr[m] * ((xr[m] - mu) * rs);
+            ab[m] += gr[m];
           }
         }
         if (!gx) continue;
-        double a = 0, bsum = 0;  // sum(g), sum(g * xhat) with g = dy * w
+        T a = 0, bsum = 0;  // sum(g), sum(g * xhat) with g = dy * w
 #pragma omp simd reduction(+ : a, bsum)
         for (int64_t m = 0; m < M; ++m) {
-          const double g = static_cast<double>(gr[m]) * (w ? static_cast<double>(w[m]) : 1.0);
+          const T g = gr[m] * wv[m];
           a += g;
-          bsum += g * (static_cast<double>(xr[m]) - mu) * rs;
+          bsum += g * ((xr[m] - mu) * rs);
         }
-        const double inv_m = 1.0 / static_cast<double>(M);
+        const T inv_m = T(1) / static_cast<T>(M);
+        const T ka = a * inv_m, kb = bsum * inv_m;
         T* dr = gx + r * M;
-        for (int64_t m = 0; m < M; ++m) {
-          const double g = static_cast<double>(gr[m]) * (w ? static_cast<double>(w[m]) : 1.0);
-          const double xh = (static_cast<double>(xr[m]) - mu) * rs;
-          dr[m] = static_cast<T>(rs * (g - a * inv_m - xh * bsum * inv_m));
-        }
+#pragma omp simd
+        for (int64_t m = 0; m < M; ++m) dr[m] = rs * (gr[m] * wv[m] - ka - (xr[m] - mu) * rs * kb);
       }
     }
   });
   if (!want_wb) return;
   for (int64_t m = 0; m < M; ++m) {
-    double tw = 0, tb = 0;
+    T tw = 0, tb = 0;
     for (int ci = 0; ci < chunks; ++ci) {
       tw += pw[ci * M + m];
       tb += pb[ci * M + m];
     }
-    if (gw) gw[m] = static_cast<T>(tw);
-    if (gb) gb[m] = static_cast<T>(tb);
+    if (gw) gw[m] = tw;
+    if (gb) gb[m] = tb;
   }
 }
 

@@ -1,0 +1,106 @@
+// Adam and AdamW (decoupled weight decay), with amsgrad, step for step PyTorch's torch.optim.Adam
+// and AdamW (their single-tensor code path): bias corrections computed in double on the host, the
+// update one fused pass per parameter (backend adam_step).
+#pragma once
+
+#include <cmath>
+
+#include "../ops/conv.hpp"
+#include "optimizer.hpp"
+
+namespace wanwu::optim {
+
+struct AdamOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;  // Adam: 0; AdamW's default is 1e-2 (see AdamW)
+  AmsGrad amsgrad = AmsGrad::no;
+  ParamGroup group(std::vector<Tensor> params, std::string name = "") const {
+    ParamGroup g;
+    g.params = std::move(params);
+    g.name = std::move(name);
+    g.lr = lr;
+    g.beta1 = beta1;
+    g.beta2 = beta2;
+    g.eps = eps;
+    g.weight_decay = weight_decay;
+    g.amsgrad = amsgrad;
+    return g;
+  }
+};
+
+enum class WeightDecay : uint8_t { coupled, decoupled };
+
+class AdamBase : public Optimizer {
+ public:
+  AdamBase(std::vector<ParamGroup> groups, WeightDecay wd) : wd_(wd) {
+    for (auto& g : groups) {
+      WANWU_CHECK_VALUE(g.lr >= 0 && g.eps >= 0 && g.weight_decay >= 0, name(), ": invalid hyper-parameters in group '",
+                        g.name, "': lr ", g.lr, ", eps ", g.eps, ", weight_decay ", g.weight_decay);
+      WANWU_CHECK_VALUE(g.beta1 >= 0 && g.beta1 < 1 && g.beta2 >= 0 && g.beta2 < 1, name(),
+                        ": betas must be in [0, 1), got (", g.beta1, ", ", g.beta2, ")");
+      add_param_group(std::move(g));
+    }
+  }
+  std::string name() const override { return wd_ == WeightDecay::decoupled ? "AdamW" : "Adam"; }
+
+  void step() override {
+    NoGradGuard ng;
+    for (auto& g : groups_) {
+      for (auto& p : g.params) {
+        const Tensor grad = p.grad();
+        if (!grad.defined()) continue;
+        WANWU_CHECK_VALUE(p.is_contiguous(), name(), ": parameters must be contiguous, got strides ", p.strides());
+        ParamState& st = state_for(p);
+        if (st.tensors.empty()) {
+          st.tensors["exp_avg"] = zeros_like(p);
+          st.tensors["exp_avg_sq"] = zeros_like(p);
+          if (g.amsgrad == AmsGrad::yes) st.tensors["max_exp_avg_sq"] = zeros_like(p);
+        }
+        st.step += 1;
+        AdamStepParams s;
+        s.lr = g.lr;
+        s.beta1 = g.beta1;
+        s.beta2 = g.beta2;
+        s.eps = g.eps;
+        s.weight_decay = g.weight_decay;
+        s.decoupled = wd_ == WeightDecay::decoupled;
+        s.amsgrad = g.amsgrad == AmsGrad::yes;
+        const double step = static_cast<double>(st.step);
+        s.step_size = g.lr / (1.0 - std::pow(g.beta1, step));
+        s.bias_correction2_sqrt = std::sqrt(1.0 - std::pow(g.beta2, step));
+        Tensor vmax = s.amsgrad ? st.tensors["max_exp_avg_sq"] : Tensor();
+        if (s.amsgrad && !vmax.defined()) vmax = st.tensors["max_exp_avg_sq"] = zeros_like(p);
+        backend_for(p.device()).adam_step(p, detail::contiguous_no_grad(grad), st.tensors["exp_avg"],
+                                          st.tensors["exp_avg_sq"], vmax, s);
+        p.bump_version();
+      }
+    }
+  }
+
+ private:
+  WeightDecay wd_;
+};
+
+class Adam : public AdamBase {
+ public:
+  Adam(std::vector<Tensor> params, const AdamOptions& o)
+      : AdamBase(std::vector<ParamGroup>{o.group(std::move(params))}, WeightDecay::coupled) {}
+  explicit Adam(std::vector<ParamGroup> groups) : AdamBase(std::move(groups), WeightDecay::coupled) {}
+};
+
+// AdamW: p <- p * (1 - lr * weight_decay) before the Adam update (Loshchilov & Hutter, 2019).
+class AdamW : public AdamBase {
+ public:
+  static AdamOptions defaults() {
+    AdamOptions o;
+    o.weight_decay = 1e-2;
+    return o;
+  }
+  AdamW(std::vector<Tensor> params, const AdamOptions& o = defaults())
+      : AdamBase(std::vector<ParamGroup>{o.group(std::move(params))}, WeightDecay::decoupled) {}
+  explicit AdamW(std::vector<ParamGroup> groups) : AdamBase(std::move(groups), WeightDecay::decoupled) {}
+};
+
+}  // namespace wanwu::optim

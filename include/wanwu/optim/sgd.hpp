@@ -1,0 +1,76 @@
+// SGD with momentum, dampening, Nesterov and (coupled) weight decay, step for step PyTorch's
+// torch.optim.SGD. The update is one fused pass per parameter (backend sgd_step).
+#pragma once
+
+#include "../ops/conv.hpp"
+#include "optimizer.hpp"
+
+namespace wanwu::optim {
+
+struct SGDOptions {
+  double lr = 1e-2;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  Nesterov nesterov = Nesterov::no;
+  // A group with these hyper-parameters (adjust fields afterwards for per-group values).
+  ParamGroup group(std::vector<Tensor> params, std::string name = "") const {
+    ParamGroup g;
+    g.params = std::move(params);
+    g.name = std::move(name);
+    g.lr = lr;
+    g.momentum = momentum;
+    g.dampening = dampening;
+    g.weight_decay = weight_decay;
+    g.nesterov = nesterov;
+    return g;
+  }
+};
+
+class SGD : public Optimizer {
+ public:
+  SGD(std::vector<Tensor> params, const SGDOptions& o) : SGD(std::vector<ParamGroup>{o.group(std::move(params))}) {}
+  explicit SGD(std::vector<ParamGroup> groups) {
+    for (auto& g : groups) {
+      WANWU_CHECK_VALUE(g.lr >= 0 && g.momentum >= 0 && g.weight_decay >= 0, "SGD: invalid hyper-parameters in group '",
+                        g.name, "': lr ", g.lr, ", momentum ", g.momentum, ", weight_decay ", g.weight_decay);
+      WANWU_CHECK_VALUE(g.nesterov == Nesterov::no || (g.momentum > 0 && g.dampening == 0),
+                        "SGD: Nesterov momentum requires a momentum and zero dampening");
+      add_param_group(std::move(g));
+    }
+  }
+  std::string name() const override { return "SGD"; }
+
+  void step() override {
+    NoGradGuard ng;
+    for (auto& g : groups_) {
+      for (auto& p : g.params) {
+        const Tensor grad = p.grad();
+        if (!grad.defined()) continue;
+        WANWU_CHECK_VALUE(p.is_contiguous(), "SGD: parameters must be contiguous, got strides ", p.strides());
+        SgdStepParams s;
+        s.lr = g.lr;
+        s.momentum = g.momentum;
+        s.dampening = g.dampening;
+        s.weight_decay = g.weight_decay;
+        s.nesterov = g.nesterov == Nesterov::yes;
+        Tensor buf;
+        if (g.momentum != 0.0) {
+          ParamState& st = state_for(p);
+          auto it = st.tensors.find("momentum_buffer");
+          if (it == st.tensors.end()) {
+            buf = empty_like(p);
+            st.tensors["momentum_buffer"] = buf;
+            s.init_buffer = true;
+          } else {
+            buf = it->second;
+          }
+        }
+        backend_for(p.device()).sgd_step(p, detail::contiguous_no_grad(grad), buf, s);
+        p.bump_version();
+      }
+    }
+  }
+};
+
+}  // namespace wanwu::optim
