@@ -58,7 +58,11 @@
 #include "optim/optimizer.hpp"
 #include "optim/sgd.hpp"
 #include "optim/adam.hpp"
+#include "optim/clip.hpp"
+#include "optim/ema.hpp"
+#include "optim/accumulation.hpp"
 #include "amp/autocast.hpp"
+#include "amp/grad_scaler.hpp"
 
 // the CPU backend (compiled here unless the program builds it once: WANWU_CPU_BACKEND_EXTERN)
 #if !defined(WANWU_CPU_BACKEND_EXTERN)

@@ -26,7 +26,7 @@ inline Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_i
                                            const AttentionOptions& o_in = {}) {
   const Tensor q = amp::lower_precision(q_in), k = amp::lower_precision(k_in), v = amp::lower_precision(v_in);
   AttentionOptions o = o_in;
-  if (o.mask.defined() && o.mask.dtype() != DType::boolean && o.mask.dtype() != q.dtype()) o.mask = o.mask.to(q.dtype());
+  if (o.mask.defined() && o.mask.is_floating_point() && q.dtype() != q_in.dtype()) o.mask = o.mask.to(q.dtype());  // autocast
   const char* op = "scaled_dot_product_attention";
   WANWU_CHECK_SHAPE(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, op, ": expected 4-D q, k, v [B, H, L, D], got ",
                     q.shape(), ", ", k.shape(), ", ", v.shape());

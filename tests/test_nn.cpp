@@ -1,0 +1,168 @@
+// nn: module naming, state dicts and their errors, train/eval, freezing, device/dtype moves that
+// keep handles valid, initializer distributions, BatchNorm's running statistics and
+// MultiheadAttention against its composed definition.
+#include <cmath>
+
+#include "harness.hpp"
+
+using namespace wanwu;
+using wt::check_close;
+
+namespace {
+struct Block : nn::Module {
+  std::shared_ptr<nn::Conv2d> conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(3, 4, 3, 1, 1, 1, 1, nn::Bias::no));
+  std::shared_ptr<nn::BatchNorm2d> bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(4));
+  Tensor forward(const Tensor& x) override { return relu(bn1->forward(conv1->forward(x))); }
+  std::string type_name() const override { return "Block"; }
+};
+struct Net : nn::Module {
+  std::shared_ptr<nn::Sequential> layer1 = register_module("layer1", std::make_shared<nn::Sequential>(
+      std::initializer_list<std::shared_ptr<nn::Module>>{std::make_shared<Block>(), std::make_shared<Block>()}));
+  std::shared_ptr<nn::Linear> fc = register_module("fc", std::make_shared<nn::Linear>(4, 3));
+  Net() {
+    // the second block takes the first's 4 channels
+    layer1->replace_module("1", std::make_shared<Block2>());
+  }
+  struct Block2 : Block {
+    Block2() {
+      replace_module("conv1", conv1 = std::make_shared<nn::Conv2d>(4, 4, 3, 1, 1, 1, 1, nn::Bias::no));
+    }
+  };
+  Tensor forward(const Tensor& x) override {
+    return fc->forward(adaptive_avg_pool2d(layer1->forward(x), 1).flatten(1));
+  }
+  std::string type_name() const override { return "Net"; }
+};
+}  // namespace
+
+TEST_CASE("parameters and buffers have PyTorch's hierarchical names in registration order") {
+  Net net;
+  std::vector<std::string> names;
+  for (const auto& [n, t] : net.state_dict()) names.push_back(n);
+  const std::vector<std::string> want = {
+      "layer1.0.conv1.weight", "layer1.0.bn1.weight", "layer1.0.bn1.bias", "layer1.0.bn1.running_mean",
+      "layer1.0.bn1.running_var", "layer1.0.bn1.num_batches_tracked", "layer1.1.conv1.weight", "layer1.1.bn1.weight",
+      "layer1.1.bn1.bias", "layer1.1.bn1.running_mean", "layer1.1.bn1.running_var",
+      "layer1.1.bn1.num_batches_tracked", "fc.weight", "fc.bias"};
+  CHECK(names == want);
+  CHECK(net.named_parameters().size() == 8);
+  CHECK(net.named_buffers().size() == 6);
+  CHECK(net.num_parameters() == 3 * 3 * 3 * 4 + 4 + 4 + 3 * 3 * 4 * 4 + 4 + 4 + 4 * 3 + 3);
+  CHECK(net.forward(randn({2, 6, 6, 3})).shape() == Shape{2, 3});
+  CHECK(net.named_modules().size() == 9);
+  CHECK(net.repr().find("(fc): Linear(in_features=4, out_features=3, bias=1)") != std::string::npos);
+}
+
+TEST_CASE("state_dict round trip and load errors") {
+  Net a, b;
+  b.load_state_dict(a.state_dict());
+  const Tensor x = randn({1, 5, 5, 3});
+  a.eval();
+  b.eval();
+  check_close(b.forward(x), wt::values(a.forward(x)), 0, 0);
+  nn::StateDict sd = a.state_dict();
+  nn::StateDict missing, extra = sd, wrong;
+  for (const auto& [k, v] : sd) {
+    if (k != "fc.bias") missing.set(k, v);
+    wrong.set(k, k == "fc.weight" ? zeros({3, 5}) : v);
+  }
+  extra.set("head.weight", zeros({2}));
+  CHECK_THROWS_WITH_AS(b.load_state_dict(missing), doctest::Contains("missing keys (1): fc.bias"), ValueError);
+  CHECK_THROWS_WITH_AS(b.load_state_dict(extra), doctest::Contains("unexpected keys (1): head.weight"), ValueError);
+  CHECK_THROWS_WITH_AS(b.load_state_dict(wrong), doctest::Contains("fc.weight: checkpoint [3, 5], model [3, 4]"), ValueError);
+  const nn::LoadReport rep = b.load_state_dict(missing, nn::Strict::no);
+  CHECK(rep.missing_keys == std::vector<std::string>{"fc.bias"});
+  CHECK_THROWS_AS(b.load_state_dict(wrong, nn::Strict::no), ValueError);  // shapes never load
+}
+
+TEST_CASE("train/eval, freezing, dtype moves keep the same tensor handles") {
+  Net net;
+  net.eval();
+  CHECK_FALSE(net.layer1->child("0")->is_training());
+  net.train();
+  CHECK(net.fc->is_training());
+  net.layer1->requires_grad_(false);
+  int trainable = 0;
+  for (const auto& p : net.parameters()) trainable += p.requires_grad();
+  CHECK(trainable == 2);  // fc.weight, fc.bias
+  const Tensor w = net.fc->weight;
+  net.to(DType::f64);
+  CHECK(w.dtype() == DType::f64);             // the layer's handle sees the new data
+  CHECK(net.fc->weight.is_same(w));
+  CHECK(net.state_dict().at("layer1.0.bn1.num_batches_tracked").dtype() == DType::i64);  // not floating: kept
+  CHECK(net.forward(randn({1, 4, 4, 3}, DType::f64)).dtype() == DType::f64);
+  int calls = 0;
+  net.apply([&](nn::Module&) { ++calls; });
+  CHECK(calls == 9);
+}
+
+TEST_CASE("BatchNorm2d tracks running statistics like PyTorch, cumulative average when momentum is none") {
+  nn::BatchNorm2d bn(2, 1e-5, std::nullopt);
+  const Tensor x1 = tensor({1.0, 3.0, 2.0, 6.0}).reshape({2, 1, 1, 2});  // channel 0: 1, 2; channel 1: 3, 6
+  bn.forward(x1);
+  check_close(bn.running_mean, {1.5, 4.5});
+  check_close(bn.running_var, {0.5, 4.5});  // unbiased
+  const Tensor x2 = tensor({3.0, 3.0, 5.0, 3.0}).reshape({2, 1, 1, 2});
+  bn.forward(x2);
+  check_close(bn.running_mean, {(1.5 + 4.0) / 2, (4.5 + 3.0) / 2});  // cumulative: mean of the batch means
+  CHECK(bn.num_batches_tracked.item<int64_t>() == 2);
+  bn.eval();
+  const Tensor y = bn.forward(x1);
+  check_close(y.select(3, 0), {(1 - 2.75) / std::sqrt(1.25 + 1e-5), (2 - 2.75) / std::sqrt(1.25 + 1e-5)}, 1e-6, 0);
+  CHECK_THROWS_AS(bn.forward(zeros({2, 1, 1, 3})), ShapeError);
+}
+
+TEST_CASE("initializers follow PyTorch's bounds and moments") {
+  Generator g(3);
+  Tensor w = empty({256, 3, 3, 64});
+  nn::init::kaiming_uniform_(w, std::sqrt(5.0), nn::init::FanMode::fan_in, nn::init::Nonlinearity::leaky_relu, &g);
+  const double bound = 1.0 / std::sqrt(3.0 * 3 * 64);  // gain sqrt(2/6) * sqrt(3/fan_in)
+  CHECK(w.max().item<double>() <= bound);
+  CHECK(w.max().item<double>() > 0.99 * bound);
+  CHECK(w.min().item<double>() >= -bound);
+  Tensor x = empty({512, 512});
+  nn::init::xavier_normal_(x, 1.0, &g);
+  CHECK(stddev(x.to(DType::f64), {}).item<double>() == doctest::Approx(std::sqrt(2.0 / 1024)).epsilon(0.01));
+  Tensor t = empty({200000}, DType::f64);
+  nn::init::trunc_normal_(t, 1.0, 2.0, -1.0, 2.0, &g);
+  CHECK(t.min().item<double>() >= -1.0);
+  CHECK(t.max().item<double>() <= 2.0);
+  // the mean of N(1, 2) truncated to [-1, 2]: mu + s (phi(a) - phi(b)) / (Phi(b) - Phi(a)), a = -1, b = 0.5
+  auto phi = [](double z) { return std::exp(-z * z / 2) / std::sqrt(2 * M_PI); };
+  auto Phi = [](double z) { return 0.5 * (1 + std::erf(z / std::sqrt(2.0))); };
+  const double want = 1.0 + 2.0 * (phi(-1.0) - phi(0.5)) / (Phi(0.5) - Phi(-1.0));
+  CHECK(t.mean().item<double>() == doctest::Approx(want).epsilon(0.01));
+  for (double y : {-0.999, -0.5, 0.0, 0.3, 0.9, 0.999999}) CHECK(std::erf(nn::init::erfinv(y)) == doctest::Approx(y).epsilon(1e-14));
+  Tensor z = ones({3});
+  nn::init::zeros_(z);
+  CHECK(z.sum().item<double>() == 0.0);
+}
+
+TEST_CASE("MultiheadAttention equals its definition and uses PyTorch's parameter names") {
+  nn::MultiheadAttention mha(8, 2, 0.0, nn::Bias::yes, nn::BatchFirst::yes);
+  std::vector<std::string> names;
+  for (const auto& [n, p] : mha.named_parameters()) names.push_back(n);
+  CHECK(names == std::vector<std::string>{"in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"});
+  NoGradGuard ng;
+  nn::init::normal_(mha.in_proj_bias, 0.0, 0.1);
+  const Tensor x = randn({3, 5, 8});
+  const Tensor y = mha.forward(x);
+  // the definition, head by head
+  const Tensor qkv = linear(x, mha.in_proj_weight, mha.in_proj_bias);
+  std::vector<Tensor> heads;
+  for (int h = 0; h < 2; ++h) {
+    const Tensor q = qkv.narrow(2, h * 4, 4), k = qkv.narrow(2, 8 + h * 4, 4), v = qkv.narrow(2, 16 + h * 4, 4);
+    heads.push_back(matmul(softmax(matmul(q, k.mT()) / 2.0, -1), v));
+  }
+  const Tensor ref = mha.out_proj->forward(cat(heads, 2));
+  check_close(y, ref, 1e-5, 1e-5);
+  // sequence-first layout and a bool mask (true = blocked, PyTorch's module convention)
+  nn::MultiheadAttention seq_first(8, 2);
+  seq_first.load_state_dict(mha.state_dict());
+  check_close(seq_first.forward(x.transpose(0, 1)).transpose(0, 1), ref, 1e-5, 1e-5);
+  const Tensor block_last = ge(arange(5).unsqueeze(0), 4).expand({5, 5});  // nobody attends to position 4
+  const Tensor masked = mha.forward(x, x, x, block_last);
+  const Tensor x_mod = cat({x.narrow(1, 0, 4), randn({3, 1, 8})}, 1);  // change only position 4's key/value
+  check_close(mha.forward(x_mod, x_mod, x_mod, block_last).narrow(1, 0, 4), wt::values(masked.narrow(1, 0, 4)), 1e-5, 1e-5);
+  CHECK_THROWS_AS(nn::MultiheadAttention(10, 3), ValueError);
+}

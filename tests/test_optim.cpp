@@ -1,0 +1,221 @@
+// Optimizers, clipping, EMA, gradient accumulation and the grad scaler: hand-computed steps,
+// parameter groups, state-dict round trips that continue bit-identically, and errors. Step-by-step
+// agreement with torch.optim over 20 steps is in tests/parity (test_parity_optim).
+#include <cmath>
+
+#include "harness.hpp"
+
+using namespace wanwu;
+using wt::check_close;
+
+namespace {
+Tensor param(std::initializer_list<double> v) { return tensor(v, DType::f64).requires_grad_(); }
+void set_grad(Tensor& p, std::initializer_list<double> g) { p.set_grad(tensor(g, DType::f64)); }
+}  // namespace
+
+TEST_CASE("SGD: plain, momentum, dampening, nesterov, weight decay by hand") {
+  Tensor p = param({1.0, -2.0});
+  optim::SGDOptions o;
+  o.lr = 0.1;
+  o.momentum = 0.9;
+  o.weight_decay = 0.5;
+  optim::SGD sgd({p}, o);
+  set_grad(p, {0.2, 0.4});
+  sgd.step();  // d = g + 0.5 p = (0.7, -0.6); buf = d; p -= 0.1 d
+  check_close(p, {1.0 - 0.07, -2.0 + 0.06}, 1e-15, 0);
+  set_grad(p, {0.2, 0.4});
+  sgd.step();  // d = g + 0.5 p; buf = 0.9 buf + d
+  const double d0 = 0.2 + 0.5 * 0.93, d1 = 0.4 + 0.5 * -1.94;
+  check_close(p, {0.93 - 0.1 * (0.9 * 0.7 + d0), -1.94 - 0.1 * (0.9 * -0.6 + d1)}, 1e-14, 0);
+  Tensor q = param({1.0});
+  optim::SGDOptions n;
+  n.lr = 1.0;
+  n.momentum = 0.5;
+  n.nesterov = optim::Nesterov::yes;
+  optim::SGD nest({q}, n);
+  set_grad(q, {1.0});
+  nest.step();  // buf = 1; d = 1 + 0.5 * 1
+  check_close(q, {-0.5});
+  n.dampening = 0.1;
+  CHECK_THROWS_AS(optim::SGD({param({1.0})}, n), ValueError);
+  optim::SGDOptions bad;
+  bad.lr = -1;
+  CHECK_THROWS_AS(optim::SGD({param({1.0})}, bad), ValueError);
+}
+
+TEST_CASE("Adam and AdamW: the first step moves each weight by lr, AdamW decays first") {
+  Tensor a = param({1.0, -1.0}), b = param({1.0, -1.0});
+  optim::AdamOptions o;
+  o.lr = 0.01;
+  optim::Adam adam({a}, o);
+  o.weight_decay = 0.1;
+  optim::AdamW adamw({b}, o);
+  set_grad(a, {3.0, -0.5});
+  set_grad(b, {3.0, -0.5});
+  adam.step();
+  adamw.step();
+  // first step: m_hat = g, v_hat = g^2, update = lr * g / (|g| + eps)
+  check_close(a, {1.0 - 0.01 * 3.0 / (3.0 + 1e-8), -1.0 + 0.01 * 0.5 / (0.5 + 1e-8)}, 1e-12, 0);
+  check_close(b, {1.0 * (1 - 0.01 * 0.1) - 0.01 * 3.0 / (3.0 + 1e-8), -1.0 * (1 - 0.01 * 0.1) + 0.01 * 0.5 / (0.5 + 1e-8)},
+              1e-12, 0);
+  o.beta1 = 1.0;
+  CHECK_THROWS_AS(optim::Adam({param({1.0})}, o), ValueError);
+}
+
+TEST_CASE("parameter groups carry their own hyper-parameters; zero_grad sets gradients to none") {
+  nn::Linear lin(3, 2);
+  const auto groups = optim::decay_groups(lin, 0.05);
+  REQUIRE(groups.size() == 2);
+  CHECK(groups[0].params.size() == 1);  // weight
+  CHECK(groups[1].params[0].is_same(lin.bias));
+  optim::SGDOptions o;
+  o.lr = 0.1;
+  auto g1 = o.group({lin.weight}, "weights");
+  auto g2 = o.group({lin.bias}, "bias");
+  g2.lr = 0.0;
+  optim::SGD sgd({g1, g2});
+  const Tensor b0 = lin.bias.clone();
+  lin.forward(ones({1, 3})).sum().backward();
+  sgd.step();
+  check_close(lin.bias, wt::values(b0), 0, 0);  // lr 0
+  sgd.zero_grad();
+  CHECK_FALSE(lin.weight.grad().defined());
+  CHECK_THROWS_AS(optim::SGD({g1, g1}), ValueError);  // a parameter in two groups
+}
+
+TEST_CASE("optimizer state dicts: a restored optimizer continues bit-identically") {
+  for (int which = 0; which < 3; ++which) {
+    CAPTURE(which);
+    Generator gen(5);
+    nn::Linear a(4, 3, nn::Bias::yes, {DType::f32, Device::cpu(), &gen});
+    nn::Linear b(4, 3);
+    auto make = [&](nn::Module& m) -> std::unique_ptr<optim::Optimizer> {
+      optim::SGDOptions s;
+      s.momentum = 0.9;
+      optim::AdamOptions ad;
+      ad.amsgrad = optim::AmsGrad::yes;
+      if (which == 0) return std::make_unique<optim::SGD>(m.parameters(), s);
+      if (which == 1) return std::make_unique<optim::Adam>(m.parameters(), ad);
+      return std::make_unique<optim::AdamW>(m.parameters());
+    };
+    auto oa = make(a), ob = make(b);
+    const Tensor x = randn({8, 4}, {}, &gen);
+    auto train_step = [&](nn::Module& m, optim::Optimizer& o) {
+      o.zero_grad();
+      square(m.forward(x)).mean().backward();
+      o.step();
+    };
+    for (int i = 0; i < 3; ++i) train_step(a, *oa);
+    b.load_state_dict(a.state_dict());
+    ob->load_state_dict(oa->state_dict());
+    for (int i = 0; i < 3; ++i) {
+      train_step(a, *oa);
+      train_step(b, *ob);
+    }
+    check_close(b.weight, wt::values(a.weight), 0, 0);
+  }
+}
+
+TEST_CASE("clip_grad_norm_ and clip_grad_value_") {
+  Tensor p = param({3.0, 4.0}), q = param({12.0});
+  set_grad(p, {3.0, 4.0});
+  set_grad(q, {12.0});
+  const double n = optim::clip_grad_norm_({p, q}, 6.5);  // total norm 13
+  CHECK(n == doctest::Approx(13.0));
+  check_close(p.grad(), {1.5, 2.0}, 1e-6, 0);
+  check_close(q.grad(), {6.0}, 1e-6, 0);
+  CHECK(optim::clip_grad_norm_({p, q}, 100.0) == doctest::Approx(6.5).epsilon(1e-6));  // below max: unchanged
+  check_close(p.grad(), {1.5, 2.0}, 1e-6, 0);
+  CHECK(optim::clip_grad_norm_({p, q}, 1.0, INFINITY) == doctest::Approx(6.0).epsilon(1e-6));
+  set_grad(p, {1.0, INFINITY});
+  CHECK(std::isinf(optim::clip_grad_norm_({p}, 1.0)));
+  CHECK_THROWS_WITH_AS(optim::clip_grad_norm_({p}, 1.0, 2.0, optim::ErrorIfNonfinite::yes),
+                       doctest::Contains("not finite"), ValueError);
+  set_grad(p, {-5.0, 0.5});
+  optim::clip_grad_value_({p}, 1.0);
+  check_close(p.grad(), {-1.0, 0.5});
+}
+
+TEST_CASE("ModelEma averages parameters, copies buffers, warms up") {
+  nn::BatchNorm1d bn(2);
+  optim::ModelEma ema(bn, 0.9);
+  {
+    NoGradGuard ng;
+    bn.weight.fill_(2.0);
+    bn.running_mean.fill_(5.0);
+  }
+  ema.update(bn);
+  check_close(ema.weights().at("weight"), {0.9 * 1 + 0.1 * 2, 0.9 * 1 + 0.1 * 2}, 1e-6, 0);  // f32
+  check_close(ema.weights().at("running_mean"), {5, 5});  // buffers copied
+  nn::BatchNorm1d other(2);
+  ema.copy_to(other);
+  check_close(other.weight, {1.1, 1.1}, 1e-6, 0);
+  optim::ModelEma warm(bn, 0.999, optim::EmaWarmup::yes);
+  CHECK(warm.current_decay() == doctest::Approx(0.1));  // (1 + 0) / (10 + 0)
+  warm.update(bn);
+  CHECK(warm.current_decay() == doctest::Approx(2.0 / 11.0));
+  optim::ModelEma restored(bn, 0.9);
+  restored.load_state_dict(ema.state_dict());
+  CHECK(restored.updates() == 1);
+  check_close(restored.weights().at("weight"), wt::values(ema.weights().at("weight")), 0, 0);
+}
+
+TEST_CASE("4 micro-batches of 8 accumulate the gradient of one batch of 32") {
+  Generator g(9);
+  nn::Linear a(5, 3, nn::Bias::yes, {DType::f64, Device::cpu(), &g});
+  nn::Linear b(5, 3, nn::Bias::yes, {DType::f64});
+  b.load_state_dict(a.state_dict());
+  const Tensor x = randn({32, 5}, DType::f64, &g);
+  const Tensor y = randint(0, 3, {32}, std::nullopt, &g);
+  cross_entropy(a.forward(x), y).backward();
+  optim::GradAccumulation acc(4, 4);
+  for (int64_t i = 0; i < 4; ++i) (cross_entropy(b.forward(x.narrow(0, i * 8, 8)), y.narrow(0, i * 8, 8)) * acc.loss_scale(i)).backward();
+  check_close(b.weight.grad(), a.weight.grad(), 1e-12, 1e-15);
+  check_close(b.bias.grad(), a.bias.grad(), 1e-12, 1e-15);
+  // 10 batches in groups of 4: 4, 4, then a last group of 2 scaled by 1/2
+  optim::GradAccumulation ten(4, 10);
+  CHECK(ten.optimizer_steps_per_epoch() == 3);
+  CHECK(ten.is_step(3));
+  CHECK_FALSE(ten.is_step(4));
+  CHECK(ten.is_step(9));
+  CHECK(ten.loss_scale(0) == 0.25);
+  CHECK(ten.loss_scale(8) == 0.5);
+  CHECK_THROWS_AS(ten.loss_scale(10), IndexError);
+  CHECK_THROWS_AS(optim::GradAccumulation(0, 5), ValueError);
+}
+
+TEST_CASE("GradScaler: skips steps with inf gradients, backs off, grows after the interval") {
+  Tensor p = param({1.0});
+  optim::SGDOptions o;
+  o.lr = 0.1;
+  optim::SGD sgd({p}, o);
+  amp::GradScalerOptions so;
+  so.init_scale = 8.0;
+  so.growth_interval = 2;
+  amp::GradScaler scaler(so);
+  auto step_with_grad = [&](double g) {
+    sgd.zero_grad();
+    (scaler.scale(p * 1.0) * g).sum().backward();  // grad = scale * g
+    const bool stepped = scaler.step(sgd);
+    scaler.update();
+    return stepped;
+  };
+  CHECK(step_with_grad(1.0));
+  check_close(p, {0.9}, 1e-15, 0);  // unscaled gradient 1
+  CHECK(scaler.get_scale() == 8.0);
+  CHECK(step_with_grad(1.0));
+  CHECK(scaler.get_scale() == 16.0);  // two clean steps: grow
+  CHECK_FALSE(step_with_grad(INFINITY));
+  check_close(p, {0.8}, 1e-15, 0);  // skipped
+  CHECK(scaler.get_scale() == 8.0);
+  amp::GradScaler restored(so);
+  restored.load_state_dict(scaler.state_dict());
+  CHECK(restored.get_scale() == 8.0);
+  sgd.zero_grad();
+  scaler.scale(p).sum().backward();
+  scaler.unscale_(sgd);
+  CHECK_THROWS_AS(scaler.unscale_(sgd), ValueError);
+  scaler.step(sgd);
+  scaler.update();
+  CHECK_THROWS_AS(scaler.update(), ValueError);
+}
