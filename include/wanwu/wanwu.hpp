@@ -58,6 +58,7 @@
 #include "optim/optimizer.hpp"
 #include "optim/sgd.hpp"
 #include "optim/adam.hpp"
+#include "optim/sched.hpp"
 #include "optim/clip.hpp"
 #include "optim/ema.hpp"
 #include "optim/accumulation.hpp"
