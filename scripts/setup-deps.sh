@@ -10,6 +10,10 @@ packages=(
   doctest-dev nlohmann-json3-dev        # tests
   python3 python3-torch python3-numpy   # PyTorch parity references, benchmarks/compare_pytorch.py
   libbenchmark-dev                      # benchmarks (Google Benchmark)
+  libstb-dev zlib1g-dev                 # data pipeline: stb_image decoding, gzip'd IDX files
+  python3-torchvision python3-pil       # data pipeline parity tests, benchmarks/data/compare_torchvision.py
+  python3-skimage                       #   (their sample photographs)
+  dataset-fashion-mnist                 # the built-in Fashion-MNIST dataset
 )
 
 missing=()
