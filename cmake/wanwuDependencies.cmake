@@ -1,10 +1,12 @@
 # Dependencies of the wanwu::wanwu target, shared by the build tree and the installed package:
-# Threads, OpenMP and a CBLAS. The OpenMP build of OpenBLAS is preferred: its threads are OpenMP
-# threads, so a GEMM called inside one of wanwu's parallel regions runs single-threaded instead of
-# oversubscribing the cores, and only one thread pool spins.
+# Threads, OpenMP, a CBLAS, and nlohmann/json (safetensors headers are JSON). The OpenMP build of
+# OpenBLAS is preferred: its threads are OpenMP threads, so a GEMM called inside one of wanwu's
+# parallel regions runs single-threaded instead of oversubscribing the cores, and only one thread
+# pool spins.
 include(CMakeFindDependencyMacro)
 find_dependency(Threads)
 find_dependency(OpenMP COMPONENTS CXX)
+find_dependency(nlohmann_json 3)
 
 if(NOT TARGET wanwu::openblas)
   if(NOT WANWU_BLAS_LIBRARY)

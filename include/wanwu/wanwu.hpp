@@ -64,6 +64,10 @@
 #include "optim/accumulation.hpp"
 #include "amp/autocast.hpp"
 #include "amp/grad_scaler.hpp"
+#include "models/registry.hpp"
+#include "io/safetensors.hpp"
+#include "io/pth.hpp"
+#include "io/weights.hpp"
 
 // the CPU backend (compiled here unless the program builds it once: WANWU_CPU_BACKEND_EXTERN)
 #if !defined(WANWU_CPU_BACKEND_EXTERN)

@@ -225,6 +225,10 @@ def misc_cases():
         case(f"interpolate bilinear {size} align_corners={align}", "interpolate",
              {"size": size, "align_corners": align}, {"x": (x, "image")},
              lambda x, size=size, align=align: F.interpolate(x, size=size, mode="bilinear", align_corners=align))
+    for size, align in [((7, 3), False), ((7, 3), True), ((2, 2), False), ((9, 11), True), ((1, 6), True)]:
+        case(f"interpolate bicubic {size} align_corners={align}", "interpolate",
+             {"size": size, "align_corners": align, "mode": "bicubic"}, {"x": (x, "image")},
+             lambda x, size=size, align=align: F.interpolate(x, size=size, mode="bicubic", align_corners=align))
     # pad works on the tensor's own last dims: compare on an NHWC-shaped plain tensor
     case("pad constant", "pad", {"pads": [0, 0, 1, 2, 2, 0], "value": 0.5}, {"x": (r(2, 3, 4, 3), "plain")},
          lambda x: F.pad(x, (0, 0, 1, 2, 2, 0), value=0.5), out_layouts=("plain",))

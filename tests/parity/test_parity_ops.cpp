@@ -125,8 +125,11 @@ std::vector<Tensor> run(const std::string& op, const json& p, Inputs& in) {
     if (p.contains("scale")) o.scale = p["scale"].get<double>();
     return {scaled_dot_product_attention(in["q"], in["k"], in["v"], o)};
   }
-  if (op == "interpolate")
-    return {interpolate_bilinear(in["x"], pair_of(p["size"]), p["align_corners"].get<bool>() ? AlignCorners::yes : AlignCorners::no)};
+  if (op == "interpolate") {
+    const AlignCorners align = p["align_corners"].get<bool>() ? AlignCorners::yes : AlignCorners::no;
+    if (p.value("mode", std::string("bilinear")) == "bicubic") return {interpolate_bicubic(in["x"], pair_of(p["size"]), align)};
+    return {interpolate_bilinear(in["x"], pair_of(p["size"]), align)};
+  }
   if (op == "pad") return {pad(in["x"], p["pads"].get<std::vector<int64_t>>(), p["value"])};
   throw ValueError("unknown op " + op);
 }

@@ -301,6 +301,12 @@ class Sequential : public Module {
   std::shared_ptr<M> push_back(std::shared_ptr<M> m) {
     return register_module(std::to_string(size_++), std::move(m));
   }
+  // A named child (PyTorch's Sequential(OrderedDict(...))), e.g. "encoder_layer_0".
+  template <class M>
+  std::shared_ptr<M> add(const std::string& name, std::shared_ptr<M> m) {
+    ++size_;
+    return register_module(name, std::move(m));
+  }
   Tensor forward(const Tensor& x) override {
     Tensor h = x;
     for (const auto& [n, c] : named_children()) h = c->forward(h);

@@ -67,6 +67,14 @@ inline Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& 
     p.pad_bottom = th - th / 2;
     p.pad_left = tw / 2;
     p.pad_right = tw - tw / 2;
+  } else if (padding.kind == Padding2d::Kind::per_side) {
+    WANWU_CHECK_VALUE(padding.top >= 0 && padding.bottom >= 0 && padding.left >= 0 && padding.right >= 0,
+                      "conv2d: negative padding (", padding.top, ", ", padding.bottom, ", ", padding.left, ", ",
+                      padding.right, ")");
+    p.pad_top = padding.top;
+    p.pad_bottom = padding.bottom;
+    p.pad_left = padding.left;
+    p.pad_right = padding.right;
   } else if (padding.kind == Padding2d::Kind::explicit_pad) {
     WANWU_CHECK_VALUE(padding.pad.h >= 0 && padding.pad.w >= 0, "conv2d: negative padding (", padding.pad.h, ", ",
                       padding.pad.w, ")");

@@ -30,11 +30,23 @@ struct Pair2 {
   }
 };
 
-// Convolution padding: explicit (height, width), or PyTorch's "same" / "valid".
+// Convolution padding: explicit (height, width), PyTorch's "same" / "valid", or explicit per
+// side (top, bottom, left, right) — TensorFlow's SAME padding, which ported weights need, is
+// asymmetric for stride 2.
 struct Padding2d {
-  enum class Kind : uint8_t { explicit_pad, same, valid };
+  enum class Kind : uint8_t { explicit_pad, same, valid, per_side };
   Kind kind = Kind::explicit_pad;
   Pair2 pad = 0;
+  int64_t top = 0, bottom = 0, left = 0, right = 0;  // Kind::per_side
+  static Padding2d sides(int64_t top, int64_t bottom, int64_t left, int64_t right) {
+    Padding2d p(0);
+    p.kind = Kind::per_side;
+    p.top = top;
+    p.bottom = bottom;
+    p.left = left;
+    p.right = right;
+    return p;
+  }
   Padding2d(int64_t p) : pad(p) {}  // NOLINT
   Padding2d(Pair2 p) : pad(p) {}    // NOLINT
   Padding2d(int64_t h, int64_t w) : pad(h, w) {}
