@@ -3,13 +3,17 @@
 // f32, f16 and bf16 go through cuDNN: NHWC activations and the NHWC filter layout, which is
 // exactly wanwu's weight [O, kH, kW, C/groups], so nothing is transposed. f16/bf16 use tensor-op
 // math with f32 accumulation; f32 uses FMA math (no TF32), so results match the CPU to f32
-// rounding. cuDNN's heuristics choose the algorithm per call; its workspace comes from the
-// stream-ordered allocator.
+// rounding. cuDNN's heuristics choose the algorithm once per shape (the plan is cached); its
+// workspace comes from the stream-ordered allocator.
 //
 // Direct kernels cover what cuDNN does not: f64 (gradient checks), asymmetric padding (PyTorch's
 // padding="same" with an even kernel), and any configuration cuDNN reports as unsupported. They
 // are plain loops — one thread per output, or a block per weight element for the filter gradient.
 #pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
 
 #include "reduce.cuh"
 
@@ -154,75 +158,134 @@ struct CudnnConv {
 inline constexpr size_t kCudnnMaxWorkspace = size_t(1) << 30;
 
 // Whether cuDNN should run this convolution; false sends it to the direct kernels.
-inline bool use_cudnn(const ConvGeom& g, DType dt, int dev) {
+inline bool use_cudnn(const ConvGeom& g, DType dt) {
   if (dt == DType::f64 || !g.symmetric()) return false;
-  if (g.N * g.H * g.W * g.C >= (int64_t(1) << 31) || g.N * g.Ho * g.Wo * g.O >= (int64_t(1) << 31)) return false;
-  try {
-    (void)cudnn_handle(dev);
-  } catch (const DeviceError&) {  // cuDNN's libraries are missing or unusable: the direct kernels still work
-    return false;
-  }
-  return true;
+  return g.N * g.H * g.W * g.C < (int64_t(1) << 31) && g.N * g.Ho * g.Wo * g.O < (int64_t(1) << 31);
 }
 
-// Runs `run(algo, workspace, bytes)` for the first of cuDNN's ranked algorithms that fits the
-// workspace limit and succeeds; returns false when none did.
-template <class Perf, class Run>
-bool cudnn_try_algos(const Perf* perf, int count, int dev, Run&& run) {
-  for (int i = 0; i < count; ++i) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kCudnnMaxWorkspace) continue;
-    Tensor ws = perf[i].memory > 0 ? empty({static_cast<int64_t>(perf[i].memory)}, DType::u8, dev) : Tensor();
-    if (run(perf[i].algo, ws.defined() ? ws.data_ptr() : nullptr, perf[i].memory) == CUDNN_STATUS_SUCCESS) return true;
+enum class ConvPass : uint8_t { forward, backward_input, backward_weight };
+
+// What one convolution shape needs from cuDNN, found once per (device, pass, dtype, geometry) and
+// then reused: cuDNN 9's heuristics query and descriptor setup cost more host time than the
+// convolution takes on the GPU, so a training step must not repeat them.
+struct ConvPlan {
+  std::unique_ptr<CudnnConv> d;
+  int algo = -1;  // -1: cuDNN supports no algorithm for this shape (the direct kernels run)
+  size_t workspace = 0;
+};
+
+struct ConvPlanCache {
+  std::mutex mu;
+  std::unordered_map<std::string, std::unique_ptr<ConvPlan>> plans;
+};
+inline ConvPlanCache& conv_plans() {
+  static ConvPlanCache* cache = new ConvPlanCache;  // never destroyed: see runtime.cuh
+  return *cache;
+}
+
+inline std::string conv_key(int dev, ConvPass pass, DType dt, const ConvGeom& g) {
+  return detail::str(dev, '/', int(pass), '/', int(dt), '/', g.N, ',', g.H, ',', g.W, ',', g.C, ',', g.O, ',', g.KH,
+                     ',', g.KW, ',', g.Ho, ',', g.Wo, ',', g.G, ',', g.p.stride_h, ',', g.p.stride_w, ',',
+                     g.p.pad_top, ',', g.p.pad_left, ',', g.p.dilation_h, ',', g.p.dilation_w);
+}
+
+// Runs one convolution pass through cuDNN: run(descriptors, algo, workspace, bytes). The first
+// call for a shape asks ranked(descriptors, perf, found) for cuDNN's ranking and keeps the first
+// algorithm that fits the workspace limit and runs. Returns false when cuDNN supports none (the
+// caller falls back to the direct kernels); any other failure throws: no silent slow path.
+template <class Perf, class Ranked, class Run>
+bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int dev, Ranked&& ranked, Run&& run) {
+  const std::string key = conv_key(dev, pass, dt, g);
+  ConvPlan* plan = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(conv_plans().mu);
+    auto it = conv_plans().plans.find(key);
+    if (it != conv_plans().plans.end()) plan = it->second.get();
   }
-  return false;
+  auto workspace = [dev](size_t bytes) {
+    return bytes > 0 ? empty({static_cast<int64_t>(bytes)}, DType::u8, dev) : Tensor();
+  };
+  if (plan) {
+    if (plan->algo < 0) return false;
+    const Tensor ws = workspace(plan->workspace);
+    const cudnnStatus_t st = run(*plan->d, plan->algo, ws.defined() ? ws.data_ptr() : nullptr, plan->workspace);
+    WANWU_CHECK_T(DeviceError, st == CUDNN_STATUS_SUCCESS, op, ": cuDNN failed: ", cudnnGetErrorString(st));
+    return true;
+  }
+  auto fresh = std::make_unique<ConvPlan>();
+  fresh->d = std::make_unique<CudnnConv>(g, dt);
+  Perf perf[16];
+  int found = 0;
+  ranked(*fresh->d, perf, found);
+  cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+  for (int i = 0; i < found; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kCudnnMaxWorkspace) continue;
+    const Tensor ws = workspace(perf[i].memory);
+    last = run(*fresh->d, static_cast<int>(perf[i].algo), ws.defined() ? ws.data_ptr() : nullptr, perf[i].memory);
+    if (last == CUDNN_STATUS_SUCCESS) {
+      fresh->algo = static_cast<int>(perf[i].algo);
+      fresh->workspace = perf[i].memory;
+      break;
+    }
+  }
+  const bool ok = fresh->algo >= 0;
+  WANWU_CHECK_T(DeviceError, ok || last == CUDNN_STATUS_NOT_SUPPORTED, op, ": cuDNN failed: ", cudnnGetErrorString(last));
+  std::lock_guard<std::mutex> lock(conv_plans().mu);
+  conv_plans().plans.emplace(key, std::move(fresh));
+  return ok;
 }
 
 inline bool cudnn_forward(const Tensor& out, const Tensor& x, const Tensor& w, const ConvGeom& g) {
   const int dev = out.device().index;
   cudnnHandle_t h = cudnn_handle(dev);
-  CudnnConv d(g, out.dtype());
-  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-  int found = 0;
-  if (cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found,
-                                             perf) != CUDNN_STATUS_SUCCESS)
-    return false;
   const float alpha = 1.f, beta = 0.f;
-  return cudnn_try_algos(perf, found, dev, [&](cudnnConvolutionFwdAlgo_t algo, void* ws, size_t bytes) {
-    return cudnnConvolutionForward(h, &alpha, d.x, x.data_ptr(), d.w, w.data_ptr(), d.conv, algo, ws, bytes, &beta,
-                                   d.y, out.data_ptr());
-  });
+  return cudnn_run<cudnnConvolutionFwdAlgoPerf_t>(
+      "conv2d", ConvPass::forward, out.dtype(), g, dev,
+      [&](const CudnnConv& d, cudnnConvolutionFwdAlgoPerf_t* perf, int& found) {
+        WANWU_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
+                                                                 CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf));
+      },
+      [&](const CudnnConv& d, int algo, void* ws, size_t bytes) {
+        return cudnnConvolutionForward(h, &alpha, d.x, x.data_ptr(), d.w, w.data_ptr(), d.conv,
+                                       static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws, bytes, &beta, d.y,
+                                       out.data_ptr());
+      });
 }
 
 inline bool cudnn_backward_input(const Tensor& gx, const Tensor& gy, const Tensor& w, const ConvGeom& g) {
   const int dev = gx.device().index;
   cudnnHandle_t h = cudnn_handle(dev);
-  CudnnConv d(g, gx.dtype());
-  cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-  int found = 0;
-  if (cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                  &found, perf) != CUDNN_STATUS_SUCCESS)
-    return false;
   const float alpha = 1.f, beta = 0.f;
-  return cudnn_try_algos(perf, found, dev, [&](cudnnConvolutionBwdDataAlgo_t algo, void* ws, size_t bytes) {
-    return cudnnConvolutionBackwardData(h, &alpha, d.w, w.data_ptr(), d.y, gy.data_ptr(), d.conv, algo, ws, bytes,
-                                        &beta, d.x, gx.data_ptr());
-  });
+  return cudnn_run<cudnnConvolutionBwdDataAlgoPerf_t>(
+      "conv2d backward (input)", ConvPass::backward_input, gx.dtype(), g, dev,
+      [&](const CudnnConv& d, cudnnConvolutionBwdDataAlgoPerf_t* perf, int& found) {
+        WANWU_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x,
+                                                                      CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &found,
+                                                                      perf));
+      },
+      [&](const CudnnConv& d, int algo, void* ws, size_t bytes) {
+        return cudnnConvolutionBackwardData(h, &alpha, d.w, w.data_ptr(), d.y, gy.data_ptr(), d.conv,
+                                            static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws, bytes, &beta, d.x,
+                                            gx.data_ptr());
+      });
 }
 
 inline bool cudnn_backward_weight(const Tensor& gw, const Tensor& gy, const Tensor& x, const ConvGeom& g) {
   const int dev = gw.device().index;
   cudnnHandle_t h = cudnn_handle(dev);
-  CudnnConv d(g, gw.dtype());
-  cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-  int found = 0;
-  if (cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                    &found, perf) != CUDNN_STATUS_SUCCESS)
-    return false;
   const float alpha = 1.f, beta = 0.f;
-  return cudnn_try_algos(perf, found, dev, [&](cudnnConvolutionBwdFilterAlgo_t algo, void* ws, size_t bytes) {
-    return cudnnConvolutionBackwardFilter(h, &alpha, d.x, x.data_ptr(), d.y, gy.data_ptr(), d.conv, algo, ws, bytes,
-                                          &beta, d.w, gw.data_ptr());
-  });
+  return cudnn_run<cudnnConvolutionBwdFilterAlgoPerf_t>(
+      "conv2d backward (weight)", ConvPass::backward_weight, gw.dtype(), g, dev,
+      [&](const CudnnConv& d, cudnnConvolutionBwdFilterAlgoPerf_t* perf, int& found) {
+        WANWU_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w,
+                                                                        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &found,
+                                                                        perf));
+      },
+      [&](const CudnnConv& d, int algo, void* ws, size_t bytes) {
+        return cudnnConvolutionBackwardFilter(h, &alpha, d.x, x.data_ptr(), d.y, gy.data_ptr(), d.conv,
+                                              static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), ws, bytes, &beta,
+                                              d.w, gw.data_ptr());
+      });
 }
 
 inline void conv2d_forward(const Tensor& out, const Tensor& x_, const Tensor& w_, const Tensor& bias,
@@ -233,7 +296,7 @@ inline void conv2d_forward(const Tensor& out, const Tensor& x_, const Tensor& w_
   if (total == 0) return;
   const int dev = out.device().index;
   const cudaStream_t s = stream(dev);
-  if (use_cudnn(g, out.dtype(), dev) && cudnn_forward(out, x, w, g)) {
+  if (use_cudnn(g, out.dtype()) && cudnn_forward(out, x, w, g)) {
     if (bias.defined()) {
       const Tensor b = contiguous(bias);
       dispatch_floating(out.dtype(), "conv2d", [&](auto tag) {
@@ -259,7 +322,7 @@ inline void conv2d_backward_input(const Tensor& gx, const Tensor& gy_, const Ten
   const int64_t total = gx.numel();
   if (total == 0) return;
   const int dev = gx.device().index;
-  if (gy.numel() > 0 && use_cudnn(g, gx.dtype(), dev) && cudnn_backward_input(gx, gy, w, g)) return;
+  if (gy.numel() > 0 && use_cudnn(g, gx.dtype()) && cudnn_backward_input(gx, gy, w, g)) return;
   dispatch_floating(gx.dtype(), "conv2d backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     conv_backward_input_direct<T><<<blocks_for(total), kThreads, 0, stream(dev)>>>(ptr<T>(gx), ptr<const T>(gy),
@@ -274,7 +337,7 @@ inline void conv2d_backward_weight(const Tensor& gw, const Tensor& gy_, const Te
   const int64_t total = gw.numel();
   if (total == 0) return;
   const int dev = gw.device().index;
-  if (gy.numel() > 0 && use_cudnn(g, gw.dtype(), dev) && cudnn_backward_weight(gw, gy, x, g)) return;
+  if (gy.numel() > 0 && use_cudnn(g, gw.dtype()) && cudnn_backward_weight(gw, gy, x, g)) return;
   WANWU_CHECK_SHAPE(total < (int64_t(1) << 31), "conv2d backward: weight too large for the direct kernel");
   dispatch_floating(gw.dtype(), "conv2d backward", [&](auto tag) {
     using T = typename decltype(tag)::type;

@@ -11,31 +11,55 @@
 
 namespace wanwu::cuda {
 
+// Dense operands take an unrolled path: each thread first issues kUnroll independent loads (a
+// block-wide coalesced row each), then computes and stores, so enough loads are in flight to
+// saturate HBM; the strided path computes offsets per element.
+inline constexpr int kUnroll = 4;
+
+inline unsigned elementwise_blocks(int64_t n, bool contiguous) {
+  return blocks_for(contiguous ? (n + kUnroll - 1) / kUnroll : n);
+}
+
+#define WANWU_DENSE_LOOP(LOADS, STORES)                                                                   \
+  for (int64_t base = blockIdx.x * int64_t(blockDim.x) * kUnroll; base < n;                              \
+       base += int64_t(gridDim.x) * blockDim.x * kUnroll) {                                              \
+    _Pragma("unroll") for (int k = 0; k < kUnroll; ++k) {                                                \
+      const int64_t i = base + threadIdx.x + int64_t(k) * blockDim.x;                                    \
+      if (i < n) { LOADS; }                                                                              \
+    }                                                                                                    \
+    _Pragma("unroll") for (int k = 0; k < kUnroll; ++k) {                                                \
+      const int64_t i = base + threadIdx.x + int64_t(k) * blockDim.x;                                    \
+      if (i < n) { STORES; }                                                                             \
+    }                                                                                                    \
+  }
+
 template <class O, class T, class F>
 __global__ void unary_kernel(StridedIter<2> it, int64_t n, O* out, const T* in, F f) {
   using C = compute_t<T>;
+  if (it.contiguous) {
+    T v[kUnroll];
+    WANWU_DENSE_LOOP(v[k] = in[i], out[i] = cv<O>(f(cv<C>(v[k]))))
+    return;
+  }
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    if (it.contiguous) {
-      out[i] = cv<O>(f(cv<C>(in[i])));
-    } else {
-      int64_t off[2];
-      it.offsets(i, off);
-      out[off[0]] = cv<O>(f(cv<C>(in[off[1]])));
-    }
+    int64_t off[2];
+    it.offsets(i, off);
+    out[off[0]] = cv<O>(f(cv<C>(in[off[1]])));
   }
 }
 
 template <class O, class T, class F>
 __global__ void binary_kernel(StridedIter<3> it, int64_t n, O* out, const T* a, const T* b, F f) {
   using C = compute_t<T>;
+  if (it.contiguous) {
+    T va[kUnroll], vb[kUnroll];
+    WANWU_DENSE_LOOP((va[k] = a[i], vb[k] = b[i]), out[i] = cv<O>(f(cv<C>(va[k]), cv<C>(vb[k]))))
+    return;
+  }
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    if (it.contiguous) {
-      out[i] = cv<O>(f(cv<C>(a[i]), cv<C>(b[i])));
-    } else {
-      int64_t off[3];
-      it.offsets(i, off);
-      out[off[0]] = cv<O>(f(cv<C>(a[off[1]]), cv<C>(b[off[2]])));
-    }
+    int64_t off[3];
+    it.offsets(i, off);
+    out[off[0]] = cv<O>(f(cv<C>(a[off[1]]), cv<C>(b[off[2]])));
   }
 }
 
@@ -63,16 +87,18 @@ __global__ void fill_kernel(StridedIter<1> it, int64_t n, T* out, T value) {
 
 template <class D, class S>
 __global__ void copy_kernel(StridedIter<2> it, int64_t n, D* out, const S* in) {
+  if (it.contiguous) {
+    S v[kUnroll];
+    WANWU_DENSE_LOOP(v[k] = in[i], out[i] = cv<D>(v[k]))
+    return;
+  }
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    if (it.contiguous) {
-      out[i] = cv<D>(in[i]);
-    } else {
-      int64_t off[2];
-      it.offsets(i, off);
-      out[off[0]] = cv<D>(in[off[1]]);
-    }
+    int64_t off[2];
+    it.offsets(i, off);
+    out[off[0]] = cv<D>(in[off[1]]);
   }
 }
+#undef WANWU_DENSE_LOOP
 
 template <OpDTypes D, class F>
 decltype(auto) dispatch_op_dtypes(DType d, const char* op, F&& f) {
@@ -98,7 +124,7 @@ void run_unary(const OpParams& p, const Tensor& out, const Tensor& in, const cha
       return;  // rejected above; not instantiated
     } else {
       using O = std::conditional_t<Out == OpOut::boolean, bool, T>;
-      unary_kernel<O, T, F><<<blocks_for(n), kThreads, 0, s>>>(it, n, ptr<O>(out), ptr<const T>(in), f);
+      unary_kernel<O, T, F><<<elementwise_blocks(n, it.contiguous), kThreads, 0, s>>>(it, n, ptr<O>(out), ptr<const T>(in), f);
     }
   });
   WANWU_CUDA_LAUNCH_CHECK();
@@ -118,7 +144,7 @@ void run_binary(const OpParams& p, const Tensor& out, const Tensor& a, const Ten
     } else {
       using O = std::conditional_t<Out == OpOut::boolean, bool, T>;
       binary_kernel<O, T, F>
-          <<<blocks_for(n), kThreads, 0, s>>>(it, n, ptr<O>(out), ptr<const T>(a), ptr<const T>(b), f);
+          <<<elementwise_blocks(n, it.contiguous), kThreads, 0, s>>>(it, n, ptr<O>(out), ptr<const T>(a), ptr<const T>(b), f);
     }
   });
   WANWU_CUDA_LAUNCH_CHECK();
@@ -176,7 +202,7 @@ inline void copy(const Tensor& dst, const Tensor& src) {
     dispatch_dtype(src.dtype(), [&](auto stag) {
       using D = typename decltype(dtag)::type;
       using S = typename decltype(stag)::type;
-      copy_kernel<D, S><<<blocks_for(n), kThreads, 0, s>>>(it, n, ptr<D>(dst), ptr<const S>(src));
+      copy_kernel<D, S><<<elementwise_blocks(n, it.contiguous), kThreads, 0, s>>>(it, n, ptr<D>(dst), ptr<const S>(src));
     });
   });
   WANWU_CUDA_LAUNCH_CHECK();

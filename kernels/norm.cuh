@@ -1,7 +1,7 @@
 // CUDA normalization kernels: layer norm (statistics per row) and batch norm (statistics per
 // channel, the innermost NHWC axis), forward and backward.
 //
-// Layer norm: a block per row computes the mean, then the mean squared deviation (two passes
+// Layer norm: a warp (or, for long rows, a block) per row computes the mean, then the mean squared deviation (two passes
 // over a row that stays in L1/L2, so no E[x^2] - E[x]^2 cancellation), then writes y. The weight
 // and bias gradients are column sums over rows: each block sums a chunk of rows per column and
 // adds its partial with one atomic per column.
@@ -16,56 +16,93 @@ namespace wanwu::cuda {
 template <class T>
 using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-template <class T>
+// A row of a layer norm is owned by a warp (rows up to kWarpRows long: transformer widths) or by
+// a block (longer rows). RowOwner gives the row, the lane and the stride for either.
+inline constexpr int64_t kWarpRows = 1024;
+
+template <bool Warp>
+struct RowOwner {
+  int64_t row;
+  int lane, step;
+  __device__ RowOwner() {
+    if constexpr (Warp) {
+      row = blockIdx.x * int64_t(kThreads / 32) + threadIdx.x / 32;
+      lane = threadIdx.x % 32;
+      step = 32;
+    } else {
+      row = blockIdx.x;
+      lane = threadIdx.x;
+      step = blockDim.x;
+    }
+  }
+  template <class A>
+  __device__ A sum(A v) const {
+    if constexpr (Warp) return warp_sum(v);
+    else return block_reduce(v, [](A a, A b) { return a + b; });
+  }
+};
+
+template <class T, bool Warp>
 __global__ void layer_norm_forward_kernel(T* y, stat_t<T>* mean_out, stat_t<T>* rstd_out, const T* x, const T* w,
-                                          const T* b, int64_t M, double eps) {
+                                          const T* b, int64_t R, int64_t M, double eps) {
   using A = acc_t<T>;
-  const int64_t r = blockIdx.x;
-  const T* xr = x + r * M;
+  const RowOwner<Warp> o;
+  if (Warp && o.row >= R) return;  // whole warps leave together
+  const T* xr = x + o.row * M;
   A s = 0;
-  for (int64_t m = threadIdx.x; m < M; m += blockDim.x) s += cv<A>(xr[m]);
-  const A mean = block_reduce(s, [](A a, A c) { return a + c; }) / A(M);
+  for (int64_t m = o.lane; m < M; m += o.step) s += cv<A>(xr[m]);
+  const A mean = o.sum(s) / A(M);
   A v = 0;
-  for (int64_t m = threadIdx.x; m < M; m += blockDim.x) {
+  for (int64_t m = o.lane; m < M; m += o.step) {
     const A d = cv<A>(xr[m]) - mean;
     v += d * d;
   }
-  v = block_reduce(v, [](A a, A c) { return a + c; });
+  v = o.sum(v);
   const A rstd = A(1) / fm::sqrt(v / A(M) + A(eps));
-  if (threadIdx.x == 0) {
-    mean_out[r] = mean;
-    rstd_out[r] = rstd;
+  if (o.lane == 0) {
+    mean_out[o.row] = mean;
+    rstd_out[o.row] = rstd;
   }
-  T* yr = y + r * M;
-  for (int64_t m = threadIdx.x; m < M; m += blockDim.x) {
-    A o = (cv<A>(xr[m]) - mean) * rstd;
-    if (w) o *= cv<A>(w[m]);
-    if (b) o += cv<A>(b[m]);
-    yr[m] = cv<T>(o);
+  T* yr = y + o.row * M;
+  for (int64_t m = o.lane; m < M; m += o.step) {
+    A out = (cv<A>(xr[m]) - mean) * rstd;
+    if (w) out *= cv<A>(w[m]);
+    if (b) out += cv<A>(b[m]);
+    yr[m] = cv<T>(out);
   }
 }
 
-template <class T>
+template <class T, bool Warp>
 __global__ void layer_norm_backward_input_kernel(T* gx, const T* gy, const T* x, const T* w, const stat_t<T>* mean,
-                                                 const stat_t<T>* rstd, int64_t M) {
+                                                 const stat_t<T>* rstd, int64_t R, int64_t M) {
   using A = acc_t<T>;
-  const int64_t r = blockIdx.x;
-  const T *xr = x + r * M, *gr = gy + r * M;
-  const A mu = mean[r], rs = rstd[r];
+  const RowOwner<Warp> o;
+  if (Warp && o.row >= R) return;
+  const T *xr = x + o.row * M, *gr = gy + o.row * M;
+  const A mu = mean[o.row], rs = rstd[o.row];
   A a = 0, bs = 0;  // sum(g), sum(g * xhat) with g = dy * w
-  for (int64_t m = threadIdx.x; m < M; m += blockDim.x) {
+  for (int64_t m = o.lane; m < M; m += o.step) {
     const A g = cv<A>(gr[m]) * (w ? cv<A>(w[m]) : A(1));
     a += g;
     bs += g * (cv<A>(xr[m]) - mu) * rs;
   }
-  a = block_reduce(a, [](A p, A q) { return p + q; });
-  bs = block_reduce(bs, [](A p, A q) { return p + q; });
+  a = o.sum(a);
+  bs = o.sum(bs);
   const A ka = a / A(M), kb = bs / A(M);
-  T* dr = gx + r * M;
-  for (int64_t m = threadIdx.x; m < M; m += blockDim.x) {
+  T* dr = gx + o.row * M;
+  for (int64_t m = o.lane; m < M; m += o.step) {
     const A g = cv<A>(gr[m]) * (w ? cv<A>(w[m]) : A(1));
     dr[m] = cv<T>(rs * (g - ka - (cv<A>(xr[m]) - mu) * rs * kb));
   }
+}
+
+// Launches a row kernel with a warp per row for short rows, a block per row otherwise.
+template <class WarpKernel, class BlockKernel, class... Args>
+void launch_rows(int64_t R, int64_t M, cudaStream_t s, WarpKernel wk, BlockKernel bk, Args... args) {
+  if (M <= kWarpRows)
+    wk<<<static_cast<unsigned>((R + kThreads / 32 - 1) / (kThreads / 32)), kThreads, 0, s>>>(args...);
+  else
+    bk<<<static_cast<unsigned>(R), kThreads, 0, s>>>(args...);
 }
 
 // Column sums over a chunk of rows per block: gw[m] += sum dy * xhat, gb[m] += sum dy.
@@ -105,9 +142,9 @@ inline void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor
   const int64_t M = x.numel() / R;
   dispatch_floating(x.dtype(), "layer_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    layer_norm_forward_kernel<T><<<static_cast<unsigned>(R), kThreads, 0, stream(x.device().index)>>>(
-        ptr<T>(y), ptr<stat_t<T>>(mean), ptr<stat_t<T>>(rstd), ptr<const T>(x), ptr_or_null<const T>(w),
-        ptr_or_null<const T>(b), M, eps);
+    launch_rows(R, M, stream(x.device().index), layer_norm_forward_kernel<T, true>, layer_norm_forward_kernel<T, false>,
+                ptr<T>(y), ptr<stat_t<T>>(mean), ptr<stat_t<T>>(rstd), ptr<const T>(x), ptr_or_null<const T>(w),
+                ptr_or_null<const T>(b), R, M, eps);
   });
   WANWU_CUDA_LAUNCH_CHECK();
 }
@@ -123,9 +160,9 @@ inline void layer_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
     using T = typename decltype(tag)::type;
     using A = acc_t<T>;
     if (gx.defined() && R > 0) {
-      layer_norm_backward_input_kernel<T><<<static_cast<unsigned>(R), kThreads, 0, s>>>(
-          ptr<T>(gx), ptr<const T>(gy), ptr<const T>(x), ptr_or_null<const T>(w), ptr<const stat_t<T>>(mean),
-          ptr<const stat_t<T>>(rstd), M);
+      launch_rows(R, M, s, layer_norm_backward_input_kernel<T, true>, layer_norm_backward_input_kernel<T, false>,
+                  ptr<T>(gx), ptr<const T>(gy), ptr<const T>(x), ptr_or_null<const T>(w), ptr<const stat_t<T>>(mean),
+                  ptr<const stat_t<T>>(rstd), R, M);
       WANWU_CUDA_LAUNCH_CHECK();
     }
     if ((gw.defined() || gb.defined()) && M > 0) {

@@ -1,7 +1,9 @@
 // CUDA softmax / log_softmax over any axis, forward and backward. The input is viewed as
-// [outer, D, inner]. With inner == 1 (the last axis: attention scores, logits) a block owns a
-// row and reduces it with the whole block (max, then sum of exp); otherwise one thread owns an
-// (outer, inner) column and walks D, so neighbouring threads read neighbouring addresses.
+// [outer, D, inner]. With inner == 1 (the last axis: attention scores, logits) a warp owns a
+// row of up to 1024 values (ViT's 197-long score rows would leave most of a block idle) and a
+// block owns a longer one, reducing with shuffles / shared memory (max, then sum of exp);
+// otherwise one thread owns an (outer, inner) column and walks D, so neighbouring threads read
+// neighbouring addresses. Re-reads of a row in the later passes hit L1/L2.
 // Always shifted by the maximum; an all -inf row gives 0 / -inf like the CPU. Math in f32 (f64
 // for f64).
 #pragma once
@@ -45,6 +47,51 @@ __global__ void softmax_row_kernel(T* out, const T* x, int64_t D, bool log_kind)
   } else {
     const A inv = A(1) / s;
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x) orow[d] = cv<T>(fm::exp(cv<A>(xr[d]) - mx) * inv);
+  }
+}
+
+inline constexpr int64_t kWarpRowMax = 1024;
+inline constexpr int kRowsPerBlock = kThreads / 32;
+
+template <class T>
+__global__ void softmax_warp_kernel(T* out, const T* x, int64_t rows, int64_t D, bool log_kind) {
+  using A = acc_t<T>;
+  const int64_t row = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;  // whole warps leave together: the shuffles below see full warps
+  const T* xr = x + row * D;
+  T* orow = out + row * D;
+  A mx = neg_inf<A>();
+  for (int64_t d = lane; d < D; d += 32) {
+    const A v = cv<A>(xr[d]);
+    mx = v > mx ? v : mx;
+  }
+  mx = warp_max(mx);
+  if (mx == neg_inf<A>()) mx = A(0);
+  A s = 0;
+  for (int64_t d = lane; d < D; d += 32) s += fm::exp(cv<A>(xr[d]) - mx);
+  s = warp_sum(s);
+  const A lse = mx + fm::log(s), inv = A(1) / s;
+  for (int64_t d = lane; d < D; d += 32) {
+    const A v = cv<A>(xr[d]);
+    orow[d] = cv<T>(log_kind ? v - lse : fm::exp(v - mx) * inv);
+  }
+}
+
+template <class T>
+__global__ void softmax_backward_warp_kernel(T* gx, const T* gy, const T* y, int64_t rows, int64_t D, bool log_kind) {
+  using A = acc_t<T>;
+  const int64_t row = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= rows) return;
+  const int64_t base = row * D;
+  A s = 0;
+  for (int64_t d = lane; d < D; d += 32)
+    s += log_kind ? cv<A>(gy[base + d]) : cv<A>(gy[base + d]) * cv<A>(y[base + d]);
+  s = warp_sum(s);
+  for (int64_t d = lane; d < D; d += 32) {
+    const A g = cv<A>(gy[base + d]), yv = cv<A>(y[base + d]);
+    gx[base + d] = cv<T>(log_kind ? g - fm::exp(yv) * s : yv * (g - s));
   }
 }
 
@@ -114,7 +161,10 @@ inline void softmax_forward(const Tensor& out, const Tensor& x_, int dim, Softma
   const bool log_kind = kind == SoftmaxKind::log_softmax;
   dispatch_floating(x.dtype(), "softmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if (g.inner == 1)
+    if (g.inner == 1 && g.D <= kWarpRowMax)
+      softmax_warp_kernel<T><<<static_cast<unsigned>((g.outer + kRowsPerBlock - 1) / kRowsPerBlock), kThreads, 0, s>>>(
+          ptr<T>(out), ptr<const T>(x), g.outer, g.D, log_kind);
+    else if (g.inner == 1)
       softmax_row_kernel<T><<<static_cast<unsigned>(g.outer), kThreads, 0, s>>>(ptr<T>(out), ptr<const T>(x), g.D,
                                                                                log_kind);
     else
@@ -132,7 +182,10 @@ inline void softmax_backward(const Tensor& gx, const Tensor& gy_, const Tensor& 
   const bool log_kind = kind == SoftmaxKind::log_softmax;
   dispatch_floating(y.dtype(), "softmax backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if (g.inner == 1)
+    if (g.inner == 1 && g.D <= kWarpRowMax)
+      softmax_backward_warp_kernel<T><<<static_cast<unsigned>((g.outer + kRowsPerBlock - 1) / kRowsPerBlock), kThreads,
+                                        0, s>>>(ptr<T>(gx), ptr<const T>(gy), ptr<const T>(y), g.outer, g.D, log_kind);
+    else if (g.inner == 1)
       softmax_backward_row_kernel<T><<<static_cast<unsigned>(g.outer), kThreads, 0, s>>>(
           ptr<T>(gx), ptr<const T>(gy), ptr<const T>(y), g.D, log_kind);
     else
