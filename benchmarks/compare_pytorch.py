@@ -191,7 +191,7 @@ def ops_workloads():
 # ---------------------------------------------------------------- whole models
 
 def t_eval(arch, batch):
-    def make(channels_last):
+    def make(channels_last=False):
         import torchvision
         model = getattr(torchvision.models, arch)().eval()
         x = torch.randn(batch, 3, 224, 224)
