@@ -111,6 +111,25 @@ inline int64_t head_classes(const std::string& arch, const nn::StateDict& tensor
   return renamed.at(head_weight).size(0);
 }
 
+// load_weights with a short message when the file does not fit: the library's text lists every
+// missing key and shape, which is right for a debugger and too long for one line of CLI output.
+inline io::WeightsReport load_weights_checked(models::Classifier& model, const std::string& path,
+                                              const io::LoadWeightsOptions& opt = {}) {
+  try {
+    return io::load_weights(model, path, opt);
+  } catch (const ValueError& e) {
+    std::string detail = e.what();
+    for (auto& c : detail)
+      if (c == '\n') c = ' ';
+    size_t from = std::string::npos;
+    for (const char* k : {"missing keys", "unexpected keys", "shape mismatches"})
+      from = std::min(from, detail.find(k));
+    std::string first = from == std::string::npos ? detail : detail.substr(from);
+    if (first.size() > 240) first = first.substr(0, 240) + "...";
+    throw RunError(path + ": these weights do not fit " + model.arch() + " (weights for another architecture?): " + first);
+  }
+}
+
 // A checkpoint written by `wanwu train` (architecture, classes and preprocessing in its metadata).
 inline LoadedModel load_checkpoint(const std::string& path, Device device) {
   require_file(path, "checkpoint");
@@ -130,7 +149,7 @@ inline LoadedModel load_checkpoint(const std::string& path, Device device) {
   o.num_classes = m.classes.empty() ? head_classes(m.arch, f.tensors, path) : static_cast<int64_t>(m.classes.size());
   o.image_size = m.preprocess.preset.size;
   m.model = models::create_model(m.arch, o);
-  io::load_weights(*m.model, path);
+  load_weights_checked(*m.model, path);
   if (device != Device::cpu()) m.model->to(device);
   m.model->eval();
   return m;
@@ -147,7 +166,7 @@ inline LoadedModel load_model_weights(const std::string& arch, const std::string
   o.num_classes = head_classes(arch, f.tensors, path);
   o.image_size = image_size;
   m.model = models::create_model(arch, o);
-  io::load_weights(*m.model, path);
+  load_weights_checked(*m.model, path);
   if (device != Device::cpu()) m.model->to(device);
   m.model->eval();
   const json classes = parse_meta(f.metadata, kMetaClasses, path);

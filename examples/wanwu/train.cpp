@@ -463,7 +463,7 @@ int run_train(int argc, char** argv) {
     require_file(c.weights, "--weights file");
     io::LoadWeightsOptions lw;
     lw.head = io::HeadMismatch::reinitialize;
-    const auto rep = io::load_weights(*model, c.weights, lw);
+    const auto rep = load_weights_checked(*model, c.weights, lw);
     std::cout << "loaded " << c.weights << " (" << io::key_layout_name(rep.layout) << " layout)"
               << (rep.reinitialized.empty() ? "" : "; new head for " + std::to_string(num_classes) + " classes") << "\n";
   }
