@@ -9,7 +9,7 @@ aggregate row: the sum over the group of (occurrences in the network x median ti
 Run with Debian's interpreter, which has python3-torch, and with the OpenBLAS variables unset:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 benchmarks/compare_pytorch.py \
-        --build build [--suite core|ops|all] [--threads 2] [--rounds 7] [--quick] [--markdown out.md]
+        --build build [--suite core|ops|models|all] [--threads 2] [--rounds 7] [--quick] [--markdown out.md]
 
 Each op family adds its workloads below: the wanwu benchmark (binary and name as Google Benchmark
 prints it) and a PyTorch factory that sets up the inputs and returns the step. Layouts: wanwu is
@@ -188,6 +188,34 @@ def ops_workloads():
     return out
 
 
+# ---------------------------------------------------------------- whole models
+
+def t_eval(arch, batch):
+    def make(channels_last):
+        import torchvision
+        model = getattr(torchvision.models, arch)().eval()
+        x = torch.randn(batch, 3, 224, 224)
+        if channels_last and not arch.startswith("vit"):
+            model = model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+
+        def step():
+            with torch.inference_mode():
+                model(x)
+        return step
+    return make
+
+
+def models_workloads():
+    out = []
+    for arch in ("resnet50", "efficientnet_b0", "vit_b_16"):
+        for batch in (1, 8):
+            out.append(Workload(f"eval forward {arch} batch {batch}", "bench_models",
+                                f"eval_forward/{arch}/{batch}/real_time", t_eval(arch, batch), "img/s", batch,
+                                layouts=not arch.startswith("vit")))
+    return out
+
+
 # ---------------------------------------------------------------- running
 
 def run_wanwu(build, binary, name, min_time, threads):
@@ -222,7 +250,7 @@ def fmt_time(s):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build")
-    ap.add_argument("--suite", choices=("core", "ops", "all"), default="all")
+    ap.add_argument("--suite", choices=("core", "ops", "models", "all"), default="all")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--min-time", type=float, default=0.5)
@@ -237,7 +265,8 @@ def main():
             print(f"warning: {var} is set; benchmarks run with it unset (see docs/benchmarks.md)", file=sys.stderr)
     torch.set_num_threads(args.threads)
     workloads = (core_workloads() if args.suite in ("core", "all") else []) + \
-        (ops_workloads() if args.suite in ("ops", "all") else [])
+        (ops_workloads() if args.suite in ("ops", "all") else []) + \
+        (models_workloads() if args.suite in ("models", "all") else [])
 
     rows, groups = [], {}
     for wl in workloads:
@@ -265,7 +294,8 @@ def main():
         if wl.ref:
             rm = statistics.median(r)
             ref_cell = f"{wl.ref[1]} {wl.ref[2] / rm / 1e9:.1f} {wl.unit}: {(wl.work / wm) / (wl.ref[2] / rm):.2f}"
-        rate = lambda s: f"{wl.work / s / 1e9:.1f} {wl.unit}" if wl.work else "-"
+        scale = 1.0 if wl.unit == "img/s" else 1e9
+        rate = lambda s: f"{wl.work / s / scale:.1f} {wl.unit}" if wl.work else "-"
         rows.append((wl.label + layout_note, wm, tm, rate(wm), rate(tm), ref_cell))
         if wl.group:
             g = groups.setdefault(wl.group, [0.0, 0.0])

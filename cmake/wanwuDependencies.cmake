@@ -1,5 +1,6 @@
 # Dependencies of the wanwu::wanwu target, shared by the build tree and the installed package:
-# Threads, OpenMP, a CBLAS, and nlohmann/json (safetensors headers are JSON). The OpenMP build of
+# Threads, OpenMP, a CBLAS, nlohmann/json (safetensors headers are JSON), and for the data
+# pipeline zlib (gzip'd IDX files) and stb_image's header (decoding). The OpenMP build of
 # OpenBLAS is preferred: its threads are OpenMP threads, so a GEMM called inside one of wanwu's
 # parallel regions runs single-threaded instead of oversubscribing the cores, and only one thread
 # pool spins.
@@ -7,6 +8,14 @@ include(CMakeFindDependencyMacro)
 find_dependency(Threads)
 find_dependency(OpenMP COMPONENTS CXX)
 find_dependency(nlohmann_json 3)
+find_dependency(ZLIB)
+if(NOT WANWU_STB_INCLUDE_DIR)
+  find_path(WANWU_STB_INCLUDE_DIR NAMES stb/stb_image.h)
+endif()
+if(NOT WANWU_STB_INCLUDE_DIR)
+  message(FATAL_ERROR "wanwu's data pipeline needs stb_image.h (Debian/Ubuntu: apt-get install libstb-dev; "
+                      "scripts/setup-deps.sh installs it)")
+endif()
 
 if(NOT TARGET wanwu::openblas)
   if(NOT WANWU_BLAS_LIBRARY)

@@ -207,3 +207,78 @@ TEST_CASE("loading errors name the file and the problem") {
                          IOError);
   }
 }
+
+namespace {
+// A safetensors file with the given JSON header and `data_bytes` zero bytes of data.
+std::string write_raw_safetensors(const fs::path& dir, const std::string& name, const std::string& header,
+                                  size_t data_bytes, uint64_t declared_len = 0) {
+  const std::string f = (dir / name).string();
+  std::ofstream o(f, std::ios::binary);
+  const uint64_t n = declared_len ? declared_len : header.size();
+  for (int i = 0; i < 8; ++i) o.put(static_cast<char>((n >> (8 * i)) & 0xff));
+  o << header << std::string(data_bytes, '\0');
+  return f;
+}
+}  // namespace
+
+TEST_CASE("hostile safetensors headers are refused before any data is read") {
+  const fs::path d = temp_dir();
+  // a valid baseline: one f32 [2, 2] tensor, 16 bytes
+  const std::string ok =
+      write_raw_safetensors(d, "ok.safetensors", R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})", 16);
+  CHECK(io::load_safetensors(ok).tensors.at("w").shape() == Shape{2, 2});
+
+  const std::vector<std::tuple<std::string, std::string, size_t, uint64_t>> bad = {
+      {"offsets past the end", R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,32]}})", 16, 0},
+      {"size != numel*itemsize", R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}})", 12, 0},
+      {"overlap", R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12, 0},
+      {"unknown dtype", R"({"w":{"dtype":"F99","shape":[2,2],"data_offsets":[0,16]}})", 16, 0},
+      {"negative dim", R"({"w":{"dtype":"F32","shape":[-2,2],"data_offsets":[0,16]}})", 16, 0},
+      {"reversed offsets", R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", 8, 0},
+      {"not JSON", R"({"w":{"dtype":"F32",)", 16, 0},
+      {"header longer than the file", R"({})", 0, 1ull << 40},
+      {"overflowing shape", R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,16]}})", 16, 0},
+      {"bytes no tensor covers", R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", 16, 0},
+  };
+  int i = 0;
+  for (const auto& [what, header, bytes, declared] : bad) {
+    CAPTURE(what);
+    const std::string f = write_raw_safetensors(d, "bad" + std::to_string(i++) + ".safetensors", header, bytes, declared);
+    CHECK_THROWS_WITH_AS(io::load_safetensors(f), doctest::Contains(f.c_str()), IOError);
+  }
+}
+
+TEST_CASE("random corruption of a checkpoint is an error, never a crash") {
+  const fs::path d = temp_dir();
+  auto m = models::create_model("resnet18", {.num_classes = 3});
+  const std::string good = (d / "r18.safetensors").string();
+  io::save_weights(good, *m);
+  std::ifstream in(good, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // the header is the interesting part: mutate there, and truncate anywhere
+  uint64_t header_len = 0;
+  for (int k = 0; k < 8; ++k) header_len |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[k])) << (8 * k);
+  Generator g(7);
+  int refused = 0, loaded = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string b = bytes;
+    const auto r = randint(0, 1 << 30, {4}, {}, &g).tolist<int64_t>();
+    if (trial % 3 == 0) {
+      b.resize(static_cast<size_t>(r[0]) % b.size());
+    } else {
+      const size_t pos = static_cast<size_t>(r[1]) % (8 + header_len);
+      b[pos] = static_cast<char>(r[2] & 0xff);
+      if (trial % 3 == 2) b[static_cast<size_t>(r[3]) % (8 + header_len)] = static_cast<char>(r[2] >> 8);
+    }
+    const std::string f = (d / "mutant.safetensors").string();
+    std::ofstream(f, std::ios::binary | std::ios::trunc) << b;
+    try {
+      io::load_weights(*m, f);
+      ++loaded;  // a mutation that hits a digit of a value, e.g. in the metadata, can stay valid
+    } catch (const Error&) {
+      ++refused;
+    }
+  }
+  CHECK(refused > 200);
+  CHECK(refused + loaded == 300);
+}

@@ -64,10 +64,15 @@
 #include "optim/accumulation.hpp"
 #include "amp/autocast.hpp"
 #include "amp/grad_scaler.hpp"
-#include "models/registry.hpp"
+
+// weights files (safetensors, PyTorch .pth) and the model zoo with torchvision's names
 #include "io/safetensors.hpp"
 #include "io/pth.hpp"
+#include "models/registry.hpp"
 #include "io/weights.hpp"
+
+// The data pipeline (decoding, transforms, datasets, DataLoader) is a separate include,
+// <wanwu/data/data.hpp>, so programs that never decode images don't compile stb_image.
 
 // the CPU backend (compiled here unless the program builds it once: WANWU_CPU_BACKEND_EXTERN)
 #if !defined(WANWU_CPU_BACKEND_EXTERN)

@@ -156,6 +156,18 @@ def main():
     with torch.no_grad():
         tensors["resnet18_f16.logits"] = r18(x)
 
+    # small checkpoints in both torch.save formats, for the corruption test: mixed dtypes, a
+    # non-contiguous view and two names sharing one storage
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(6, 4, generator=g)
+    small = {"a.weight": torch.randn(3, 2, 3, 3, generator=g), "a.bias": torch.randn(3, generator=g).half(),
+             "b.weight": torch.randn(5, 7, generator=g).bfloat16(), "b.t": base.t(), "b.row": base[2],
+             "n.num_batches_tracked": torch.tensor(17)}
+    for name, zipped in (("small_zip.pth", True), ("small_legacy.pth", False)):
+        torch.save(small, os.path.join(d, name), _use_new_zipfile_serialization=zipped)
+    for k, v in small.items():
+        tensors["small." + k] = v.float() if v.is_floating_point() else v
+
     # one SGD step of resnet18 in train mode
     torch.manual_seed(1)
     net = tv.resnet18(num_classes=10)

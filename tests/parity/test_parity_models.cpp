@@ -142,6 +142,49 @@ int main(int argc, char** argv) {
                 failures == before ? "ok  " : "FAIL", n_grad, n_after);
   }
 
+  // small .pth files in both torch.save formats: exact values, then corrupted copies (truncated
+  // anywhere, bytes overwritten anywhere) must load or throw wanwu's error, never crash or read
+  // out of bounds
+  for (const std::string file : {"small_zip.pth", "small_legacy.pth"}) {
+    const std::string path = (dir / file).string();
+    const nn::StateDict sd = io::read_state_dict(path).tensors;
+    for (const std::string k : {"a.weight", "a.bias", "b.weight", "b.t", "b.row", "n.num_batches_tracked"}) {
+      const Tensor want = t.at("small." + k);
+      if (!sd.contains(k)) {
+        std::printf("FAIL %s: no tensor %s\n", file.c_str(), k.c_str());
+        ++failures;
+        continue;
+      }
+      compare(file + " " + k, sd.at(k).to(want.dtype()), want, 0.0, 0.0, true);
+    }
+    std::ifstream in(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    Generator g(11);
+    int refused = 0, loaded = 0;
+    const std::string mutant = (dir / ("mutant_" + file)).string();
+    for (int trial = 0; trial < 400; ++trial) {
+      std::string b = bytes;
+      const auto r = randint(0, 1 << 30, {3}, {}, &g).tolist<int64_t>();
+      if (trial % 4 == 0) {
+        b.resize(static_cast<size_t>(r[0]) % b.size());
+      } else {
+        for (int j = 0; j <= trial % 4; ++j) b[static_cast<size_t>(r[j % 3] + 7919 * j) % b.size()] ^= static_cast<char>(1 + (r[2] >> (8 * j)) % 255);
+      }
+      std::ofstream(mutant, std::ios::binary | std::ios::trunc) << b;
+      try {
+        io::read_state_dict(mutant);
+        ++loaded;  // flips inside tensor data leave a valid file
+      } catch (const Error&) {
+        ++refused;
+      }
+    }
+    ++checks;
+    const bool ok = refused >= 100 && refused + loaded == 400;
+    std::printf("%s %-46s %d of 400 corrupted copies refused with an error, %d still valid\n", ok ? "ok  " : "FAIL",
+                (file + " corruption").c_str(), refused, loaded);
+    if (!ok) ++failures;
+  }
+
   std::printf("%d of %d comparisons passed\n", checks - failures, checks);
   std::printf(failures ? "FAILED\n" : "PASSED\n");
   return failures ? 1 : 0;

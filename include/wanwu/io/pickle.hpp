@@ -6,6 +6,9 @@
 // and the byte offset.
 #pragma once
 
+#include <charconv>
+#include <cstdlib>
+
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -74,10 +77,10 @@ class Unpickler {
         case 'I': {
           const std::string line = readline();
           if (line == "00" || line == "01") push(boolean(line == "01"));
-          else push(integer(std::stoll(line)));
+          else push(integer(int_line(line)));
           break;
         }
-        case 'L': push(integer(std::stoll(readline()))); break;
+        case 'L': push(integer(int_line(readline()))); break;
         case 'G': {
           uint64_t bits = 0;
           for (int k = 0; k < 8; ++k) bits = (bits << 8) | u8();
@@ -90,7 +93,7 @@ class Unpickler {
         }
         case 'F': {
           auto o = Object::make(Object::Kind::floating);
-          o->f = std::stod(readline());
+          o->f = float_line(readline());
           push(o);
           break;
         }
@@ -203,10 +206,10 @@ class Unpickler {
         case 'q': memo_[u8()] = top(); break;
         case 'r': memo_[u32()] = top(); break;
         case 0x94: memo_[memo_.size()] = top(); break;
-        case 'p': memo_[std::stoull(readline())] = top(); break;
+        case 'p': memo_[static_cast<uint64_t>(int_line(readline()))] = top(); break;
         case 'h': push(memo(u8())); break;
         case 'j': push(memo(u32())); break;
-        case 'g': push(memo(std::stoull(readline()))); break;
+        case 'g': push(memo(static_cast<uint64_t>(int_line(readline())))); break;
         default: bad(wanwu::detail::str("unsupported pickle opcode 0x", std::hex, int(op)));
       }
     }
@@ -235,6 +238,21 @@ class Unpickler {
     for (uint64_t i = 0; i < k; ++i) v |= static_cast<uint64_t>(u8()) << (8 * i);
     if (k > 0 && k < 8 && (v >> (8 * k - 1)) & 1) v |= ~uint64_t(0) << (8 * k);
     return static_cast<int64_t>(v);
+  }
+  // Protocol-0 text numbers ("123\n", "123L\n"); anything else is a corrupt file, not a
+  // std::invalid_argument escaping to the caller.
+  int64_t int_line(std::string line) {
+    if (!line.empty() && line.back() == 'L') line.pop_back();
+    int64_t v = 0;
+    const auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), v);
+    if (ec != std::errc() || end != line.data() + line.size() || line.empty()) bad("bad integer '" + line + "'");
+    return v;
+  }
+  double float_line(const std::string& line) {
+    char* end = nullptr;
+    const double v = std::strtod(line.c_str(), &end);
+    if (line.empty() || end != line.c_str() + line.size()) bad("bad float '" + line + "'");
+    return v;
   }
   std::string readline() {
     std::string s;

@@ -11,7 +11,9 @@
 // the usual start of a fine-tune.
 #pragma once
 
+#include <charconv>
 #include <filesystem>
+#include <string_view>
 
 #include "../models/efficientnet.hpp"
 #include "../models/vit.hpp"
@@ -64,6 +66,13 @@ inline KeyLayout detect_key_layout(const nn::StateDict& sd) {
 }
 
 namespace detail {
+// A block index inside a checkpoint key ("12" of "_blocks.12.conv"); -1 when it is not one, so a
+// malformed key is reported as unexpected instead of throwing from std::stoi.
+inline int64_t parse_index(std::string_view s) {
+  int64_t v = -1;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && end == s.data() + s.size() && v >= 0 ? v : -1;
+}
 
 inline bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
 
@@ -125,9 +134,9 @@ inline std::string rename_efficientnet_pytorch(const std::string& k, const Effic
                                {"_project_conv", {P::project, "0"}},         {"_bn2", {P::project, "1"}}};
   if (starts_with(k, "_blocks.")) {
     const auto [head, rest] = split_after(k, 2);  // "_blocks.N", "part.param"
-    const size_t flat = std::stoul(head.substr(8));
-    if (flat >= n.flat.size()) return "";
-    const auto [s, b] = n.flat[flat];
+    const int64_t flat = detail::parse_index(head.substr(8));
+    if (flat < 0 || static_cast<size_t>(flat) >= n.flat.size()) return "";
+    const auto [s, b] = n.flat[static_cast<size_t>(flat)];
     return map_part(part, rest, [&](P p, const std::string& r) { return n.block_key(s, b, p, r); });
   }
   static const std::vector<std::pair<std::string, std::string>> top = {
@@ -154,8 +163,8 @@ inline std::string rename_timm_efficientnet(const std::string& k, const Efficien
   if (starts_with(k, "blocks.")) {
     const auto [head, rest] = split_after(k, 3);  // "blocks.i.j", "part.param"
     const auto [stage_s, block_s] = split_after(head.substr(7), 1);
-    const int s = std::stoi(stage_s) + 1, b = std::stoi(block_s);
-    if (static_cast<size_t>(s) + 1 >= n.model.features->size()) return "";
+    const int64_t s = detail::parse_index(stage_s) + 1, b = detail::parse_index(block_s);
+    if (s < 1 || b < 0 || static_cast<size_t>(s) + 1 >= n.model.features->size()) return "";
     const auto stage = std::static_pointer_cast<nn::Sequential>((*n.model.features)[static_cast<size_t>(s)]);
     if (static_cast<size_t>(b) >= stage->size()) return "";
     return map_part(inverted_residual.count(head) ? ir : ds, rest,

@@ -1,0 +1,131 @@
+// The CUDA caching allocator: stream-ordered allocation (cudaMallocAsync) from the device's
+// default memory pool with the release threshold raised to "never", so freed blocks stay in the
+// pool and the next step's allocations of the same sizes are served without a driver call or a
+// device sync — the caching PyTorch's allocator does by hand. Allocation and free are ordered on
+// the device's compute stream (runtime.cuh), where every kernel runs, so a block freed by the host
+// is reused only after the kernels that read it.
+//
+// Statistics follow wanwu's Allocator interface: `allocated` counts live storages (sizes rounded
+// to the pool's 512-byte granularity), `reserved` is what the pool holds from the driver.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+
+#include "runtime.cuh"
+
+namespace wanwu::cuda {
+
+class CudaAllocator final : public Allocator {
+ public:
+  explicit CudaAllocator(int device) : device_(device) {}
+
+  static size_t round_size(size_t n) { return (n + 511) & ~size_t(511); }
+
+  void* allocate(size_t nbytes) override {
+    if (nbytes == 0) return nullptr;
+    DeviceContext& ctx = context(device_);
+    init_pool();
+    DeviceGuard g(device_);
+    void* p = nullptr;
+    cudaError_t err = cudaMallocAsync(&p, nbytes, ctx.stream);
+    if (err == cudaErrorMemoryAllocation) {  // give cached blocks back and retry once
+      (void)cudaGetLastError();
+      empty_cache();
+      err = cudaMallocAsync(&p, nbytes, ctx.stream);
+    }
+    if (err == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      throw OutOfMemoryError(detail::str("CUDA allocator: out of memory allocating ", nbytes, " bytes on cuda:",
+                                         device_, " (", stats().allocated, " bytes in use)"));
+    }
+    WANWU_CUDA_CHECK(err);
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.allocations;
+    stats_.allocated += round_size(nbytes);
+    if (stats_.allocated > stats_.peak_allocated) stats_.peak_allocated = stats_.allocated;
+    update_reserved_locked();
+    return p;
+  }
+
+  void deallocate(void* p, size_t nbytes) noexcept override {
+    if (!p) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.allocated -= round_size(nbytes);
+    }
+    // noexcept: during process exit the runtime may already be torn down; the memory goes with it.
+    int prev = 0;
+    if (cudaGetDevice(&prev) != cudaSuccess) return (void)cudaGetLastError();
+    if (prev != device_) (void)cudaSetDevice(device_);
+    if (cudaFreeAsync(p, context_stream()) != cudaSuccess) (void)cudaGetLastError();
+    if (prev != device_) (void)cudaSetDevice(prev);
+  }
+
+  MemoryStats stats() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    MemoryStats s = stats_;
+    return s;
+  }
+  void reset_peak() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.peak_allocated = stats_.allocated;
+    update_reserved_locked();
+    stats_.peak_reserved = stats_.reserved;
+  }
+  // Returns unused pool memory to the driver (after the stream's pending frees have run).
+  void empty_cache() override {
+    if (!pool_) return;
+    DeviceGuard g(device_);
+    WANWU_CUDA_CHECK(cudaStreamSynchronize(context(device_).stream));
+    WANWU_CUDA_CHECK(cudaMemPoolTrimTo(pool_, 0));
+    std::lock_guard<std::mutex> lock(mu_);
+    update_reserved_locked();
+  }
+
+ private:
+  cudaStream_t context_stream() const { return context(device_).stream; }
+
+  void init_pool() {
+    std::call_once(pool_once_, [this] {
+      DeviceGuard g(device_);
+      WANWU_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool_, device_));
+      uint64_t threshold = UINT64_MAX;  // keep freed memory cached in the pool
+      WANWU_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold));
+    });
+  }
+  void update_reserved_locked() {
+    uint64_t reserved = 0;
+    if (pool_ && cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved) == cudaSuccess) {
+      stats_.reserved = static_cast<size_t>(reserved);
+      if (stats_.reserved > stats_.peak_reserved) stats_.peak_reserved = stats_.reserved;
+    }
+  }
+
+  int device_;
+  std::once_flag pool_once_;
+  cudaMemPool_t pool_ = nullptr;
+  mutable std::mutex mu_;
+  MemoryStats stats_;
+};
+
+inline CudaAllocator& allocator(int device) {
+  static std::array<CudaAllocator*, kMaxDevices> allocs = [] {
+    std::array<CudaAllocator*, kMaxDevices> a{};
+    for (int i = 0; i < kMaxDevices; ++i) a[i] = new CudaAllocator(i);  // never freed: see runtime.cuh
+    return a;
+  }();
+  WANWU_CHECK_T(DeviceError, device >= 0 && device < device_count(), "cuda:", device, " is not available");
+  return *allocs[device];
+}
+
+// A new contiguous tensor on a CUDA device (the backend cannot call empty_tensor: that goes
+// through the backend registry, and this header must not depend on the CPU backend being built).
+inline Tensor empty(const Shape& shape, DType dtype, int device) {
+  int64_t n = numel_of(shape);
+  auto storage = std::make_shared<Storage>(static_cast<size_t>(n) * itemsize(dtype), Device::cuda(device),
+                                           &allocator(device));
+  return Tensor(std::make_shared<TensorImpl>(std::move(storage), 0, shape, contiguous_strides(shape), dtype));
+}
+
+}  // namespace wanwu::cuda

@@ -1,0 +1,216 @@
+// CudaBackend: wanwu's Backend interface (backend/backend.hpp) on NVIDIA GPUs, forwarding each
+// virtual call to the kernel family headers in this folder. Every call makes the tensor's device
+// current for its duration (restoring the caller's afterwards) and enqueues its work on that
+// device's one compute stream, so calls are ordered like the program's statements and only the
+// host copies (and validating index kernels) wait for the device.
+#pragma once
+
+#include "allocator.cuh"
+#include "attention.cuh"
+#include "conv.cuh"
+#include "elementwise.cuh"
+#include "gemm.cuh"
+#include "index.cuh"
+#include "norm.cuh"
+#include "optim.cuh"
+#include "pool.cuh"
+#include "random.cuh"
+#include "reduce.cuh"
+#include "softmax.cuh"
+
+namespace wanwu::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  DeviceType device_type() const override { return DeviceType::cuda; }
+  int device_count() const override { return cuda::device_count(); }
+  Allocator& allocator(int device_index) override { return cuda::allocator(device_index); }
+  void synchronize(int device_index) override {
+    DeviceGuard g(device_index);
+    WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(device_index)));
+  }
+
+  void copy(const Tensor& dst, const Tensor& src) override {
+    DeviceGuard g(dst.device().index);
+    cuda::copy(dst, src);
+  }
+  // Waits for the copy: the caller reads host_dst as soon as this returns.
+  void copy_to_host(void* host_dst, const Tensor& src) override {
+    const int dev = src.device().index;
+    DeviceGuard g(dev);
+    if (src.nbytes() == 0) return;
+    WANWU_CUDA_CHECK(cudaMemcpyAsync(host_dst, src.data_ptr(), src.nbytes(), cudaMemcpyDeviceToHost, stream(dev)));
+    WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(dev)));
+  }
+  // Waits too: the caller may free or reuse host_src as soon as this returns.
+  void copy_from_host(const Tensor& dst, const void* host_src) override {
+    const int dev = dst.device().index;
+    DeviceGuard g(dev);
+    if (dst.nbytes() == 0) return;
+    WANWU_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), host_src, dst.nbytes(), cudaMemcpyHostToDevice, stream(dev)));
+    WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(dev)));
+  }
+  void fill(const Tensor& dst, Scalar value) override {
+    DeviceGuard g(dst.device().index);
+    cuda::fill(dst, value);
+  }
+
+  void unary(UnaryOp op, const OpParams& p, const Tensor& out, const Tensor& in) override {
+    DeviceGuard g(out.device().index);
+    cuda::unary(op, p, out, in);
+  }
+  void binary(BinaryOp op, const OpParams& p, const Tensor& out, const Tensor& a, const Tensor& b) override {
+    DeviceGuard g(out.device().index);
+    cuda::binary(op, p, out, a, b);
+  }
+  void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) override {
+    DeviceGuard g(out.device().index);
+    cuda::where(out, cond, a, b);
+  }
+
+  void reduce(ReduceOp op, const Tensor& out, const Tensor& in, const Dims& dims) override {
+    DeviceGuard g(out.device().index);
+    cuda::reduce(op, out, in, dims);
+  }
+  void arg_reduce(ArgReduceOp op, const Tensor& values, const Tensor& indices, const Tensor& in, int dim) override {
+    DeviceGuard g(in.device().index);
+    cuda::arg_reduce(op, values, indices, in, dim);
+  }
+
+  void gemm(const Tensor& out, const Tensor& a, const Tensor& b, double alpha, double beta) override {
+    DeviceGuard g(out.device().index);
+    cuda::gemm(out, a, b, alpha, beta);
+  }
+
+  void index_select(const Tensor& out, const Tensor& in, int dim, const Tensor& index) override {
+    DeviceGuard g(out.device().index);
+    cuda::index_select(out, in, dim, index);
+  }
+  void index_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) override {
+    DeviceGuard g(out.device().index);
+    cuda::index_add(out, dim, index, src);
+  }
+  void gather(const Tensor& out, const Tensor& in, int dim, const Tensor& index) override {
+    DeviceGuard g(out.device().index);
+    cuda::gather(out, in, dim, index);
+  }
+  void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) override {
+    DeviceGuard g(out.device().index);
+    cuda::scatter_add(out, dim, index, src);
+  }
+
+  void random(const Tensor& out, const RandomParams& p, bool wide) override {
+    DeviceGuard g(out.device().index);
+    cuda::random(out, p, wide);
+  }
+
+  void conv2d_forward(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor& bias,
+                      const Conv2dParams& p) override {
+    DeviceGuard g(out.device().index);
+    cuda::conv2d_forward(out, x, w, bias, p);
+  }
+  void conv2d_backward_input(const Tensor& grad_x, const Tensor& grad_out, const Tensor& w,
+                             const Conv2dParams& p) override {
+    DeviceGuard g(grad_x.device().index);
+    cuda::conv2d_backward_input(grad_x, grad_out, w, p);
+  }
+  void conv2d_backward_weight(const Tensor& grad_w, const Tensor& grad_out, const Tensor& x,
+                              const Conv2dParams& p) override {
+    DeviceGuard g(grad_w.device().index);
+    cuda::conv2d_backward_weight(grad_w, grad_out, x, p);
+  }
+
+  void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x, const Pool2dParams& p) override {
+    DeviceGuard g(out.device().index);
+    cuda::max_pool2d_forward(out, indices, x, p);
+  }
+  void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) override {
+    DeviceGuard g(grad_x.device().index);
+    cuda::max_pool2d_backward(grad_x, grad_out, indices);
+  }
+  void avg_pool2d_forward(const Tensor& out, const Tensor& x, const Pool2dParams& p) override {
+    DeviceGuard g(out.device().index);
+    cuda::avg_pool_forward<false>(out, x, p, "avg_pool2d");
+  }
+  void avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Pool2dParams& p) override {
+    DeviceGuard g(grad_x.device().index);
+    cuda::avg_pool_backward<false>(grad_x, grad_out, p, "avg_pool2d backward");
+  }
+  void adaptive_avg_pool2d_forward(const Tensor& out, const Tensor& x) override {
+    DeviceGuard g(out.device().index);
+    cuda::avg_pool_forward<true>(out, x, Pool2dParams{}, "adaptive_avg_pool2d");
+  }
+  void adaptive_avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out) override {
+    DeviceGuard g(grad_x.device().index);
+    cuda::avg_pool_backward<true>(grad_x, grad_out, Pool2dParams{}, "adaptive_avg_pool2d backward");
+  }
+  void interpolate_bilinear_forward(const Tensor& out, const Tensor& x, AlignCorners align) override {
+    DeviceGuard g(out.device().index);
+    cuda::interpolate_bilinear_forward(out, x, align);
+  }
+  void interpolate_bilinear_backward(const Tensor& grad_x, const Tensor& grad_out, AlignCorners align) override {
+    DeviceGuard g(grad_x.device().index);
+    cuda::interpolate_bilinear_backward(grad_x, grad_out, align);
+  }
+
+  void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x, const Tensor& weight,
+                          const Tensor& bias, double eps) override {
+    DeviceGuard g(x.device().index);
+    cuda::batch_norm_forward(y, mean, var, x, weight, bias, eps);
+  }
+  void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
+                           const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+                           const Tensor& save_invstd) override {
+    DeviceGuard g(x.device().index);
+    cuda::batch_norm_backward(grad_x, grad_w, grad_b, grad_y, x, weight, save_mean, save_invstd);
+  }
+  void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x, const Tensor& weight,
+                          const Tensor& bias, double eps) override {
+    DeviceGuard g(x.device().index);
+    cuda::layer_norm_forward(y, mean, rstd, x, weight, bias, eps);
+  }
+  void layer_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
+                           const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd) override {
+    DeviceGuard g(x.device().index);
+    cuda::layer_norm_backward(grad_x, grad_w, grad_b, grad_y, x, weight, mean, rstd);
+  }
+  void softmax_forward(const Tensor& out, const Tensor& x, int dim, SoftmaxKind kind) override {
+    DeviceGuard g(x.device().index);
+    cuda::softmax_forward(out, x, dim, kind);
+  }
+  void softmax_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& out, int dim,
+                        SoftmaxKind kind) override {
+    DeviceGuard g(out.device().index);
+    cuda::softmax_backward(grad_x, grad_out, out, dim, kind);
+  }
+
+  void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                         const Tensor& mask, const AttentionParams& p) override {
+    DeviceGuard g(q.device().index);
+    cuda::attention_forward(out, lse, q, k, v, mask, p);
+  }
+  void attention_backward(const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const Tensor& grad_out,
+                          const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                          const Tensor& mask, const AttentionParams& p) override {
+    DeviceGuard g(q.device().index);
+    cuda::attention_backward(grad_q, grad_k, grad_v, grad_out, q, k, v, out, lse, mask, p);
+  }
+
+  void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+                const SgdStepParams& p) override {
+    DeviceGuard g(param.device().index);
+    cuda::sgd_step(param, grad, momentum_buffer, p);
+  }
+  void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                 const Tensor& max_exp_avg_sq, const AdamStepParams& p) override {
+    DeviceGuard g(param.device().index);
+    cuda::adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, p);
+  }
+};
+
+inline Backend& cuda_backend() {
+  static CudaBackend backend;
+  return backend;
+}
+
+}  // namespace wanwu::cuda

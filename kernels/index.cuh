@@ -1,0 +1,206 @@
+// CUDA indexing kernels: index_select / index_add (rows along one dim) and gather / scatter_add
+// (element-wise along one dim). The adds use atomics, so repeated indices accumulate without a
+// serial pass (the order of the additions, and so the last bit of a float sum, is unspecified).
+//
+// Indices are validated where they are read: a kernel that meets an out-of-range index records
+// it in the device's error slot, and the launcher copies the slot back and throws IndexError.
+// That costs one host sync per indexing op — the price of a typed error instead of a wild write.
+#pragma once
+
+#include "elementwise.cuh"
+
+namespace wanwu::cuda {
+
+// out += v with an atomic, for every dtype. 8- and 16-bit integer types (no hardware atomics)
+// use a compare-and-swap on the aligned 32-bit word around them.
+template <class T>
+__device__ void atomic_add(T* addr, compute_t<T> v) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, int32_t>) {
+    atomicAdd(addr, v);
+  } else if constexpr (std::is_same_v<T, int64_t>) {
+    atomicAdd(reinterpret_cast<unsigned long long*>(addr), static_cast<unsigned long long>(v));
+  } else if constexpr (std::is_same_v<T, Half>) {
+    atomicAdd(reinterpret_cast<__half*>(addr), __float2half_rn(v));
+  } else if constexpr (std::is_same_v<T, BFloat16>) {
+    atomicAdd(reinterpret_cast<__nv_bfloat16*>(addr), __float2bfloat16_rn(v));
+  } else {  // uint8_t, bool
+    unsigned int* word = reinterpret_cast<unsigned int*>(reinterpret_cast<uintptr_t>(addr) & ~uintptr_t(3));
+    const unsigned shift = static_cast<unsigned>(reinterpret_cast<uintptr_t>(addr) & 3) * 8;
+    unsigned int old = *word, assumed;
+    do {
+      assumed = old;
+      const T cur = static_cast<T>((assumed >> shift) & 0xFFu);
+      const T next = convert<T>(static_cast<compute_t<T>>(cur) + v);
+      const unsigned int nw = (assumed & ~(0xFFu << shift)) | (static_cast<unsigned int>(static_cast<uint8_t>(next)) << shift);
+      old = atomicCAS(word, assumed, nw);
+    } while (assumed != old);
+  }
+}
+
+__device__ inline void report_bad_index(unsigned long long* slot, int64_t v) {
+  slot[1] = static_cast<unsigned long long>(v);
+  atomicExch(slot, 1ull);
+}
+
+// Clears the device's error slot before a validating kernel, then checks it after.
+class IndexCheck {
+ public:
+  IndexCheck(int dev, const char* op, int dim, int64_t size) : ctx_(context(dev)), lock_(ctx_.mu), op_(op), dim_(dim), size_(size) {
+    WANWU_CUDA_CHECK(cudaMemsetAsync(ctx_.error_flag, 0, 2 * sizeof(unsigned long long), ctx_.stream));
+  }
+  unsigned long long* slot() const { return ctx_.error_flag; }
+  void check() {
+    unsigned long long h[2] = {0, 0};
+    WANWU_CUDA_CHECK(cudaMemcpyAsync(h, ctx_.error_flag, sizeof h, cudaMemcpyDeviceToHost, ctx_.stream));
+    WANWU_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    WANWU_CHECK_INDEX(h[0] == 0, op_, ": index ", static_cast<int64_t>(h[1]), " is out of bounds for dimension ", dim_,
+                      " with size ", size_);
+  }
+
+ private:
+  DeviceContext& ctx_;
+  std::lock_guard<std::mutex> lock_;
+  const char* op_;
+  int dim_;
+  int64_t size_;
+};
+
+struct OuterDimInner {
+  int64_t outer = 1, dim = 1, inner = 1;
+  OuterDimInner(const Shape& s, int d) {
+    for (int i = 0; i < d; ++i) outer *= s[i];
+    dim = s[d];
+    for (int i = d + 1; i < s.size(); ++i) inner *= s[i];
+  }
+};
+
+// Moves elements as raw words of the dtype's size: selection does not look at values.
+template <class W>
+__global__ void index_select_kernel(W* out, const W* in, const int64_t* idx, int64_t n, OuterDimInner g,
+                                    unsigned long long* bad) {
+  const int64_t total = g.outer * n * g.inner;
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t ii = t % g.inner, oj = t / g.inner, j = oj % n, o = oj / n;
+    const int64_t v = idx[j];
+    if (v < 0 || v >= g.dim) {
+      report_bad_index(bad, v);
+      continue;
+    }
+    out[t] = in[(o * g.dim + v) * g.inner + ii];
+  }
+}
+
+template <class T>
+__global__ void index_add_kernel(T* out, const T* src, const int64_t* idx, int64_t n, OuterDimInner g,
+                                 unsigned long long* bad) {
+  const int64_t total = g.outer * n * g.inner;
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t ii = t % g.inner, oj = t / g.inner, j = oj % n, o = oj / n;
+    const int64_t v = idx[j];
+    if (v < 0 || v >= g.dim) {
+      report_bad_index(bad, v);
+      continue;
+    }
+    atomic_add(out + (o * g.dim + v) * g.inner + ii, cv<compute_t<T>>(src[t]));
+  }
+}
+
+// it: operands (out or out-view, index, in-or-src view with stride 0 along dim).
+template <class T, bool Scatter>
+__global__ void gather_scatter_kernel(StridedIter<3> it, int64_t n, T* a, const int64_t* idx, T* b,
+                                      int64_t dim_size, int64_t dim_stride, unsigned long long* bad) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[3];
+    it.offsets(i, off);
+    const int64_t v = idx[off[1]];
+    if (v < 0 || v >= dim_size) {
+      report_bad_index(bad, v);
+      continue;
+    }
+    if constexpr (Scatter) atomic_add(a + off[0] + v * dim_stride, cv<compute_t<T>>(b[off[2]]));
+    else a[off[0]] = b[off[2] + v * dim_stride];
+  }
+}
+
+template <class F>
+void dispatch_word(size_t bytes, F&& f) {
+  switch (bytes) {
+    case 1: return f(TypeTag<uint8_t>{});
+    case 2: return f(TypeTag<uint16_t>{});
+    case 4: return f(TypeTag<uint32_t>{});
+    default: return f(TypeTag<uint64_t>{});
+  }
+}
+
+inline void index_select(const Tensor& out, const Tensor& in_, int dim, const Tensor& index_) {
+  const Tensor in = contiguous(in_), index = contiguous(index_);
+  const OuterDimInner g(in.shape(), dim);
+  const int64_t n = index.numel(), total = g.outer * n * g.inner;
+  if (total == 0) return;
+  const int dev = out.device().index;
+  IndexCheck chk(dev, "index_select", dim, g.dim);
+  dispatch_word(in.itemsize(), [&](auto tag) {
+    using W = typename decltype(tag)::type;
+    index_select_kernel<W><<<blocks_for(total), kThreads, 0, stream(dev)>>>(ptr<W>(out), ptr<const W>(in),
+                                                                            ptr<const int64_t>(index), n, g, chk.slot());
+  });
+  WANWU_CUDA_LAUNCH_CHECK();
+  chk.check();
+}
+
+inline void index_add(const Tensor& out, int dim, const Tensor& index_, const Tensor& src_) {
+  const Tensor src = contiguous(src_), index = contiguous(index_);
+  const OuterDimInner g(out.shape(), dim);
+  const int64_t n = index.numel(), total = g.outer * n * g.inner;
+  if (total == 0) return;
+  const int dev = out.device().index;
+  IndexCheck chk(dev, "index_add", dim, g.dim);
+  dispatch_dtype(out.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    index_add_kernel<T><<<blocks_for(total), kThreads, 0, stream(dev)>>>(ptr<T>(out), ptr<const T>(src),
+                                                                         ptr<const int64_t>(index), n, g, chk.slot());
+  });
+  WANWU_CUDA_LAUNCH_CHECK();
+  chk.check();
+}
+
+// `t` viewed with index's shape and stride 0 along dim (the kernels add index * stride(dim)).
+inline Strides along_dim_strides(const Tensor& t, int dim) {
+  Strides st = t.strides();
+  st[dim] = 0;
+  return st;
+}
+
+inline void gather(const Tensor& out, const Tensor& in, int dim, const Tensor& index) {
+  const int64_t n = index.numel();
+  if (n == 0) return;
+  const Strides view = along_dim_strides(in, dim);
+  const auto it = make_iter<3>(index.shape(), {&out.strides(), &index.strides(), &view});
+  const int dev = out.device().index;
+  IndexCheck chk(dev, "gather", dim, in.shape()[dim]);
+  dispatch_dtype(in.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    gather_scatter_kernel<T, false><<<blocks_for(n), kThreads, 0, stream(dev)>>>(
+        it, n, ptr<T>(out), ptr<const int64_t>(index), ptr<T>(in), in.shape()[dim], in.strides()[dim], chk.slot());
+  });
+  WANWU_CUDA_LAUNCH_CHECK();
+  chk.check();
+}
+
+inline void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) {
+  const int64_t n = index.numel();
+  if (n == 0) return;
+  const Strides view = along_dim_strides(out, dim);
+  const auto it = make_iter<3>(index.shape(), {&view, &index.strides(), &src.strides()});
+  const int dev = out.device().index;
+  IndexCheck chk(dev, "scatter_add", dim, out.shape()[dim]);
+  dispatch_dtype(out.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    gather_scatter_kernel<T, true><<<blocks_for(n), kThreads, 0, stream(dev)>>>(
+        it, n, ptr<T>(out), ptr<const int64_t>(index), ptr<T>(src), out.shape()[dim], out.strides()[dim], chk.slot());
+  });
+  WANWU_CUDA_LAUNCH_CHECK();
+  chk.check();
+}
+
+}  // namespace wanwu::cuda

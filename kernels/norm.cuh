@@ -1,0 +1,329 @@
+// CUDA normalization kernels: layer norm (statistics per row) and batch norm (statistics per
+// channel, the innermost NHWC axis), forward and backward.
+//
+// Layer norm: a warp (or, for long rows, a block) per row computes the mean, then the mean squared deviation (two passes
+// over a row that stays in L1/L2, so no E[x^2] - E[x]^2 cancellation), then writes y. The weight
+// and bias gradients are column sums over rows: each block sums a chunk of rows per column and
+// adds its partial with one atomic per column.
+// Batch norm: per-channel sums over [M, C] the same way, in f64 (shifted by the first row, as
+// the CPU does, so the variance does not cancel), then one elementwise pass.
+#pragma once
+
+#include "reduce.cuh"
+
+namespace wanwu::cuda {
+
+template <class T>
+using stat_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// A row of a layer norm is owned by a warp (rows up to kWarpRows long: transformer widths) or by
+// a block (longer rows). RowOwner gives the row, the lane and the stride for either.
+inline constexpr int64_t kWarpRows = 1024;
+
+template <bool Warp>
+struct RowOwner {
+  int64_t row;
+  int lane, step;
+  __device__ RowOwner() {
+    if constexpr (Warp) {
+      row = blockIdx.x * int64_t(kThreads / 32) + threadIdx.x / 32;
+      lane = threadIdx.x % 32;
+      step = 32;
+    } else {
+      row = blockIdx.x;
+      lane = threadIdx.x;
+      step = blockDim.x;
+    }
+  }
+  template <class A>
+  __device__ A sum(A v) const {
+    if constexpr (Warp) return warp_sum(v);
+    else return block_reduce(v, [](A a, A b) { return a + b; });
+  }
+};
+
+template <class T, bool Warp>
+__global__ void layer_norm_forward_kernel(T* y, stat_t<T>* mean_out, stat_t<T>* rstd_out, const T* x, const T* w,
+                                          const T* b, int64_t R, int64_t M, double eps) {
+  using A = acc_t<T>;
+  const RowOwner<Warp> o;
+  if (Warp && o.row >= R) return;  // whole warps leave together
+  const T* xr = x + o.row * M;
+  A s = 0;
+  for (int64_t m = o.lane; m < M; m += o.step) s += cv<A>(xr[m]);
+  const A mean = o.sum(s) / A(M);
+  A v = 0;
+  for (int64_t m = o.lane; m < M; m += o.step) {
+    const A d = cv<A>(xr[m]) - mean;
+    v += d * d;
+  }
+  v = o.sum(v);
+  const A rstd = A(1) / fm::sqrt(v / A(M) + A(eps));
+  if (o.lane == 0) {
+    mean_out[o.row] = mean;
+    rstd_out[o.row] = rstd;
+  }
+  T* yr = y + o.row * M;
+  for (int64_t m = o.lane; m < M; m += o.step) {
+    A out = (cv<A>(xr[m]) - mean) * rstd;
+    if (w) out *= cv<A>(w[m]);
+    if (b) out += cv<A>(b[m]);
+    yr[m] = cv<T>(out);
+  }
+}
+
+template <class T, bool Warp>
+__global__ void layer_norm_backward_input_kernel(T* gx, const T* gy, const T* x, const T* w, const stat_t<T>* mean,
+                                                 const stat_t<T>* rstd, int64_t R, int64_t M) {
+  using A = acc_t<T>;
+  const RowOwner<Warp> o;
+  if (Warp && o.row >= R) return;
+  const T *xr = x + o.row * M, *gr = gy + o.row * M;
+  const A mu = mean[o.row], rs = rstd[o.row];
+  A a = 0, bs = 0;  // sum(g), sum(g * xhat) with g = dy * w
+  for (int64_t m = o.lane; m < M; m += o.step) {
+    const A g = cv<A>(gr[m]) * (w ? cv<A>(w[m]) : A(1));
+    a += g;
+    bs += g * (cv<A>(xr[m]) - mu) * rs;
+  }
+  a = o.sum(a);
+  bs = o.sum(bs);
+  const A ka = a / A(M), kb = bs / A(M);
+  T* dr = gx + o.row * M;
+  for (int64_t m = o.lane; m < M; m += o.step) {
+    const A g = cv<A>(gr[m]) * (w ? cv<A>(w[m]) : A(1));
+    dr[m] = cv<T>(rs * (g - ka - (cv<A>(xr[m]) - mu) * rs * kb));
+  }
+}
+
+// Launches a row kernel with a warp per row for short rows, a block per row otherwise.
+template <class WarpKernel, class BlockKernel, class... Args>
+void launch_rows(int64_t R, int64_t M, cudaStream_t s, WarpKernel wk, BlockKernel bk, Args... args) {
+  if (M <= kWarpRows)
+    wk<<<static_cast<unsigned>((R + kThreads / 32 - 1) / (kThreads / 32)), kThreads, 0, s>>>(args...);
+  else
+    bk<<<static_cast<unsigned>(R), kThreads, 0, s>>>(args...);
+}
+
+// Column sums over a chunk of rows per block: gw[m] += sum dy * xhat, gb[m] += sum dy.
+template <class T>
+__global__ void layer_norm_backward_params_kernel(acc_t<T>* gw, acc_t<T>* gb, const T* gy, const T* x,
+                                                  const stat_t<T>* mean, const stat_t<T>* rstd, int64_t R, int64_t M,
+                                                  int64_t rows_per_block) {
+  using A = acc_t<T>;
+  const int64_t m = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (m >= M) return;
+  const int64_t r0 = blockIdx.y * rows_per_block, r1 = r0 + rows_per_block < R ? r0 + rows_per_block : R;
+  A sw = 0, sb = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const A g = cv<A>(gy[r * M + m]);
+    sw += g * (cv<A>(x[r * M + m]) - A(mean[r])) * A(rstd[r]);
+    sb += g;
+  }
+  if (gw) atomicAdd(gw + m, sw);
+  if (gb) atomicAdd(gb + m, sb);
+}
+
+// Rows per block for column sums: enough blocks to fill the device, at least 32 rows each.
+inline int64_t column_chunk(int dev, int64_t rows, int64_t cols) {
+  const int64_t col_blocks = (cols + kThreads - 1) / kThreads;
+  const int64_t want = 8 * context(dev).props.multiProcessorCount;
+  int64_t chunks = (want + col_blocks - 1) / col_blocks;
+  int64_t per = (rows + chunks - 1) / (chunks > 0 ? chunks : 1);
+  if (per < 32) per = 32;
+  return per;
+}
+
+inline void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x_,
+                               const Tensor& w_, const Tensor& b_, double eps) {
+  const Tensor x = contiguous(x_), w = contiguous(w_), b = contiguous(b_);
+  const int64_t R = mean.numel();
+  if (R == 0) return;
+  const int64_t M = x.numel() / R;
+  dispatch_floating(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    launch_rows(R, M, stream(x.device().index), layer_norm_forward_kernel<T, true>, layer_norm_forward_kernel<T, false>,
+                ptr<T>(y), ptr<stat_t<T>>(mean), ptr<stat_t<T>>(rstd), ptr<const T>(x), ptr_or_null<const T>(w),
+                ptr_or_null<const T>(b), R, M, eps);
+  });
+  WANWU_CUDA_LAUNCH_CHECK();
+}
+
+inline void layer_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor& gb, const Tensor& gy_,
+                                const Tensor& x_, const Tensor& w_, const Tensor& mean, const Tensor& rstd) {
+  const Tensor gy = contiguous(gy_), x = contiguous(x_), w = contiguous(w_);
+  const int64_t R = mean.numel();
+  const int64_t M = R > 0 ? x.numel() / R : (gw.defined() ? gw.numel() : gb.defined() ? gb.numel() : 0);
+  const int dev = x.device().index;
+  const cudaStream_t s = stream(dev);
+  dispatch_floating(x.dtype(), "layer_norm backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using A = acc_t<T>;
+    if (gx.defined() && R > 0) {
+      launch_rows(R, M, s, layer_norm_backward_input_kernel<T, true>, layer_norm_backward_input_kernel<T, false>,
+                  ptr<T>(gx), ptr<const T>(gy), ptr<const T>(x), ptr_or_null<const T>(w), ptr<const stat_t<T>>(mean),
+                  ptr<const stat_t<T>>(rstd), R, M);
+      WANWU_CUDA_LAUNCH_CHECK();
+    }
+    if ((gw.defined() || gb.defined()) && M > 0) {
+      const DType adt = dtype_of_v<A>;
+      Tensor aw = gw.defined() ? empty({M}, adt, dev) : Tensor(), ab = gb.defined() ? empty({M}, adt, dev) : Tensor();
+      zero(aw);
+      zero(ab);
+      if (R > 0) {
+        const int64_t per = column_chunk(dev, R, M);
+        const dim3 grid(static_cast<unsigned>((M + kThreads - 1) / kThreads), static_cast<unsigned>((R + per - 1) / per));
+        layer_norm_backward_params_kernel<T><<<grid, kThreads, 0, s>>>(ptr_or_null<A>(aw), ptr_or_null<A>(ab),
+                                                                       ptr<const T>(gy), ptr<const T>(x),
+                                                                       ptr<const stat_t<T>>(mean),
+                                                                       ptr<const stat_t<T>>(rstd), R, M, per);
+        WANWU_CUDA_LAUNCH_CHECK();
+      }
+      if (gw.defined()) copy(gw, aw);
+      if (gb.defined()) copy(gb, ab);
+    }
+  });
+}
+
+// ---- batch norm over x viewed as [M, C] ----
+template <class T>
+__global__ void channel_sums_kernel(double* s1, double* s2, const T* x, const T* gy, const stat_t<T>* center,
+                                    int64_t M, int64_t C, int64_t rows_per_block) {
+  // forward (gy == nullptr): s1 += x - x[0], s2 += (x - x[0])^2
+  // backward: s1 += dy, s2 += dy * (x - mean)
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  const int64_t r0 = blockIdx.y * rows_per_block, r1 = r0 + rows_per_block < M ? r0 + rows_per_block : M;
+  const double shift = gy ? static_cast<double>(center[c]) : cv<double>(x[c]);
+  double a1 = 0, a2 = 0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const double d = cv<double>(x[r * C + c]) - shift;
+    if (gy) {
+      const double g = cv<double>(gy[r * C + c]);
+      a1 += g;
+      a2 += g * d;
+    } else {
+      a1 += d;
+      a2 += d * d;
+    }
+  }
+  atomicAdd(s1 + c, a1);
+  atomicAdd(s2 + c, a2);
+}
+
+// Per channel: mean, var, and y = x * scale + shift coefficients.
+template <class T>
+__global__ void bn_stats_kernel(stat_t<T>* mean_out, stat_t<T>* var_out, double* scale, double* shift,
+                                const double* s1, const double* s2, const T* x, const T* w, const T* b, int64_t M,
+                                int64_t C, double eps) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  const double dm = s1[c] / static_cast<double>(M);
+  double var = s2[c] / static_cast<double>(M) - dm * dm;
+  var = var > 0 ? var : 0;
+  const double mean = cv<double>(x[c]) + dm;
+  mean_out[c] = static_cast<stat_t<T>>(mean);
+  var_out[c] = static_cast<stat_t<T>>(var);
+  const double sc = (w ? cv<double>(w[c]) : 1.0) / sqrt(var + eps);
+  scale[c] = sc;
+  shift[c] = (b ? cv<double>(b[c]) : 0.0) - mean * sc;
+}
+
+template <class T>
+__global__ void bn_apply_kernel(T* y, const T* x, const double* scale, const double* shift, int64_t n, int64_t C) {
+  using A = acc_t<T>;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = i % C;
+    y[i] = cv<T>(cv<A>(x[i]) * A(scale[c]) + A(shift[c]));
+  }
+}
+
+// dx = w * invstd * (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean)))
+template <class T>
+__global__ void bn_backward_input_kernel(T* gx, const T* gy, const T* x, const T* w, const stat_t<T>* mean,
+                                         const stat_t<T>* invstd, const double* s1, const double* s2, int64_t n,
+                                         int64_t C, int64_t M) {
+  using A = acc_t<T>;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = i % C;
+    const double is = static_cast<double>(invstd[c]), wc = w ? cv<double>(w[c]) : 1.0, inv_m = 1.0 / double(M);
+    const A k1 = A(wc * is), k2 = A(wc * is * is * is * s2[c] * inv_m), k3 = A(wc * is * s1[c] * inv_m);
+    gx[i] = cv<T>(cv<A>(gy[i]) * k1 - (cv<A>(x[i]) - A(mean[c])) * k2 - k3);
+  }
+}
+
+template <class T>
+__global__ void bn_backward_params_kernel(T* gw, T* gb, const double* s1, const double* s2, const stat_t<T>* invstd,
+                                          int64_t C) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  if (gb) gb[c] = cv<T>(s1[c]);
+  if (gw) gw[c] = cv<T>(s2[c] * static_cast<double>(invstd[c]));
+}
+
+inline void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x_,
+                               const Tensor& w_, const Tensor& b_, double eps) {
+  const Tensor x = contiguous(x_), w = contiguous(w_), b = contiguous(b_);
+  const int64_t C = x.shape().back(), M = C > 0 ? x.numel() / C : 0;
+  if (C == 0) return;
+  const int dev = x.device().index;
+  const cudaStream_t s = stream(dev);
+  Tensor buf = empty({4, C}, DType::f64, dev);  // s1, s2, scale, shift
+  zero(buf);
+  double* s1 = ptr<double>(buf);
+  dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if (M > 0) {
+      const int64_t per = column_chunk(dev, M, C);
+      const dim3 grid(static_cast<unsigned>((C + kThreads - 1) / kThreads), static_cast<unsigned>((M + per - 1) / per));
+      channel_sums_kernel<T><<<grid, kThreads, 0, s>>>(s1, s1 + C, ptr<const T>(x), nullptr, nullptr, M, C, per);
+      WANWU_CUDA_LAUNCH_CHECK();
+    }
+    const unsigned cb = static_cast<unsigned>((C + kThreads - 1) / kThreads);
+    bn_stats_kernel<T><<<cb, kThreads, 0, s>>>(ptr<stat_t<T>>(mean), ptr<stat_t<T>>(var), s1 + 2 * C, s1 + 3 * C, s1,
+                                               s1 + C, ptr<const T>(x), ptr_or_null<const T>(w),
+                                               ptr_or_null<const T>(b), M, C, eps);
+    WANWU_CUDA_LAUNCH_CHECK();
+    if (x.numel() > 0) {
+      bn_apply_kernel<T><<<blocks_for(x.numel()), kThreads, 0, s>>>(ptr<T>(y), ptr<const T>(x), s1 + 2 * C,
+                                                                    s1 + 3 * C, x.numel(), C);
+      WANWU_CUDA_LAUNCH_CHECK();
+    }
+  });
+}
+
+inline void batch_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor& gb, const Tensor& gy_,
+                                const Tensor& x_, const Tensor& w_, const Tensor& mean, const Tensor& invstd) {
+  const Tensor gy = contiguous(gy_), x = contiguous(x_), w = contiguous(w_);
+  const int64_t C = x.shape().back(), M = C > 0 ? x.numel() / C : 0;
+  if (C == 0) return;
+  const int dev = x.device().index;
+  const cudaStream_t s = stream(dev);
+  Tensor buf = empty({2, C}, DType::f64, dev);
+  zero(buf);
+  double* s1 = ptr<double>(buf);
+  dispatch_floating(x.dtype(), "batch_norm backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if (M > 0) {
+      const int64_t per = column_chunk(dev, M, C);
+      const dim3 grid(static_cast<unsigned>((C + kThreads - 1) / kThreads), static_cast<unsigned>((M + per - 1) / per));
+      channel_sums_kernel<T><<<grid, kThreads, 0, s>>>(s1, s1 + C, ptr<const T>(x), ptr<const T>(gy),
+                                                       ptr<const stat_t<T>>(mean), M, C, per);
+      WANWU_CUDA_LAUNCH_CHECK();
+    }
+    const unsigned cb = static_cast<unsigned>((C + kThreads - 1) / kThreads);
+    if (gw.defined() || gb.defined()) {
+      bn_backward_params_kernel<T><<<cb, kThreads, 0, s>>>(ptr_or_null<T>(gw), ptr_or_null<T>(gb), s1, s1 + C,
+                                                           ptr<const stat_t<T>>(invstd), C);
+      WANWU_CUDA_LAUNCH_CHECK();
+    }
+    if (gx.defined() && x.numel() > 0) {
+      bn_backward_input_kernel<T><<<blocks_for(x.numel()), kThreads, 0, s>>>(
+          ptr<T>(gx), ptr<const T>(gy), ptr<const T>(x), ptr_or_null<const T>(w), ptr<const stat_t<T>>(mean),
+          ptr<const stat_t<T>>(invstd), s1, s1 + C, x.numel(), C, M);
+      WANWU_CUDA_LAUNCH_CHECK();
+    }
+  });
+}
+
+}  // namespace wanwu::cuda

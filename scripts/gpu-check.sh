@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The prepared GPU check (DESIGN §6), for a machine with an NVIDIA GPU (target: one H200, sm_90),
+# CMake, Ninja, nvcc, g++ and a Python with PyTorch, but maybe no network and no apt:
+#
+#   scripts/gpu-check.sh --out DIR [--prefix DIR[:DIR...]]... [--arch 90] [--jobs 16]
+#
+# --prefix DIR: build dependencies unpacked Debian-style under DIR (DIR/usr/include,
+#   DIR/usr/lib/x86_64-linux-gnu, DIR/usr/share/...), e.g. with `dpkg -x pkg.deb DIR` for
+#   libopenblas-openmp-dev libopenblas0-openmp libgfortran5 doctest-dev nlohmann-json3-dev
+#   libstb-dev libstb0 zlib1g-dev. Repeatable; colon-separated lists work too.
+# cuDNN is taken from CUDNN_ROOT, the CUDA toolkit, or PyTorch's Python environment (nvidia/cudnn).
+#
+# Steps: configure with WANWU_CUDA=ON for the given architecture; build the unit tests and the
+# CUDA parity suite (not the examples, benchmarks or data-pipeline tests); run them with ctest;
+# run compute-sanitizer memcheck on a subset of the parity suite; time the GPU kernels against
+# PyTorch. Writes into --out (flat, at most 8 files): configure.log build.log ctest.log
+# sanitizer.log bench.log results.md summary.txt. Exit status 0 when the tests and the sanitizer
+# pass.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+OUT="" PREFIXES=() ARCH=90 JOBS=16 PYTHON=${PYTHON:-python3}
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --out) OUT=$2; shift 2 ;;
+    --prefix) IFS=: read -r -a more <<< "$2"; PREFIXES+=("${more[@]}"); shift 2 ;;
+    --arch) ARCH=$2; shift 2 ;;
+    --jobs) JOBS=$2; shift 2 ;;
+    -h|--help) sed -n 2,20p "$0"; exit 0 ;;
+    *) echo "gpu-check: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[[ -n "$OUT" ]] || { echo "gpu-check: --out DIR is required" >&2; exit 2; }
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+BUILD=${BUILD_DIR:-$ROOT/build-gpu}
+START=$(date +%s)
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+note() { echo "$*" | tee -a "$SUMMARY"; }
+elapsed() { echo $(( $(date +%s) - START ))s; }
+
+# ---- dependencies from --prefix ----
+CMAKE_ARGS=()
+prefix_path="" 
+for p in "${PREFIXES[@]}"; do
+  p=$(cd "$p" && pwd) || { echo "gpu-check: no prefix $p" >&2; exit 2; }
+  for root in "$p/usr" "$p"; do
+    [[ -d "$root" ]] || continue
+    prefix_path="$prefix_path;$root"
+    export CPATH="$root/include:$root/include/x86_64-linux-gnu${CPATH:+:$CPATH}"
+    for lib in "$root/lib/x86_64-linux-gnu" "$root/lib" "$root/lib/x86_64-linux-gnu/openblas-openmp"; do
+      [[ -d "$lib" ]] || continue
+      export LIBRARY_PATH="$lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+      export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    done
+  done
+  # OpenBLAS lives in a subdirectory that CMake's default search does not look into
+  blas=$(find "$p" -path '*openblas*' -name 'libopenblas.so' 2>/dev/null | head -1)
+  cblas=$(find "$p" -name cblas.h 2>/dev/null | head -1)
+  [[ -n "$blas" ]] && CMAKE_ARGS+=("-DWANWU_BLAS_LIBRARY=$blas")
+  [[ -n "$cblas" ]] && CMAKE_ARGS+=("-DWANWU_CBLAS_INCLUDE_DIR=$(dirname "$cblas")")
+done
+[[ -n "$prefix_path" ]] && CMAKE_ARGS+=("-DCMAKE_PREFIX_PATH=${prefix_path#;}")
+
+# ---- cuDNN: CUDNN_ROOT, else the toolkit, else PyTorch's wheel ----
+if [[ -z "${CUDNN_ROOT:-}" ]]; then
+  pycudnn=$("$PYTHON" -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__) if nvidia.cudnn.__file__ else list(nvidia.cudnn.__path__)[0])' 2>/dev/null || true)
+  if [[ -n "$pycudnn" && -d "$pycudnn" ]] && ! ls /usr/local/cuda/include/cudnn.h >/dev/null 2>&1; then
+    export CUDNN_ROOT=$pycudnn
+  fi
+fi
+if [[ -n "${CUDNN_ROOT:-}" ]]; then
+  CMAKE_ARGS+=("-DCUDNN_ROOT=$CUDNN_ROOT")
+  export LD_LIBRARY_PATH="$CUDNN_ROOT/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+# PyTorch's own CUDA libraries (cuBLAS) may be newer than the toolkit's; keep the toolkit's first.
+export LD_LIBRARY_PATH="/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PATH="/usr/local/cuda/bin:$PATH"
+
+note "gpu-check: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+note "nvcc: $(nvcc --version 2>/dev/null | tail -1); cuDNN root: ${CUDNN_ROOT:-toolkit}; prefixes: ${PREFIXES[*]:-none}"
+
+# ---- configure + build ----
+status=0
+if ! cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWANWU_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DWANWU_BUILD_EXAMPLES=OFF -DWANWU_BUILD_BENCHMARKS=OFF \
+    "${CMAKE_ARGS[@]}" > "$OUT/configure.log" 2>&1; then
+  note "FAIL configure (see configure.log) after $(elapsed)"; tail -30 "$OUT/configure.log"; exit 1
+fi
+UNIT_TESTS=$(sed -n '/set(WANWU_UNIT_TESTS/,/)/p' "$ROOT/tests/CMakeLists.txt" | tr -d '()' | sed 's/set//; s/WANWU_UNIT_TESTS//' | tr -s ' \n' ' ')
+# shellcheck disable=SC2086
+if ! cmake --build "$BUILD" -j "$JOBS" --target wanwu_cuda_backend test_cuda_parity $UNIT_TESTS > "$OUT/build.log" 2>&1; then
+  note "FAIL build (see build.log) after $(elapsed)"; grep -m20 -A5 'error' "$OUT/build.log"; exit 1
+fi
+cu_ms=$(awk -F'\t' '$4 ~ /wanwu_cuda_backend\.cu\.o$/ {print $2 - $1}' "$BUILD/.ninja_log" | tail -1)
+note "CUDA translation unit: compiled in ${cu_ms:-?} ms (sm_$ARCH, in parallel with the rest)"
+note "build done after $(elapsed)"
+
+# ---- tests: the unit tests run on cuda:0 as well; the parity suite compares every op ----
+UNIT_RE=$(echo $UNIT_TESTS | tr ' ' '|')
+ctest --test-dir "$BUILD" -j 8 --timeout 300 --output-on-failure -R "^(cuda_parity|${UNIT_RE})\$" > "$OUT/ctest.log" 2>&1
+rc=$?
+note "ctest: $(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1) (rc $rc) after $(elapsed)"
+[[ $rc -eq 0 ]] || status=1
+"$BUILD/tests/cuda/test_cuda_parity" --duration=true 2>&1 | grep -E '^\[doctest\]' | tail -3 >> "$SUMMARY" || true
+
+# ---- compute-sanitizer memcheck on a subset of the parity suite ----
+SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+if [[ -n "$SAN" ]]; then
+  timeout 150 "$SAN" --tool memcheck --leak-check no --error-exitcode 9 "$BUILD/tests/cuda/test_cuda_parity" \
+    -tc='*runtime*,*copies*,*casts*,*reductions over*,*argmax*,*matmul*,*softmax*,*layer_norm*,*batch_norm*,*index_select*,*pooling*,*conv2d*,*attention*' \
+    > "$OUT/sanitizer.log" 2>&1
+  src=$?
+  note "compute-sanitizer memcheck: $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer.log" | tail -1) (rc $src) after $(elapsed)"
+  [[ $src -eq 0 || $src -eq 124 ]] || status=1
+  [[ $src -eq 124 ]] && note "  (memcheck stopped by its time limit; the cases it finished are in sanitizer.log)"
+else
+  note "compute-sanitizer not found: memcheck skipped"
+fi
+
+# ---- benchmark against PyTorch ----
+BENCH="$BUILD/gpu_bench"
+{
+  g++ -O2 -std=c++20 -fopenmp -DWANWU_CPU_BACKEND_EXTERN -I"$ROOT/include" \
+    -I"$(grep -E '^WANWU_CBLAS_INCLUDE_DIR' "$BUILD/CMakeCache.txt" | sed 's/.*=//')" \
+    "$ROOT/benchmarks/gpu_bench.cpp" -o "$BENCH" \
+    -Wl,--whole-archive "$BUILD/libwanwu_cuda_backend.a" -Wl,--no-whole-archive "$BUILD/libwanwu_cpu_backend.a" \
+    $(grep -o '[^ ]*libcudnn[^ ]*' "$BUILD/CMakeCache.txt" | head -1 | sed 's/.*=//') \
+    -L/usr/local/cuda/lib64 -lcublasLt -lcublas -lcudart \
+    $(grep -E '^WANWU_BLAS_LIBRARY' "$BUILD/CMakeCache.txt" | sed 's/.*=//') -lpthread
+} > "$OUT/bench.log" 2>&1
+if [[ -x "$BENCH" ]]; then
+  # cuDNN's own log (warnings and errors) goes to bench.log: it says why cuDNN declined a shape
+  CUDNN_LOGLEVEL_DBG=2 CUDNN_LOGDEST_DBG=stderr timeout 240 "$PYTHON" "$ROOT/benchmarks/gpu_compare.py" --bench "$BENCH" --out "$OUT/results.md" >> "$OUT/bench.log" 2>&1
+  note "benchmark: rc $? after $(elapsed) (results.md)"
+else
+  note "benchmark: build failed (bench.log)"
+fi
+
+note "gpu-check: $([[ $status -eq 0 ]] && echo PASS || echo FAIL) in $(elapsed)"
+cat "$OUT/results.md" 2>/dev/null
+exit $status

@@ -1,0 +1,83 @@
+// The CUDA runtime layer: device discovery, host <-> device copies of every dtype, the caching
+// allocator's statistics and reuse, stream ordering, and typed errors.
+#include "parity.hpp"
+
+using namespace wanwu;
+using cp::kCuda;
+
+TEST_CASE("the CUDA backend is registered and sees a device") {
+  CHECK(has_backend(DeviceType::cuda));
+  CHECK(cuda_is_available());
+  CHECK(backend_for(kCuda).device_count() >= 1);
+  CHECK_THROWS_AS(empty({2}, TensorOptions(Device::cuda(999))), DeviceError);
+}
+
+TEST_CASE("host <-> device copies round-trip every dtype, contiguous and strided") {
+  for (DType dt : {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i32, DType::i64, DType::u8, DType::boolean}) {
+    CAPTURE(dt);
+    const Tensor h = cp::rnd({3, 5, 7}, -50, 50).to(dt);
+    const Tensor d = h.to(kCuda);
+    CHECK(d.device() == kCuda);
+    cp::compare_exact("round trip", d.cpu(), h);
+    // strided device tensors: permute, slice, expand
+    cp::compare_exact("permute", d.permute({2, 0, 1}).contiguous().cpu(), h.permute({2, 0, 1}).contiguous());
+    cp::compare_exact("slice", d.slice(2, 1, 6, 2).contiguous().cpu(), h.slice(2, 1, 6, 2).contiguous());
+    cp::compare_exact("expand", d.slice(0, 0, 1).expand({4, 5, 7}).contiguous().cpu(),
+                      h.slice(0, 0, 1).expand({4, 5, 7}).contiguous());
+  }
+}
+
+TEST_CASE("device-side casts between every pair of dtypes match the CPU") {
+  const std::vector<DType> all = {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i32, DType::i64, DType::u8,
+                                  DType::boolean};
+  const Tensor base = floor(cp::rnd({4, 6}, 0, 200));
+  for (DType from : all)
+    for (DType to : all) {
+      CAPTURE(from);
+      CAPTURE(to);
+      const Tensor h = base.to(from);
+      cp::compare_exact("cast", h.to(kCuda).to(to).cpu(), h.to(to));
+      cp::compare_exact("strided cast", h.to(kCuda).t().to(to).cpu(), h.t().to(to));
+    }
+}
+
+TEST_CASE("the caching allocator tracks current and peak memory and reuses freed blocks") {
+  backend_for(kCuda).synchronize(0);
+  const MemoryStats s0 = memory_stats(kCuda);
+  reset_peak_memory_stats(kCuda);
+  {
+    const Tensor a = empty({1 << 20}, TensorOptions(DType::f32).device(kCuda));  // 4 MiB
+    const MemoryStats s1 = memory_stats(kCuda);
+    CHECK(s1.allocated >= s0.allocated + (size_t(4) << 20));
+    CHECK(s1.peak_allocated >= s1.allocated);
+    CHECK(s1.reserved >= s1.allocated);
+  }
+  const MemoryStats s2 = memory_stats(kCuda);
+  CHECK(s2.allocated == s0.allocated);
+  CHECK(s2.peak_allocated >= s0.allocated + (size_t(4) << 20));
+  // a training-like loop: the same sizes every step; nothing may accumulate
+  const Tensor x = cp::rnd({256, 256}).to(kCuda);
+  for (int step = 0; step < 1000; ++step) {
+    const Tensor y = relu(x * 2.0 + 1.0).sum({1});
+    (void)y;
+  }
+  backend_for(kCuda).synchronize(0);
+  const MemoryStats s3 = memory_stats(kCuda);
+  CHECK(s3.allocated == s2.allocated + x.nbytes());
+  CHECK(s3.reserved <= s2.reserved + (size_t(64) << 20));  // the pool reused its blocks
+}
+
+TEST_CASE("work on the stream is ordered: a chain of in-place updates gives the serial result") {
+  Tensor d = zeros({1000}, TensorOptions(DType::f32).device(kCuda));
+  for (int i = 0; i < 200; ++i) d.add_(1.0);
+  const auto v = cp::host_values(d);
+  for (double x : v) REQUIRE(x == 200.0);
+}
+
+TEST_CASE("bad indices on the device throw IndexError, and the backend keeps working") {
+  const Tensor x = cp::rnd({5, 3}).to(kCuda);
+  const Tensor bad = from_vector(std::vector<double>{0, 7}, {2}, DType::i64).to(kCuda);
+  CHECK_THROWS_AS(index_select(x, 0, bad), IndexError);
+  const Tensor good = from_vector(std::vector<double>{4, 0}, {2}, DType::i64).to(kCuda);
+  cp::compare_exact("after the error", index_select(x, 0, good).cpu(), index_select(x.cpu(), 0, good.cpu()));
+}

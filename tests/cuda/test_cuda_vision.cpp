@@ -1,0 +1,120 @@
+// Parity of the vision and transformer kernels: conv2d through cuDNN (and the direct kernels for
+// f64 and asymmetric padding), pooling, bilinear resizing and scaled dot-product attention, each
+// forward and backward; plus a small conv net's training step on both devices.
+#include "parity.hpp"
+
+using namespace wanwu;
+using cp::kCuda;
+
+TEST_CASE("conv2d: 3x3, strided, dilated, grouped, depthwise, 1x1, same-padding; forward and backward") {
+  struct C {
+    const char* name;
+    Shape x, w;
+    Pair2 stride;
+    Padding2d pad;
+    Pair2 dil;
+    int64_t groups;
+    bool bias;
+  };
+  const std::vector<C> cases = {
+      {"3x3 pad 1", {2, 9, 8, 6}, {5, 3, 3, 6}, 1, Padding2d(1), 1, 1, true},
+      {"3x3 stride 2", {2, 11, 10, 4}, {8, 3, 3, 4}, 2, Padding2d(1), 1, 1, false},
+      {"5x3 dilated", {1, 12, 12, 3}, {4, 5, 3, 3}, 1, Padding2d(2, 1), 2, 1, true},
+      {"grouped", {2, 7, 7, 8}, {6, 3, 3, 4}, 1, Padding2d(1), 1, 2, true},
+      {"depthwise", {2, 9, 9, 8}, {8, 3, 3, 1}, 2, Padding2d(1), 1, 8, true},
+      {"1x1", {3, 5, 6, 16}, {12, 1, 1, 16}, 1, Padding2d(0), 1, 1, true},
+      {"same, even kernel", {1, 8, 7, 3}, {4, 4, 2, 3}, 1, Padding2d::same(), 1, 1, true},
+      {"7x7 stride 2 stem", {1, 32, 32, 3}, {8, 7, 7, 3}, 2, Padding2d(3), 1, 1, false},
+  };
+  for (const C& c : cases)
+    for (DType dt : cp::kFloatTypes) {
+      std::vector<Tensor> in = {cp::rnd(c.x, -1, 1, 50), cp::rnd(c.w, -0.5, 0.5, 51)};
+      if (c.bias) in.push_back(cp::rnd({c.w[0]}, -1, 1, 52));
+      cp::parity(c.name, [&](const std::vector<Tensor>& t) {
+        return conv2d(t[0], t[1], c.bias ? t[2] : Tensor(), c.stride, c.pad, c.dil, c.groups);
+      }, in, dt);
+    }
+}
+
+TEST_CASE("max, average and adaptive pooling; bilinear resize; forward and backward") {
+  for (DType dt : cp::kFloatTypes) {
+    const Tensor x = cp::rnd({2, 9, 11, 5}, -2, 2, 60);
+    cp::parity("max_pool 3x3 s2 p1", [](const std::vector<Tensor>& in) { return max_pool2d(in[0], 3, 2, 1); }, {x}, dt);
+    cp::parity("max_pool 2x2 ceil dilated", [](const std::vector<Tensor>& in) {
+      return max_pool2d(in[0], 2, 2, 0, 2, CeilMode::yes);
+    }, {x}, dt);
+    cp::parity("avg_pool 3x3 s2 p1", [](const std::vector<Tensor>& in) { return avg_pool2d(in[0], 3, 2, 1); }, {x}, dt);
+    cp::parity("avg_pool no pad count, ceil", [](const std::vector<Tensor>& in) {
+      return avg_pool2d(in[0], 3, 2, 1, CeilMode::yes, CountIncludePad::no);
+    }, {x}, dt);
+    cp::parity("avg_pool divisor", [](const std::vector<Tensor>& in) {
+      return avg_pool2d(in[0], 2, 1, 0, CeilMode::no, CountIncludePad::yes, 3);
+    }, {x}, dt);
+    cp::parity("adaptive 1x1", [](const std::vector<Tensor>& in) { return adaptive_avg_pool2d(in[0], 1); }, {x}, dt);
+    cp::parity("adaptive 4x3", [](const std::vector<Tensor>& in) { return adaptive_avg_pool2d(in[0], {4, 3}); }, {x}, dt);
+    cp::parity("bilinear up", [](const std::vector<Tensor>& in) { return interpolate_bilinear(in[0], {17, 23}); }, {x}, dt);
+    cp::parity("bilinear down aligned", [](const std::vector<Tensor>& in) {
+      return interpolate_bilinear(in[0], {4, 5}, AlignCorners::yes);
+    }, {x}, dt);
+  }
+}
+
+TEST_CASE("scaled_dot_product_attention: plain, masked, causal, permuted inputs; forward and backward") {
+  for (DType dt : cp::kFloatTypes) {
+    const Tensor q = cp::rnd({2, 3, 7, 16}, -1, 1, 70), k = cp::rnd({2, 3, 9, 16}, -1, 1, 71),
+                 v = cp::rnd({2, 3, 9, 8}, -1, 1, 72);
+    cp::parity("attention", [](const std::vector<Tensor>& in) {
+      return scaled_dot_product_attention(in[0], in[1], in[2]);
+    }, {q, k, v}, dt);
+    cp::parity("attention causal", [](const std::vector<Tensor>& in) {
+      AttentionOptions o;
+      o.causal = Causal::yes;
+      return scaled_dot_product_attention(in[0], in[1].slice(2, 0, 7), in[2].slice(2, 0, 7), o);
+    }, {q, k, v}, dt);
+    const Tensor bmask = gt(cp::rnd({2, 1, 7, 9}, 0, 1, 73), 0.2);
+    cp::parity("attention bool mask", [&](const std::vector<Tensor>& in) {
+      AttentionOptions o;
+      o.mask = in[3];
+      return scaled_dot_product_attention(in[0], in[1], in[2], o);
+    }, {q, k, v, bmask}, dt);
+    cp::parity("attention float mask", [&](const std::vector<Tensor>& in) {
+      AttentionOptions o;
+      o.mask = in[3];
+      return scaled_dot_product_attention(in[0], in[1], in[2], o);
+    }, {q, k, v, cp::rnd({7, 9}, -1, 1, 74)}, dt);
+    // ViT: q, k, v are permuted views of one [B, L, 3, H, D] projection
+    cp::parity("attention on permuted views", [](const std::vector<Tensor>& in) {
+      const Tensor qkv = in[0].view({2, 7, 3, 3, 16}).permute({2, 0, 3, 1, 4});
+      return scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
+    }, {cp::rnd({2, 7, 144}, -1, 1, 75)}, dt);
+  }
+  // dropout: the same seed drops the same elements on both devices
+  const Tensor q = cp::rnd({1, 2, 5, 8}, -1, 1, 76);
+  Generator gc(11), gd(11);
+  AttentionOptions oc, od;
+  oc.dropout_p = od.dropout_p = 0.3;
+  oc.generator = &gc;
+  od.generator = &gd;
+  cp::compare("attention dropout", scaled_dot_product_attention(q.to(kCuda), q.to(kCuda), q.to(kCuda), od),
+              scaled_dot_product_attention(q, q, q, oc), {1e-5, 1e-6});
+}
+
+TEST_CASE("a small conv net: one SGD training step gives the same parameters on both devices") {
+  auto step = [](Device dev) {
+    Generator g(123);
+    Tensor w1 = (randn({8, 3, 3, 3}, DType::f32, &g) * 0.3).to(dev).detach().requires_grad_(true);
+    Tensor w2 = (randn({10, 8}, DType::f32, &g) * 0.3).to(dev).detach().requires_grad_(true);
+    const Tensor x = randn({4, 12, 12, 3}, DType::f32, &g).to(dev);
+    const Tensor y = from_vector(std::vector<double>{1, 7, 3, 9}, {4}, DType::i64).to(dev);
+    Tensor h = relu(batch_norm(conv2d(x, w1, Tensor(), 1, 1), Tensor(), Tensor(), Tensor(), Tensor(), Mode::train));
+    h = max_pool2d(h, 2);
+    h = adaptive_avg_pool2d(h, 1).flatten(1);
+    const Tensor loss = cross_entropy(linear(h, w2), y);
+    loss.backward();
+    return std::vector<Tensor>{loss.detach(), w1.grad(), w2.grad()};
+  };
+  const auto c = step(Device::cpu()), d = step(kCuda);
+  cp::compare("loss", d[0], c[0], {1e-5, 1e-6});
+  cp::compare("conv weight grad", d[1], c[1], {1e-4, 1e-5});
+  cp::compare("linear weight grad", d[2], c[2], {1e-4, 1e-5});
+}
