@@ -175,7 +175,14 @@ inline void write_report(const fs::path& path, const std::vector<json>& history,
     vl.x.push_back(e), vl.y.push_back(h.value("val_loss", NAN));
     acc.x.push_back(e), acc.y.push_back(h.value("val_acc", NAN));
     top5.x.push_back(e), top5.y.push_back(h.value("val_top5", NAN));
-    lr.x.push_back(e), lr.y.push_back(h.value("lr", NAN));
+    // the per-step samples when the run recorded them (x in epochs), else the end-of-epoch lr
+    const double spe = h.value("steps_per_epoch", 0.0);
+    if (spe > 0 && h.contains("lr_trace") && !h.at("lr_trace").empty()) {
+      lr.name = "lr";
+      for (const auto& p : h.at("lr_trace")) lr.x.push_back(p[0].get<double>() / spe), lr.y.push_back(p[1].get<double>());
+    } else {
+      lr.x.push_back(e), lr.y.push_back(h.value("lr", NAN));
+    }
     if (h.value("epoch", int64_t{0}) == best_epoch) best = &h;
   }
   const json& recipe = config.at("recipe");

@@ -292,9 +292,10 @@ struct RunState {
   int64_t loss_count = 0;
   double best_acc = -1;
   int64_t best_epoch = 0;      // 1-based, 0: none yet
+  json lr_trace = json::array();  // this epoch's [step, lr] samples so far (for the report)
   json to_json() const {
-    return {{"epoch", epoch},       {"batch", batch},       {"global_step", global_step}, {"loss_count", loss_count},
-            {"best_acc", best_acc}, {"best_epoch", best_epoch}};
+    return {{"epoch", epoch},       {"batch", batch},           {"global_step", global_step}, {"loss_count", loss_count},
+            {"best_acc", best_acc}, {"best_epoch", best_epoch}, {"lr_trace", lr_trace}};
   }
 };
 
@@ -333,6 +334,7 @@ RunState load_state(const fs::path& dir, models::Classifier& model, optim::Optim
   st.loss_count = m.at("loss_count");
   st.best_acc = m.at("best_acc");
   st.best_epoch = m.at("best_epoch");
+  st.lr_trace = m.value("lr_trace", json::array());
   st.loss_sum = f.tensors.at("loss_sum").item<double>();
   model.load_state_dict(f.tensors.sub("model"));
   opt.load_state_dict(f.tensors.sub("optim"));
@@ -565,6 +567,8 @@ int run_train(int argc, char** argv) {
       opt->zero_grad();
       ++st.global_step;
       sched.step(st.global_step);
+      if (st.global_step % std::max<int64_t>(1, steps_per_epoch / 25) == 0)
+        st.lr_trace.push_back({st.global_step, opt->param_groups()[0].lr});
       const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - ep_t0).count();
       progress.update(i / c.accum_steps + (i % c.accum_steps ? 1 : 0) , st.loss_sum / static_cast<double>(st.loss_count),
                       opt->param_groups()[0].lr, el > 0 ? static_cast<double>(images_epoch) / el : 0.0);
@@ -599,6 +603,8 @@ int run_train(int argc, char** argv) {
                  {"images_per_s", train_s > 0 ? static_cast<double>(images_epoch) / train_s : 0.0},
                  {"seconds", seconds},
                  {"step", st.global_step},
+                 {"steps_per_epoch", steps_per_epoch},
+                 {"lr_trace", st.lr_trace},
                  {"per_class", per_class_json(ev.metrics, classes)},
                  {"confusion_matrix", confusion_json(ev.metrics)}};
     history.push_back(line);
@@ -622,11 +628,13 @@ int run_train(int argc, char** argv) {
     next.batch = 0;
     next.loss_sum = 0;
     next.loss_count = 0;
+    next.lr_trace = json::array();
     save_state(out, next, *model, *opt, sched, scaler);
     write_report(out / "report.html", history, classes, config, st.best_epoch);
     st.batch = 0;
     st.loss_sum = 0;
     st.loss_count = 0;
+    st.lr_trace = json::array();
     if (g_interrupted || (c.max_steps > 0 && st.global_step >= c.max_steps)) {
       stopped = st.epoch + 1 < c.epochs;
       stop_reason = g_interrupted ? "interrupted" : "--max-steps reached";
