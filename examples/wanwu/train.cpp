@@ -650,11 +650,13 @@ int run_train(int argc, char** argv) {
     std::printf("stopped (%s) at epoch %lld, step %lld; saved %s; continue with: wanwu train --resume %s\n",
                 stop_reason.c_str(), static_cast<long long>(st.epoch + 1), static_cast<long long>(st.global_step),
                 (out / "last.safetensors").string().c_str(), out.string().c_str());
-  if (st.best_epoch > 0)
+  if (st.best_epoch > 0 && images_total > 0)
     std::printf("best val_acc %.4f at epoch %lld; %.1f s total, %.0f images/s in training; run: %s (report.html)\n",
                 st.best_acc, static_cast<long long>(st.best_epoch), total_s,
-                train_seconds_total > 0 ? static_cast<double>(images_total) / train_seconds_total : 0.0,
-                out.string().c_str());
+                static_cast<double>(images_total) / train_seconds_total, out.string().c_str());
+  else if (st.best_epoch > 0)
+    std::printf("best val_acc so far %.4f at epoch %lld; run: %s (report.html)\n", st.best_acc,
+                static_cast<long long>(st.best_epoch), out.string().c_str());
   return 0;
 }
 
