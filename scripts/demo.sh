@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# The demo: install dependencies, build, and run the main training job with its report.
+# The demo: install dependencies, build the `wanwu` program, train a small-image ResNet on
+# Fashion-MNIST on the CPU, evaluate it, and point at the HTML report. Extra arguments go to
+# `wanwu train` (e.g. --epochs 1 for a quicker look).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j2 --target mlp_from_scratch
-build/bin/mlp_from_scratch "$@"
+cmake --build build -j2 --target wanwu_cli
+run=build/runs/fashion-mnist
+build/bin/wanwu train --data fashion-mnist --model cifar_resnet8 --img-size 28 --augment none \
+  --epochs 2 --batch-size 128 --optimizer sgd --lr 0.2 --momentum 0.9 --nesterov --weight-decay 5e-4 \
+  --scheduler onecycle --warmup-epochs 0.3 --workers 2 --seed 0 --device cpu --out "$run" "$@"
+build/bin/wanwu eval --checkpoint "$run/best.safetensors" --data fashion-mnist --device cpu
+echo
+echo "report: $(pwd)/$run/report.html"

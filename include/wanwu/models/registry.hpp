@@ -1,7 +1,7 @@
 // Models by name, as the CLI and configs name them: create_model("resnet50", classes) builds any
 // architecture in models/ with torchvision's initialization. Names are torchvision's
 // (resnet18..152, efficientnet_b0..b7, vit_b_16, vit_b_32, vit_l_16, vit_l_32, vit_h_14) plus
-// efficientnet_lite0..4. model_names() lists them for help texts and error messages.
+// efficientnet_lite0..4, and the small-image cifar_resnet8/20 (cifar_resnet.hpp). model_names() lists them for help texts and error messages.
 #pragma once
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cifar_resnet.hpp"
 #include "efficientnet.hpp"
 #include "resnet.hpp"
 #include "vit.hpp"
@@ -27,7 +28,7 @@ inline std::vector<std::string> model_names() {
           "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4",
           "efficientnet_b5", "efficientnet_b6", "efficientnet_b7", "efficientnet_lite0", "efficientnet_lite1",
           "efficientnet_lite2", "efficientnet_lite3", "efficientnet_lite4", "vit_b_16", "vit_b_32",
-          "vit_l_16",        "vit_l_32",        "vit_h_14"};
+          "vit_l_16",        "vit_l_32",        "vit_h_14",        "cifar_resnet8",   "cifar_resnet20"};
 }
 
 inline std::shared_ptr<Classifier> create_model(const std::string& name, const ModelOptions& o = {}) {
@@ -37,6 +38,11 @@ inline std::shared_ptr<Classifier> create_model(const std::string& name, const M
     std::string known;
     for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
     throw ValueError("unknown model '" + name + "'; known models: " + known);
+  }
+  if (name.rfind("cifar_resnet", 0) == 0) {
+    CifarResNetConfig c = CifarResNetConfig::named(name, o.num_classes);
+    c.options = o.layer;
+    return std::make_shared<CifarResNet>(c, name);
   }
   if (name.rfind("resnet", 0) == 0) {
     ResNetConfig c = ResNetConfig::named(name, o.num_classes);
