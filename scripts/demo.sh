@@ -11,6 +11,9 @@ run=build/runs/fashion-mnist
 build/bin/wanwu train --data fashion-mnist --model cifar_resnet8 --img-size 28 --augment none \
   --epochs 2 --batch-size 128 --optimizer sgd --lr 0.2 --momentum 0.9 --nesterov --weight-decay 5e-4 \
   --scheduler onecycle --warmup-epochs 0.3 --workers 2 --seed 0 --device cpu --out "$run" "$@"
-build/bin/wanwu eval --checkpoint "$run/best.safetensors" --data fashion-mnist --device cpu
+# best.safetensors is written at the end of an epoch; a run cut short (--max-steps) has only last
+ckpt="$run/best.safetensors"
+[[ -f "$ckpt" ]] || ckpt="$run/last.safetensors"
+build/bin/wanwu eval --checkpoint "$ckpt" --data fashion-mnist --device cpu
 echo
 echo "report: $(pwd)/$run/report.html"
