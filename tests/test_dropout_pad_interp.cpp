@@ -57,6 +57,8 @@ TEST_CASE("bilinear interpolation") {
   const Tensor x = spread({2, 4, 5, 3});
   gradcheck([](const V& v) { return interpolate_bilinear(v[0], {7, 3}); }, {x});
   gradcheck([](const V& v) { return interpolate_bilinear(v[0], {6, 9}, AlignCorners::yes); }, {x});
+  gradcheck([](const V& v) { return interpolate_bicubic(v[0], {7, 3}); }, {x});
+  gradcheck([](const V& v) { return interpolate_bicubic(v[0], {6, 9}, AlignCorners::yes); }, {x});
   // same size: identity; align_corners keeps the corner values when upsampling
   wt::check_close(interpolate_bilinear(x, {4, 5}), wt::values(x), 1e-15, 1e-15);
   const Tensor up = interpolate_bilinear(x, {7, 9}, AlignCorners::yes);

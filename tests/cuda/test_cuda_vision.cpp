@@ -56,6 +56,10 @@ TEST_CASE("max, average and adaptive pooling; bilinear resize; forward and backw
     cp::parity("bilinear down aligned", [](const std::vector<Tensor>& in) {
       return interpolate_bilinear(in[0], {4, 5}, AlignCorners::yes);
     }, {x}, dt);
+    cp::parity("bicubic up", [](const std::vector<Tensor>& in) { return interpolate_bicubic(in[0], {17, 23}); }, {x}, dt);
+    cp::parity("bicubic down aligned", [](const std::vector<Tensor>& in) {
+      return interpolate_bicubic(in[0], {4, 5}, AlignCorners::yes);
+    }, {x}, dt);
   }
 }
 
