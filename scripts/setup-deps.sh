@@ -14,6 +14,8 @@ packages=(
   python3-torchvision python3-pil       # data pipeline parity tests, benchmarks/data/compare_torchvision.py
   python3-skimage                       #   (their sample photographs)
   dataset-fashion-mnist                 # the built-in Fashion-MNIST dataset
+  libcpp-httplib-dev                    # wanwu serve (header-only HTTP server)
+  chromium-headless-shell               # tests that render report.html and the serve upload page
 )
 
 missing=()
