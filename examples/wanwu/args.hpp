@@ -28,6 +28,12 @@ class RunError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+// Training produced a non-finite loss: a property of the recipe (too high a learning rate), which
+// `wanwu sweep` records as a diverged trial rather than as a failure of the program. Exit code 1.
+class DivergedError : public RunError {
+ public:
+  using RunError::RunError;
+};
 
 enum class Takes : uint8_t { value, nothing };
 

@@ -1,4 +1,4 @@
-// The `wanwu` command: one program, one subcommand per job (train, eval, predict, infer). main()
+// The `wanwu` command: one program, one subcommand per job (train, eval, predict, infer, sweep). main()
 // only dispatches and turns every failure into one line on stderr with the contract's exit code
 // (0 success, 1 run-time failure, 2 bad usage; ../shared/CLI.md): library exceptions carry
 // multi-line context, so their text is folded onto one line here rather than at every throw site.
@@ -30,7 +30,8 @@ const char* kUsage =
     "  train     fine-tune a classifier on an image folder (or fashion-mnist); checkpoints, metrics, report\n"
     "  eval      accuracy, top-5, per-class precision/recall/F1 and confusion matrix of a checkpoint\n"
     "  predict   top-k labels for images, from a checkpoint or --model/--weights\n"
-    "  infer     raw NCHW tensor in (safetensors 'input'), logits out\n";
+    "  infer     raw NCHW tensor in (safetensors 'input'), logits out\n"
+    "  sweep     grid / random search over train flags, with successive halving; results.csv and report.html\n";
 
 }  // namespace
 
@@ -47,7 +48,8 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return run_eval(argc, argv);
     if (cmd == "predict") return run_predict(argc, argv);
     if (cmd == "infer") return run_infer(argc, argv);
-    std::cerr << "wanwu: unknown command '" << cmd << "' (expected train, eval, predict or infer; see wanwu --help)\n";
+    if (cmd == "sweep") return run_sweep(argc, argv);
+    std::cerr << "wanwu: unknown command '" << cmd << "' (expected train, eval, predict, infer or sweep; see wanwu --help)\n";
     return static_cast<int>(ExitCode::usage);
   } catch (const UsageError& e) {
     std::cerr << "wanwu " << cmd << ": error: " << one_line(e.what(), cmd) << "\n";

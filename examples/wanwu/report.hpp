@@ -42,19 +42,27 @@ struct Series {
   std::vector<double> x, y;
 };
 
-// A line chart with axes, ticks and a legend; a log y axis for learning rates spanning decades.
-enum class YScale : uint8_t { linear, log };
+// A line (or scatter) chart with axes, ticks and a legend; log axes for learning rates spanning
+// decades (the lr schedule's y axis, a sweep's val-accuracy-versus-lr x axis).
+enum class Scale : uint8_t { linear, log };
+enum class Marks : uint8_t { lines, points };
+struct ChartStyle {
+  Scale x = Scale::linear, y = Scale::linear;
+  Marks marks = Marks::lines;
+  std::string x_label = "epoch";
+};
 
 inline std::string line_chart(const std::string& id, const std::string& title, const std::vector<Series>& series,
-                              YScale scale = YScale::linear) {
-  const double W = 460, H = 260, L = 60, R = 15, T = 30, B = 40;
+                              const ChartStyle& style = {}) {
+  const double W = 560, H = 260, L = 60, R = 115, T = 30, B = 40;  // the legend sits right of the plot
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
-  auto ty = [&](double v) { return scale == YScale::log ? std::log10(std::max(v, 1e-12)) : v; };
+  auto ty = [&](double v) { return style.y == Scale::log ? std::log10(std::max(v, 1e-12)) : v; };
+  auto tx = [&](double v) { return style.x == Scale::log ? std::log10(std::max(v, 1e-12)) : v; };
   for (const auto& s : series)
     for (size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.y[i])) continue;
-      x0 = std::min(x0, s.x[i]);
-      x1 = std::max(x1, s.x[i]);
+      if (!std::isfinite(s.y[i]) || !std::isfinite(s.x[i])) continue;
+      x0 = std::min(x0, tx(s.x[i]));
+      x1 = std::max(x1, tx(s.x[i]));
       y0 = std::min(y0, ty(s.y[i]));
       y1 = std::max(y1, ty(s.y[i]));
     }
@@ -64,7 +72,8 @@ inline std::string line_chart(const std::string& id, const std::string& title, c
   const double pad = (y1 - y0) * 0.05;
   y0 -= pad;
   y1 += pad;
-  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+  if (style.x == Scale::log) x0 -= 0.1, x1 += 0.1;  // keep points at the ends off the frame
+  auto px = [&](double x) { return L + (tx(x) - x0) / (x1 - x0) * (W - L - R); };
   auto py = [&](double y) { return H - B - (ty(y) - y0) / (y1 - y0) * (H - T - B); };
   std::string s = "<svg id=\"" + id + "\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(W) +
                   "\" height=\"" + num(H) + "\" viewBox=\"0 0 " + num(W) + " " + num(H) + "\">";
@@ -74,30 +83,37 @@ inline std::string line_chart(const std::string& id, const std::string& title, c
   for (int k = 0; k <= 4; ++k) {
     const double yv = y0 + (y1 - y0) * k / 4.0;
     const double yy = H - B - (yv - y0) / (y1 - y0) * (H - T - B);
-    const double label = scale == YScale::log ? std::pow(10.0, yv) : yv;
+    const double label = style.y == Scale::log ? std::pow(10.0, yv) : yv;
     s += "<line x1=\"" + num(L) + "\" x2=\"" + num(W - R) + "\" y1=\"" + num(yy) + "\" y2=\"" + num(yy) +
          "\" stroke=\"#e4e4e4\"/><text x=\"" + num(L - 4) + "\" y=\"" + num(yy + 4) +
          "\" text-anchor=\"end\" class=\"a\">" + num(label, "%.3g") + "</text>";
     const double xv = x0 + (x1 - x0) * k / 4.0;
-    s += "<text x=\"" + num(px(xv)) + "\" y=\"" + num(H - B + 14) + "\" text-anchor=\"middle\" class=\"a\">" +
-         num(xv, "%.3g") + "</text>";
+    const double xlabel = style.x == Scale::log ? std::pow(10.0, xv) : xv;
+    s += "<text x=\"" + num(L + (xv - x0) / (x1 - x0) * (W - L - R)) + "\" y=\"" + num(H - B + 14) +
+         "\" text-anchor=\"middle\" class=\"a\">" + num(xlabel, "%.3g") + "</text>";
   }
-  s += "<text x=\"" + num((L + W - R) / 2) + "\" y=\"" + num(H - 6) + "\" text-anchor=\"middle\" class=\"a\">epoch</text>";
+  s += "<text x=\"" + num((L + W - R) / 2) + "\" y=\"" + num(H - 6) + "\" text-anchor=\"middle\" class=\"a\">" +
+       esc(style.x_label) + "</text>";
   double ly = T + 12;
+  size_t legend_left = 12;  // more entries would run off the chart; the points' tooltips still name them
   for (const auto& sr : series) {
     std::string pts;
     for (size_t i = 0; i < sr.x.size(); ++i)
-      if (std::isfinite(sr.y[i])) pts += num(px(sr.x[i]), "%.1f") + "," + num(py(sr.y[i]), "%.1f") + " ";
-    s += "<polyline class=\"series\" fill=\"none\" stroke=\"" + sr.color + "\" stroke-width=\"2\" points=\"" + pts +
-         "\"/>";
-    if (sr.x.size() <= 60)
+      if (std::isfinite(sr.y[i]) && std::isfinite(sr.x[i]))
+        pts += num(px(sr.x[i]), "%.1f") + "," + num(py(sr.y[i]), "%.1f") + " ";
+    if (style.marks == Marks::lines)
+      s += "<polyline class=\"series\" fill=\"none\" stroke=\"" + sr.color + "\" stroke-width=\"2\" points=\"" + pts +
+           "\"/>";
+    if (sr.x.size() <= 60 || style.marks == Marks::points)
       for (size_t i = 0; i < sr.x.size(); ++i)
-        if (std::isfinite(sr.y[i]))
-          s += "<circle cx=\"" + num(px(sr.x[i]), "%.1f") + "\" cy=\"" + num(py(sr.y[i]), "%.1f") +
-               "\" r=\"3\" fill=\"" + sr.color + "\"><title>" + esc(sr.name) + " epoch " + num(sr.x[i]) + ": " +
-               num(sr.y[i]) + "</title></circle>";
-    s += "<rect x=\"" + num(W - R - 120) + "\" y=\"" + num(ly - 8) + "\" width=\"10\" height=\"10\" fill=\"" + sr.color +
-         "\"/><text x=\"" + num(W - R - 106) + "\" y=\"" + num(ly + 1) + "\" class=\"a\">" + esc(sr.name) + "</text>";
+        if (std::isfinite(sr.y[i]) && std::isfinite(sr.x[i]))
+          s += "<circle class=\"point\" cx=\"" + num(px(sr.x[i]), "%.1f") + "\" cy=\"" + num(py(sr.y[i]), "%.1f") +
+               "\" r=\"" + (style.marks == Marks::points ? "5" : "3") + "\" fill=\"" + sr.color + "\"><title>" +
+               esc(sr.name) + " " + esc(style.x_label) + " " + num(sr.x[i]) + ": " + num(sr.y[i]) + "</title></circle>";
+    if (legend_left == 0) continue;
+    --legend_left;
+    s += "<rect x=\"" + num(W - R + 8) + "\" y=\"" + num(ly - 8) + "\" width=\"10\" height=\"10\" fill=\"" + sr.color +
+         "\"/><text x=\"" + num(W - R + 22) + "\" y=\"" + num(ly + 1) + "\" class=\"a\">" + esc(sr.name) + "</text>";
     ly += 15;
   }
   return s + "</svg>";
@@ -160,6 +176,15 @@ inline std::string recall_bars(const json& per_class) {
   return s + "</svg>";
 }
 
+// The start of a report page up to <body>: the shared look of run and sweep reports.
+inline std::string page_head(const std::string& title) {
+  return "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>" + esc(title) +
+         "</title><style>body{font-family:sans-serif;margin:24px;color:#222}h1{font-size:20px}h2{font-size:16px;"
+         "margin-top:28px}.chart{margin:6px 12px 6px 0;vertical-align:top}.t{font-size:13px;font-weight:bold}"
+         ".a{font-size:11px}.c{font-size:11px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px "
+         "8px;font-size:13px;text-align:left}pre{white-space:pre-wrap}</style></head><body>";
+}
+
 }  // namespace report_detail
 
 inline void write_report(const fs::path& path, const std::vector<json>& history, const std::vector<std::string>& classes,
@@ -186,12 +211,7 @@ inline void write_report(const fs::path& path, const std::vector<json>& history,
     if (h.value("epoch", int64_t{0}) == best_epoch) best = &h;
   }
   const json& recipe = config.at("recipe");
-  std::string page =
-      "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>wanwu run: " + esc(recipe.value("model", "")) +
-      "</title><style>body{font-family:sans-serif;margin:24px;color:#222}h1{font-size:20px}h2{font-size:16px;"
-      "margin-top:28px}.chart{margin:6px 12px 6px 0;vertical-align:top}.t{font-size:13px;font-weight:bold}"
-      ".a{font-size:11px}.c{font-size:11px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;"
-      "font-size:13px;text-align:left}</style></head><body>";
+  std::string page = page_head("wanwu run: " + recipe.value("model", ""));
   page += "<h1>wanwu training run: " + esc(recipe.value("model", "")) + " on " + esc(recipe.value("data", "")) + "</h1>";
   if (best)
     page += "<p id=\"summary\">Best validation accuracy <b>" + num(best->value("val_acc", 0.0) * 100, "%.2f") +
@@ -200,7 +220,7 @@ inline void write_report(const fs::path& path, const std::vector<json>& history,
             std::to_string(classes.size()) + " classes, " + std::to_string(config.value("train_samples", 0)) +
             " training and " + std::to_string(config.value("val_samples", 0)) + " validation images.</p>";
   page += "<h2>Curves</h2><div>" + line_chart("loss", "loss", {tl, vl}) + line_chart("accuracy", "accuracy", {acc, top5}) +
-          line_chart("lr", "learning rate", {lr}, YScale::log) + "</div>";
+          line_chart("lr", "learning rate", {lr}, {.y = Scale::log}) + "</div>";
   if (best) {
     page += "<h2>Best epoch (" + std::to_string(best_epoch) + ")</h2><div>" +
             heat_map(best->at("confusion_matrix"), classes) + recall_bars(best->at("per_class")) + "</div>";

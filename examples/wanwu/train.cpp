@@ -24,7 +24,7 @@ namespace wanwu::cli {
 
 namespace {
 
-const std::vector<FlagSpec> kFlags = {
+const std::vector<FlagSpec> kTrainFlags = {
     {"data", Takes::value, "DIR with train/<class>/ and val/<class>/ image folders, or fashion-mnist", "DIR"},
     {"model", Takes::value, "architecture (torchvision name): resnet18..152, efficientnet_b0..b7, vit_b_16...", "NAME"},
     {"weights", Takes::value, "start from these weights (safetensors/.pth); the head is replaced", "FILE"},
@@ -376,19 +376,9 @@ std::string history_text(const std::vector<json>& h) {
   return s;
 }
 
-}  // namespace
 
-int run_train(int argc, char** argv) {
-  Args a("train", kFlags, argc, argv, 2, false);
-  if (a.help()) {
-    std::cout << help_text("wanwu train --data DIR|fashion-mnist --model NAME --out RUNDIR [flags]",
-                           "Fine-tunes a classifier; writes best/last checkpoints, metrics.jsonl, confusion_matrix.csv,\n"
-                           "report.html and config.json into RUNDIR. Ctrl-C stops after the current step and saves;\n"
-                           "--resume RUNDIR continues (bit-identically on the CPU). On --resume, only --max-steps,\n"
-                           "--workers and --device may be given; the recipe comes from RUNDIR/config.json.",
-                           kFlags);
-    return 0;
-  }
+// One training run from parsed flags; run_train and the sweep's trials both come through here.
+TrainOutcome train(const Args& a, const TrainHooks& hooks) {
   Config c;
   const bool resuming = a.has("resume");
   fs::path out;
@@ -497,7 +487,7 @@ int run_train(int argc, char** argv) {
     history = read_history(out / "metrics.jsonl", st.epoch);
     if (st.epoch >= c.epochs) {
       std::cout << "run " << out.string() << " is already complete (" << c.epochs << " epochs)\n";
-      return 0;
+      return {TrainEnd::completed, out};
     }
     std::cout << "resuming " << out.string() << " at epoch " << st.epoch + 1 << ", batch " << st.batch << " (step "
               << st.global_step << ")\n";
@@ -552,7 +542,7 @@ int run_train(int argc, char** argv) {
       }
       const double lv = loss.item<double>();
       if (!std::isfinite(lv) && !scaler.enabled())
-        throw RunError("training diverged: the loss is " + std::to_string(lv) + " at epoch " +
+        throw DivergedError("training diverged: the loss is " + std::to_string(lv) + " at epoch " +
                        std::to_string(st.epoch + 1) + " step " + std::to_string(st.global_step + 1) +
                        " (lower --lr, or use --amp bf16 instead of fp16)");
       scaler.scale(loss * acc.loss_scale(i)).backward();
@@ -635,9 +625,11 @@ int run_train(int argc, char** argv) {
     st.loss_sum = 0;
     st.loss_count = 0;
     st.lr_trace = json::array();
-    if (g_interrupted || (c.max_steps > 0 && st.global_step >= c.max_steps)) {
+    const bool pause = hooks.pause_after_epoch > 0 && st.epoch + 1 >= hooks.pause_after_epoch;
+    if (g_interrupted || pause || (c.max_steps > 0 && st.global_step >= c.max_steps)) {
       stopped = st.epoch + 1 < c.epochs;
-      stop_reason = g_interrupted ? "interrupted" : "--max-steps reached";
+      stop_reason = g_interrupted ? "interrupted" : pause ? "paused after epoch " + std::to_string(st.epoch + 1)
+                                                          : "--max-steps reached";
       if (stopped) {
         ++st.epoch;
         break;
@@ -650,6 +642,7 @@ int run_train(int argc, char** argv) {
     std::printf("stopped (%s) at epoch %lld, step %lld; saved %s; continue with: wanwu train --resume %s\n",
                 stop_reason.c_str(), static_cast<long long>(st.epoch + 1), static_cast<long long>(st.global_step),
                 (out / "last.safetensors").string().c_str(), out.string().c_str());
+  const bool interrupted = g_interrupted != 0;
   if (st.best_epoch > 0 && images_total > 0)
     std::printf("best val_acc %.4f at epoch %lld; %.1f s total, %.0f images/s in training; run: %s (report.html)\n",
                 st.best_acc, static_cast<long long>(st.best_epoch), total_s,
@@ -657,6 +650,42 @@ int run_train(int argc, char** argv) {
   else if (st.best_epoch > 0)
     std::printf("best val_acc so far %.4f at epoch %lld; run: %s (report.html)\n", st.best_acc,
                 static_cast<long long>(st.best_epoch), out.string().c_str());
+  std::fflush(stdout);
+  return {interrupted ? TrainEnd::interrupted : stopped ? TrainEnd::paused : TrainEnd::completed, out};
+}
+
+}  // namespace
+
+const std::vector<FlagSpec>& train_flags() { return kTrainFlags; }
+
+TrainOutcome run_train_args(const std::vector<std::string>& args, const TrainHooks& hooks) {
+  std::vector<char*> argv;
+  for (const auto& s : args) argv.push_back(const_cast<char*>(s.c_str()));
+  const Args a("train", kTrainFlags, static_cast<int>(argv.size()), argv.data(), 0, false);
+  return train(a, hooks);
+}
+
+void check_train_args(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& s : args) argv.push_back(const_cast<char*>(s.c_str()));
+  const Args a("train", kTrainFlags, static_cast<int>(argv.size()), argv.data(), 0, false);
+  (void)parse_config(a);
+  a.integer("workers", 2, 0);
+  pick_device(a, "train");
+}
+
+int run_train(int argc, char** argv) {
+  Args a("train", kTrainFlags, argc, argv, 2, false);
+  if (a.help()) {
+    std::cout << help_text("wanwu train --data DIR|fashion-mnist --model NAME --out RUNDIR [flags]",
+                           "Fine-tunes a classifier; writes best/last checkpoints, metrics.jsonl, confusion_matrix.csv,\n"
+                           "report.html and config.json into RUNDIR. Ctrl-C stops after the current step and saves;\n"
+                           "--resume RUNDIR continues (bit-identically on the CPU). On --resume, only --max-steps,\n"
+                           "--workers and --device may be given; the recipe comes from RUNDIR/config.json.",
+                           kTrainFlags);
+    return 0;
+  }
+  train(a, {});
   return 0;
 }
 
