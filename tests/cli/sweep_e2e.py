@@ -14,6 +14,7 @@ import csv
 import json
 import math
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -306,7 +307,21 @@ def case_options(wanwu, work):
     s = os.path.join(work, "switch")
     run(wanwu, "sweep", "--out", s, "--grid", "freeze-backbone=on,off", "--lr", "0.05", *base)
     check([r["freeze_backbone"] for r in recipes(s)] == [True, False], "switch dimension")
-    print("ok: keep-effective-batch, linear lr scaling, random search, switch dimensions")
+    # out of memory: a 1024-pixel trial under a 3 GB address-space limit is recorded, the next one runs
+    s = os.path.join(work, "oom")
+    limit = 3 << 30
+    i = BASE.index("--img-size")
+    no_size = BASE[:i] + BASE[i + 2:]
+    p = subprocess.run([wanwu, "sweep", "--out", s, "--grid", "img-size=1024,16", "--batch-size", "16", "--lr", "0.05",
+                        "--data", data, "--epochs", "1", *no_size],
+                       capture_output=True, text=True, timeout=300,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    check(p.returncode == 0, f"oom sweep exited {p.returncode}: {p.stderr[-800:]}")
+    st = [r["status"] for r in read_results(s)]
+    check(st == ["oom", "done"], f"out-of-memory trial: statuses {st}")
+    err = json.load(open(os.path.join(s, "state.json")))["failed"]["trial_000"]["error"]
+    check("memory" in err, f"the oom trial's recorded error: {err}")
+    print("ok: keep-effective-batch, linear lr scaling, random search, switch dimensions, out-of-memory trial")
 
 
 def case_errors(wanwu, work):
