@@ -10,8 +10,9 @@
 #   libstb-dev libstb0 zlib1g-dev. Repeatable; colon-separated lists work too.
 # cuDNN is taken from CUDNN_ROOT, the CUDA toolkit, or PyTorch's Python environment (nvidia/cudnn).
 #
-# Steps: configure with WANWU_CUDA=ON for the given architecture; build the unit tests and the
-# CUDA parity suite (not the examples, benchmarks or data-pipeline tests); run them with ctest;
+# Steps: configure with WANWU_CUDA=ON for the given architecture; build the unit tests, the CUDA
+# parity suite and the wanwu program (not the other examples, benchmarks or data-pipeline tests);
+# run them with ctest, including the wanwu program training on cuda:0 against the CPU;
 # run compute-sanitizer memcheck on a subset of the parity suite; time the GPU kernels against
 # PyTorch. Writes into --out (flat, at most 8 files): configure.log build.log ctest.log
 # sanitizer.log bench.log results.md summary.txt. Exit status 0 when the tests and the sanitizer
@@ -85,13 +86,13 @@ note "nvcc: $(nvcc --version 2>/dev/null | tail -1); cuDNN root: ${CUDNN_ROOT:-t
 # ---- configure + build ----
 status=0
 if ! cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWANWU_CUDA=ON \
-    -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DWANWU_BUILD_EXAMPLES=OFF -DWANWU_BUILD_BENCHMARKS=OFF \
+    -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DWANWU_BUILD_EXAMPLES=ON -DWANWU_CLI_CUDA=ON -DWANWU_BUILD_BENCHMARKS=OFF \
     "${CMAKE_ARGS[@]}" > "$OUT/configure.log" 2>&1; then
   note "FAIL configure (see configure.log) after $(elapsed)"; tail -30 "$OUT/configure.log"; exit 1
 fi
 UNIT_TESTS=$(sed -n '/set(WANWU_UNIT_TESTS/,/)/p' "$ROOT/tests/CMakeLists.txt" | tr -d '()' | sed 's/set//; s/WANWU_UNIT_TESTS//' | tr -s ' \n' ' ')
 # shellcheck disable=SC2086
-if ! cmake --build "$BUILD" -j "$JOBS" --target wanwu_cuda_backend test_cuda_parity $UNIT_TESTS > "$OUT/build.log" 2>&1; then
+if ! cmake --build "$BUILD" -j "$JOBS" --target wanwu_cuda_backend test_cuda_parity wanwu_cli $UNIT_TESTS > "$OUT/build.log" 2>&1; then
   note "FAIL build (see build.log) after $(elapsed)"; grep -m20 -A5 'error' "$OUT/build.log"; exit 1
 fi
 cu_ms=$(awk -F'\t' '$4 ~ /wanwu_cuda_backend\.cu\.o$/ {print $2 - $1}' "$BUILD/.ninja_log" | tail -1)
@@ -100,7 +101,7 @@ note "build done after $(elapsed)"
 
 # ---- tests: the unit tests run on cuda:0 as well; the parity suite compares every op ----
 UNIT_RE=$(echo $UNIT_TESTS | tr ' ' '|')
-ctest --test-dir "$BUILD" -j 8 --timeout 300 --output-on-failure -R "^(cuda_parity|${UNIT_RE})\$" > "$OUT/ctest.log" 2>&1
+ctest --test-dir "$BUILD" -j 8 --timeout 300 --output-on-failure -R "^(cuda_parity|cli_cuda_train|${UNIT_RE})\$" > "$OUT/ctest.log" 2>&1
 rc=$?
 note "ctest: $(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1) (rc $rc) after $(elapsed)"
 [[ $rc -eq 0 ]] || status=1

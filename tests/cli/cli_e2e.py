@@ -8,17 +8,20 @@ figures from the saved per-sample predictions, logits from torchvision, exit cod
 from the CLI contract (../shared/CLI.md: 0 ok, 1 run-time failure, 2 bad usage; one line on stderr).
 
 usage: cli_e2e.py --wanwu build/bin/wanwu --work DIR CASE
-CASE: train_eval_predict | resume | errors | torch_parity
+CASE: train_eval_predict | resume | errors | sigint | limits | cuda_train | torch_parity
 """
 import argparse
 import hashlib
 import json
 import os
 import random
+import resource
+import signal
 import shutil
 import struct
 import subprocess
 import sys
+import time
 import zlib
 
 SKIP = 77
@@ -132,6 +135,7 @@ def case_train_eval_predict(wanwu, work):
     for needle in ('id="loss"', 'id="accuracy"', 'id="lr"', 'id="confusion"', 'id="recall"', 'id="recipe"', "<svg",
                    "stripes"):
         check(needle in html, f"report.html lacks {needle}")
+    render_check(os.path.join(out, "report.html"), ['id="loss"', 'id="confusion"', "<polyline", "stripes"])
     check("http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "<script" not in html,
           "report.html must be self-contained")
 
@@ -185,6 +189,114 @@ def case_train_eval_predict(wanwu, work):
     txt = run(wanwu, "predict", "--checkpoint", ckpt, "--device", "cpu", imgs[0]).stdout
     check(imgs[0] in txt and "%" in txt, "predict text output")
     print(f"ok: best val_acc {best:.3f}, eval accuracy {acc:.3f}")
+
+
+def render_check(html_path, needles):
+    """The page loads in headless Chromium and its rendered DOM has the charts (skipped, with a
+    note, when Chromium is absent)."""
+    exe = shutil.which("chromium-headless-shell") or shutil.which("chromium")
+    if not exe:
+        print("note: no headless Chromium; render check skipped")
+        return
+    p = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                        "file://" + os.path.abspath(html_path)], capture_output=True, text=True, timeout=120)
+    check(p.returncode == 0, f"chromium failed on {html_path}: {p.stderr[-500:]}")
+    for n in needles:
+        check(n in p.stdout, f"the rendered {os.path.basename(html_path)} lacks {n}")
+
+
+def lines_in(path):
+    try:
+        with open(path) as f:
+            return sum(1 for l in f if l.strip())
+    except OSError:
+        return 0
+
+
+def case_sigint(wanwu, work):
+    """Ctrl-C finishes the step, saves last + state, exits 0; --resume then equals an uninterrupted run."""
+    data = os.path.join(work, "data")
+    make_dataset(data)
+    epochs = 6
+    flags = ["--data", data, "--epochs", str(epochs), "--augment", "default"] + TRAIN_FLAGS
+    full = os.path.join(work, "full")
+    run(wanwu, "train", "--out", full, *flags)
+    d = os.path.join(work, "interrupted")
+    proc = subprocess.Popen([wanwu, "train", "--out", d, *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    t0 = time.time()
+    while lines_in(os.path.join(d, "metrics.jsonl")) < 1:
+        check(proc.poll() is None, "train ended before its first epoch was written")
+        check(time.time() - t0 < 300, "timed out waiting for the first epoch")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    check(proc.returncode == 0, f"SIGINT: exit {proc.returncode}, expected 0\n{err}")
+    done = lines_in(os.path.join(d, "metrics.jsonl"))
+    check(done < epochs, f"the run finished ({done} epochs) before SIGINT arrived; the test needs more epochs")
+    check("interrupted" in out and "--resume" in out, f"SIGINT: no stop message with the resume command:\n{out}")
+    for f in ("last.safetensors", "state.safetensors"):
+        check(os.path.isfile(os.path.join(d, f)), f"SIGINT: {f} not written")
+    run(wanwu, "train", "--resume", d)
+    got = comparable(read_jsonl(os.path.join(d, "metrics.jsonl")))
+    check(got == comparable(read_jsonl(os.path.join(full, "metrics.jsonl"))),
+          "interrupted by SIGINT and resumed: metrics differ from the uninterrupted run")
+    for f in ("last.safetensors", "best.safetensors"):
+        check(file_hash(os.path.join(d, f)) == file_hash(os.path.join(full, f)),
+              f"SIGINT + resume: {f} is not bit-identical to the uninterrupted run's")
+    print(f"ok: SIGINT after epoch {done} of {epochs}: exit 0, saved, resumed bit-identically")
+
+
+def case_limits(wanwu, work):
+    """Running out of memory is one line that says what to change, exit 1, no crash."""
+    data = os.path.join(work, "data")
+    make_dataset(data, train_per_class=8, val_per_class=2)
+    flags = [f for i, f in enumerate(TRAIN_FLAGS) if f != "--img-size" and (i == 0 or TRAIN_FLAGS[i - 1] != "--img-size")]
+    limit = 3 << 30
+    p = subprocess.run([wanwu, "train", "--data", data, "--out", os.path.join(work, "run"), "--epochs", "1",
+                        "--img-size", "1024", *flags], capture_output=True, text=True, timeout=300,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    msg = p.stderr.strip()
+    check(p.returncode == 1, f"out of memory: exit {p.returncode}, expected 1\n{p.stderr[-1000:]}")
+    check(len(msg.splitlines()) == 1 and "out of memory" in msg and "--batch-size" in msg,
+          f"out of memory: expected one line naming the cause and --batch-size, got {msg!r}")
+    print(f"ok: {msg}")
+
+
+def case_cuda_train(wanwu, work):
+    """The same recipe on cuda:0 and on the CPU: close losses, both learn; predict agrees.
+    Skipped (77) where the program has no CUDA backend or there is no GPU."""
+    data = os.path.join(work, "data")
+    make_dataset(data)
+    cpu_flags = TRAIN_FLAGS
+    i = cpu_flags.index("--device")
+    cuda_flags = cpu_flags[:i] + ["--device", "cuda"] + cpu_flags[i + 2:]
+    base = ["--data", data, "--epochs", "2", "--augment", "none"]
+    probe = subprocess.run([wanwu, "train", *base, "--out", os.path.join(work, "probe"), *cuda_flags, "--max-steps", "1"],
+                           capture_output=True, text=True, timeout=600)
+    if probe.returncode != 0 and ("no CUDA device" in probe.stderr or "without the CUDA backend" in probe.stderr):
+        print("skipped: " + probe.stderr.strip())
+        sys.exit(SKIP)
+    check(probe.returncode == 0, f"cuda probe run failed:\n{probe.stderr}")
+    res = {}
+    for name, flags in (("cpu", cpu_flags), ("cuda", cuda_flags), ("cuda_bf16", cuda_flags + ["--amp", "bf16"])):
+        out = os.path.join(work, name)
+        run(wanwu, "train", *base, "--out", out, *flags)
+        res[name] = read_jsonl(os.path.join(out, "metrics.jsonl"))
+    l_cpu, l_gpu = res["cpu"][0]["train_loss"], res["cuda"][0]["train_loss"]
+    check(abs(l_cpu - l_gpu) <= 0.02 * abs(l_cpu), f"epoch-1 train loss cpu {l_cpu} vs cuda {l_gpu}")
+    for name, m in res.items():
+        best = max(r["val_acc"] for r in m)
+        check(best >= 0.60, f"{name}: val_acc {best} not above chance by the required margin")
+    img = os.path.join(data, "val", "red", "000.png")
+    probs = {}
+    for dev in ("cpu", "cuda"):
+        o = json.loads(run(wanwu, "predict", "--checkpoint", os.path.join(work, "cuda", "best.safetensors"),
+                           "--json", "--device", dev, img).stdout)
+        probs[dev] = {t["class_id"]: t["prob"] for t in o["topk"]}
+    for c, p in probs["cpu"].items():
+        check(abs(p - probs["cuda"][c]) < 1e-3, f"predict on cpu vs cuda: class {c}: {p} vs {probs['cuda'][c]}")
+    print(f"ok: cuda train loss {l_gpu:.5f} vs cpu {l_cpu:.5f}; bf16 learns; predict agrees to 1e-3")
 
 
 def file_hash(p):
@@ -321,7 +433,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--wanwu", required=True)
     ap.add_argument("--work", required=True)
-    ap.add_argument("case", choices=["train_eval_predict", "resume", "errors", "torch_parity"])
+    ap.add_argument("case", choices=["train_eval_predict", "resume", "errors", "sigint", "limits", "cuda_train",
+                                     "torch_parity"])
     a = ap.parse_args()
     work = os.path.join(a.work, a.case)
     shutil.rmtree(work, ignore_errors=True)

@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_e2e import check, comparable, file_hash, make_dataset, read_jsonl, run  # noqa: E402
+from cli_e2e import check, comparable, file_hash, lines_in, make_dataset, read_jsonl, render_check, run  # noqa: E402
 
 BASE = ["--model", "cifar_resnet8", "--img-size", "16", "--optimizer", "sgd", "--weight-decay", "1e-4",
         "--warmup-epochs", "0.5", "--augment", "none", "--seed", "3", "--device", "cpu"]
@@ -78,19 +78,6 @@ def printed_ranking(stdout):
             break
         ids.append(parts[1])
     return ids
-
-
-def render_check(html_path, needles):
-    """The page renders in headless Chromium with its charts (skipped when Chromium is absent)."""
-    exe = shutil.which("chromium-headless-shell") or shutil.which("chromium")
-    if not exe:
-        print("note: no headless Chromium; render check skipped")
-        return
-    p = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
-                        "file://" + os.path.abspath(html_path)], capture_output=True, text=True, timeout=120)
-    check(p.returncode == 0, f"chromium failed on {html_path}: {p.stderr[-500:]}")
-    for n in needles:
-        check(n in p.stdout, f"the rendered {os.path.basename(html_path)} lacks {n}")
 
 
 def case_grid(wanwu, work):
@@ -160,14 +147,6 @@ def wait_for(pred, proc, timeout, what):
             proc.kill()
             sys.exit(f"FAIL: timed out waiting for {what}")
         time.sleep(0.02)
-
-
-def lines_in(path):
-    try:
-        with open(path) as f:
-            return sum(1 for l in f if l.strip())
-    except OSError:
-        return 0
 
 
 def case_resume(wanwu, work):
