@@ -56,11 +56,16 @@ inline std::string line_chart(const std::string& id, const std::string& title, c
                               const ChartStyle& style = {}) {
   const double W = 560, H = 260, L = 60, R = 115, T = 30, B = 40;  // the legend sits right of the plot
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
-  auto ty = [&](double v) { return style.y == Scale::log ? std::log10(std::max(v, 1e-12)) : v; };
-  auto tx = [&](double v) { return style.x == Scale::log ? std::log10(std::max(v, 1e-12)) : v; };
+  auto ty = [&](double v) { return style.y == Scale::log ? std::log10(v) : v; };
+  auto tx = [&](double v) { return style.x == Scale::log ? std::log10(v) : v; };
+  // a point a log axis cannot show (a cosine schedule's final lr of 0) is left out, not clamped:
+  // clamping would stretch the axis over a dozen empty decades
+  auto shown = [&](double x, double y) {
+    return std::isfinite(x) && std::isfinite(y) && (style.x != Scale::log || x > 0) && (style.y != Scale::log || y > 0);
+  };
   for (const auto& s : series)
     for (size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.y[i]) || !std::isfinite(s.x[i])) continue;
+      if (!shown(s.x[i], s.y[i])) continue;
       x0 = std::min(x0, tx(s.x[i]));
       x1 = std::max(x1, tx(s.x[i]));
       y0 = std::min(y0, ty(s.y[i]));
@@ -99,14 +104,14 @@ inline std::string line_chart(const std::string& id, const std::string& title, c
   for (const auto& sr : series) {
     std::string pts;
     for (size_t i = 0; i < sr.x.size(); ++i)
-      if (std::isfinite(sr.y[i]) && std::isfinite(sr.x[i]))
+      if (shown(sr.x[i], sr.y[i]))
         pts += num(px(sr.x[i]), "%.1f") + "," + num(py(sr.y[i]), "%.1f") + " ";
     if (style.marks == Marks::lines)
       s += "<polyline class=\"series\" fill=\"none\" stroke=\"" + sr.color + "\" stroke-width=\"2\" points=\"" + pts +
            "\"/>";
     if (sr.x.size() <= 60 || style.marks == Marks::points)
       for (size_t i = 0; i < sr.x.size(); ++i)
-        if (std::isfinite(sr.y[i]) && std::isfinite(sr.x[i]))
+        if (shown(sr.x[i], sr.y[i]))
           s += "<circle class=\"point\" cx=\"" + num(px(sr.x[i]), "%.1f") + "\" cy=\"" + num(py(sr.y[i]), "%.1f") +
                "\" r=\"" + (style.marks == Marks::points ? "5" : "3") + "\" fill=\"" + sr.color + "\"><title>" +
                esc(sr.name) + " " + esc(style.x_label) + " " + num(sr.x[i]) + ": " + num(sr.y[i]) + "</title></circle>";
@@ -124,10 +129,11 @@ inline std::string heat_map(const json& cm, const std::vector<std::string>& clas
   const size_t n = classes.size();
   const double cell = n <= 10 ? 44 : n <= 30 ? 22 : 12;
   const double L = 140, T = 120;
-  const double W = L + cell * static_cast<double>(n) + 10, H = T + cell * static_cast<double>(n) + 30;
+  // at least as wide as the title
+  const double W = std::max(L + cell * static_cast<double>(n) + 10, 420.0), H = T + cell * static_cast<double>(n) + 30;
   std::string s = "<svg id=\"confusion\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(W) +
                   "\" height=\"" + num(H) + "\">";
-  s += "<text x=\"" + num(L) + "\" y=\"14\" class=\"t\">confusion matrix (rows: true class, columns: predicted)</text>";
+  s += "<text x=\"" + std::string("10") + "\" y=\"14\" class=\"t\">confusion matrix (rows: true class, columns: predicted)</text>";
   for (size_t t = 0; t < n; ++t) {
     double row = 0;
     for (size_t p = 0; p < n; ++p) row += cm[t][p].get<double>();
