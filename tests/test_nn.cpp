@@ -166,3 +166,104 @@ TEST_CASE("MultiheadAttention equals its definition and uses PyTorch's parameter
   check_close(mha.forward(x_mod, x_mod, x_mod, block_last).narrow(1, 0, 4), wt::values(masked.narrow(1, 0, 4)), 1e-5, 1e-5);
   CHECK_THROWS_AS(nn::MultiheadAttention(10, 3), ValueError);
 }
+
+// The batch norm written out from its definition on the unfused convolution, in f64.
+namespace {
+Tensor conv_bn_reference(const nn::Conv2d& conv, const nn::BatchNorm& bn, const Tensor& x, nn::Activation act) {
+  NoGradGuard ng;
+  const Tensor y = conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups);
+  const std::vector<double> yv = y.to(DType::f64).contiguous().tolist<double>();
+  const auto mean = bn.running_mean.tolist<double>(), var = bn.running_var.tolist<double>();
+  const auto g = bn.weight.tolist<double>(), b = bn.bias.tolist<double>();
+  const size_t C = mean.size();
+  std::vector<double> out(yv.size());
+  for (size_t i = 0; i < yv.size(); ++i) {
+    const size_t c = i % C;
+    double v = (yv[i] - mean[c]) / std::sqrt(var[c] + bn.eps) * g[c] + b[c];
+    if (act == nn::Activation::relu) v = std::max(v, 0.0);
+    if (act == nn::Activation::relu6) v = std::min(std::max(v, 0.0), 6.0);
+    if (act == nn::Activation::silu) v = v / (1 + std::exp(-v));
+    out[i] = v;
+  }
+  Tensor r = empty(y.shape(), DType::f64);
+  std::copy(out.begin(), out.end(), r.data<double>());
+  return r;
+}
+}  // namespace
+
+TEST_CASE("conv_bn_act folds batch norm into the convolution for inference and equals the unfused layers") {
+  for (const DType dt : {DType::f64, DType::f32}) {
+    const double tol = dt == DType::f64 ? 1e-12 : 2e-5;
+    for (const int64_t groups : {int64_t{1}, int64_t{6}}) {
+      for (const nn::Bias has_bias : {nn::Bias::no, nn::Bias::yes}) {
+        CAPTURE(dt);
+        CAPTURE(groups);
+        nn::LayerOptions o;
+        o.dtype = dt;
+        nn::Conv2d conv(6, 6, 3, 2, 1, 1, groups, has_bias, o);
+        nn::BatchNorm2d bn(6, 1e-3, 0.1, nn::Affine::yes, nn::TrackRunningStats::yes, o);
+        {
+          NoGradGuard ng;
+          bn.running_mean.copy_(randn({6}, dt));
+          bn.running_var.copy_(rand({6}, dt) + 0.5);
+          bn.weight.copy_(randn({6}, dt));
+          bn.bias.copy_(randn({6}, dt));
+        }
+        bn.eval();
+        const Tensor x = randn({2, 7, 9, 6}, dt);
+        for (const nn::Activation act : {nn::Activation::none, nn::Activation::relu, nn::Activation::relu6,
+                                         nn::Activation::silu}) {
+          NoGradGuard ng;
+          CHECK(nn::conv_bn_folds(conv, bn, x));
+          check_close(nn::conv_bn_act(conv, bn, x, act).to(DType::f64), conv_bn_reference(conv, bn, x, act), tol, tol);
+        }
+        // changed statistics (in place: a version bump) and reloaded weights rebuild the fold
+        {
+          NoGradGuard ng;
+          const Tensor before = nn::conv_bn_act(conv, bn, x, nn::Activation::none);
+          bn.running_var.mul_(3.0);
+          const Tensor after = nn::conv_bn_act(conv, bn, x, nn::Activation::none);
+          check_close(after.to(DType::f64), conv_bn_reference(conv, bn, x, nn::Activation::none), tol, tol);
+          CHECK(max(abs(after - before)).item<double>() > 1e-3);
+          nn::StateDict sd;
+          sd.set("weight", randn(conv.weight.shape(), dt));
+          if (conv.bias.defined()) sd.set("bias", randn({6}, dt));
+          conv.load_state_dict(sd);
+          check_close(nn::conv_bn_act(conv, bn, x, nn::Activation::relu).to(DType::f64),
+                      conv_bn_reference(conv, bn, x, nn::Activation::relu), tol, tol);
+        }
+        // gradients wanted: no fold, the layers run as written and gradients reach the parameters
+        const Tensor xg = x.detach().requires_grad_();
+        CHECK_FALSE(nn::conv_bn_folds(conv, bn, xg));
+        const Tensor y = nn::conv_bn_act(conv, bn, xg, nn::Activation::relu);
+        check_close(y.detach().to(DType::f64), conv_bn_reference(conv, bn, x, nn::Activation::relu), tol, tol);
+        y.sum().backward();
+        CHECK(conv.weight.grad().defined());
+        CHECK(xg.grad().defined());
+        CHECK(bn.weight.grad().defined());
+        // training mode: batch statistics, never folded
+        bn.train();
+        {
+          NoGradGuard ng;
+          CHECK_FALSE(nn::conv_bn_folds(conv, bn, x));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("add_relu adds in place only when nothing needs a gradient") {
+  const Tensor a0 = tensor({-2.0, 1.0, 3.0}), b = tensor({1.0, -2.0, 0.5});
+  {
+    NoGradGuard ng;
+    Tensor a = a0.clone();
+    const Tensor r = nn::add_relu(a, b);
+    check_close(r, {0.0, 0.0, 3.5});
+  }
+  const Tensor ag = a0.clone().requires_grad_();
+  const Tensor r = nn::add_relu(ag, b);
+  check_close(r.detach(), {0.0, 0.0, 3.5});
+  check_close(ag.detach(), {-2.0, 1.0, 3.0});  // untouched
+  r.sum().backward();
+  check_close(ag.grad(), {0.0, 0.0, 1.0});
+}

@@ -55,6 +55,7 @@
 #include "nn/init.hpp"
 #include "nn/layers.hpp"
 #include "nn/attention.hpp"
+#include "nn/conv_bn.hpp"
 #include "optim/optimizer.hpp"
 #include "optim/sgd.hpp"
 #include "optim/adam.hpp"

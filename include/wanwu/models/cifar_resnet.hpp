@@ -52,7 +52,7 @@ class CifarResNet : public Classifier {
   }
   Tensor forward_features(const Tensor& x) override {
     WANWU_CHECK_SHAPE(x.dim() == 4 && x.size(3) == 3, arch_, ": expected NHWC images [N, H, W, 3], got ", x.shape());
-    Tensor h = relu(bn1->forward(conv1->forward(x)));
+    Tensor h = nn::conv_bn_act(*conv1, *bn1, x, nn::Activation::relu);
     for (auto& l : layers) h = l->forward(h);
     return mean(h, {1, 2});
   }

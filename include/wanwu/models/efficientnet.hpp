@@ -14,6 +14,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../nn/conv_bn.hpp"
 #include "classifier.hpp"
 
 namespace wanwu::models {
@@ -98,7 +99,7 @@ class ConvNormAct : public nn::Sequential {
     if (act == Act::relu6) push_back(std::make_shared<nn::ReLU6>());
   }
   Tensor forward(const Tensor& x) override {
-    Tensor h;
+    std::optional<Padding2d> pad;
     if (tf_same_) {  // pad_total = max((ceil(in / s) - 1) * s + k - in, 0), the extra pixel at the end
       auto sides = [&](int64_t in, int64_t k, int64_t s) {
         const int64_t out = (in + s - 1) / s;
@@ -107,14 +108,12 @@ class ConvNormAct : public nn::Sequential {
       };
       const auto [t, b] = sides(x.size(1), conv_->kernel_size.h, conv_->stride.h);
       const auto [l, r] = sides(x.size(2), conv_->kernel_size.w, conv_->stride.w);
-      h = conv2d(x, conv_->weight, conv_->bias, conv_->stride, Padding2d::sides(t, b, l, r), 1, conv_->groups);
-    } else {
-      h = conv_->forward(x);
+      pad = Padding2d::sides(t, b, l, r);
     }
-    h = bn_->forward(h);
-    if (act_ == Act::silu) h = silu(h);
-    if (act_ == Act::relu6) h = relu6(h);
-    return h;
+    const nn::Activation a = act_ == Act::silu    ? nn::Activation::silu
+                             : act_ == Act::relu6 ? nn::Activation::relu6
+                                                  : nn::Activation::none;
+    return nn::conv_bn_act(*conv_, *bn_, x, a, pad);
   }
   std::string type_name() const override { return "Conv2dNormActivation"; }
 

@@ -6,6 +6,7 @@
 
 #include <array>
 
+#include "../nn/conv_bn.hpp"
 #include "classifier.hpp"
 
 namespace wanwu::models {
@@ -37,6 +38,19 @@ inline std::shared_ptr<nn::Conv2d> resnet_conv(int64_t in, int64_t out, int64_t 
   nn::init::kaiming_normal_(c->weight, 0.0, nn::init::FanMode::fan_out, nn::init::Nonlinearity::relu, o.generator);
   return c;
 }
+
+// downsample: Sequential(conv, bn) as torchvision names it ("downsample.0", "downsample.1"),
+// whose batch norm folds into the conv in inference (nn/conv_bn.hpp).
+class ConvBn : public nn::Sequential {
+ public:
+  ConvBn(std::shared_ptr<nn::Conv2d> conv, std::shared_ptr<nn::BatchNorm2d> bn)
+      : conv_(push_back(std::move(conv))), bn_(push_back(std::move(bn))) {}
+  Tensor forward(const Tensor& x) override { return nn::conv_bn_act(*conv_, *bn_, x, nn::Activation::none); }
+
+ private:
+  std::shared_ptr<nn::Conv2d> conv_;
+  std::shared_ptr<nn::BatchNorm2d> bn_;
+};
 }  // namespace detail
 
 class BasicBlock : public nn::Module {
@@ -48,18 +62,20 @@ class BasicBlock : public nn::Module {
     conv2 = register_module("conv2", detail::resnet_conv(planes, planes, 3, 1, o));
     bn2 = register_module("bn2", batch_norm2d(planes, o));
     if (downsample)
-      this->downsample = register_module("downsample", std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{
-          detail::resnet_conv(inplanes, planes, 1, stride, o), batch_norm2d(planes, o)}));
+      this->downsample = register_module(
+          "downsample", std::make_shared<detail::ConvBn>(detail::resnet_conv(inplanes, planes, 1, stride, o),
+                                                         batch_norm2d(planes, o)));
   }
   Tensor forward(const Tensor& x) override {
-    Tensor out = relu(bn1->forward(conv1->forward(x)));
-    out = bn2->forward(conv2->forward(out));
-    return relu(out + (downsample ? downsample->forward(x) : x));
+    using nn::Activation;
+    Tensor out = nn::conv_bn_act(*conv1, *bn1, x, Activation::relu);
+    out = nn::conv_bn_act(*conv2, *bn2, out, Activation::none);
+    return nn::add_relu(std::move(out), downsample ? downsample->forward(x) : x);
   }
   std::string type_name() const override { return "BasicBlock"; }
   std::shared_ptr<nn::Conv2d> conv1, conv2;
   std::shared_ptr<nn::BatchNorm2d> bn1, bn2;
-  std::shared_ptr<nn::Sequential> downsample;
+  std::shared_ptr<detail::ConvBn> downsample;
 };
 
 class Bottleneck : public nn::Module {
@@ -74,20 +90,21 @@ class Bottleneck : public nn::Module {
     conv3 = register_module("conv3", detail::resnet_conv(width, planes * expansion, 1, 1, o));
     bn3 = register_module("bn3", batch_norm2d(planes * expansion, o));
     if (downsample)
-      this->downsample = register_module("downsample", std::make_shared<nn::Sequential>(std::initializer_list<std::shared_ptr<nn::Module>>{
-          detail::resnet_conv(inplanes, planes * expansion, 1, stride, o),
-          batch_norm2d(planes * expansion, o)}));
+      this->downsample = register_module(
+          "downsample", std::make_shared<detail::ConvBn>(detail::resnet_conv(inplanes, planes * expansion, 1, stride, o),
+                                                         batch_norm2d(planes * expansion, o)));
   }
   Tensor forward(const Tensor& x) override {
-    Tensor out = relu(bn1->forward(conv1->forward(x)));
-    out = relu(bn2->forward(conv2->forward(out)));
-    out = bn3->forward(conv3->forward(out));
-    return relu(out + (downsample ? downsample->forward(x) : x));
+    using nn::Activation;
+    Tensor out = nn::conv_bn_act(*conv1, *bn1, x, Activation::relu);
+    out = nn::conv_bn_act(*conv2, *bn2, out, Activation::relu);
+    out = nn::conv_bn_act(*conv3, *bn3, out, Activation::none);
+    return nn::add_relu(std::move(out), downsample ? downsample->forward(x) : x);
   }
   std::string type_name() const override { return "Bottleneck"; }
   std::shared_ptr<nn::Conv2d> conv1, conv2, conv3;
   std::shared_ptr<nn::BatchNorm2d> bn1, bn2, bn3;
-  std::shared_ptr<nn::Sequential> downsample;
+  std::shared_ptr<detail::ConvBn> downsample;
 };
 
 class ResNet : public Classifier {
@@ -116,7 +133,7 @@ class ResNet : public Classifier {
   }
   Tensor forward_features(const Tensor& x) override {
     WANWU_CHECK_SHAPE(x.dim() == 4 && x.size(3) == 3, arch_, ": expected NHWC images [N, H, W, 3], got ", x.shape());
-    Tensor h = max_pool2d(relu(bn1->forward(conv1->forward(x))), 3, 2, 1);
+    Tensor h = max_pool2d(nn::conv_bn_act(*conv1, *bn1, x, nn::Activation::relu), 3, 2, 1);
     for (auto& l : layers) h = l->forward(h);
     return mean(h, {1, 2});  // global average pooling
   }

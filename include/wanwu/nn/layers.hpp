@@ -5,7 +5,9 @@
 // PyTorch's.
 #pragma once
 
+#include <array>
 #include <cmath>
+#include <memory>
 #include <optional>
 
 #include "../ops/activation.hpp"
@@ -56,6 +58,51 @@ class Linear : public Module {
   }
   int64_t in_features, out_features;
   Tensor weight, bias;
+};
+
+// The folded weight and bias of a convolution followed by this batch norm in eval mode (nn/conv_bn.hpp),
+// cached on the BatchNorm and rebuilt when a source tensor changed.
+class FoldedConvBn {
+ public:
+  std::pair<Tensor, Tensor> get(const Tensor& conv_weight, const Tensor& conv_bias, const Tensor& bn_weight,
+                                const Tensor& bn_bias, const Tensor& running_mean, const Tensor& running_var, double eps) {
+    const std::array<const Tensor*, 6> src = {&conv_weight, &conv_bias, &bn_weight, &bn_bias, &running_mean,
+                                              &running_var};
+    bool fresh = weight_.defined() && eps_ == eps;
+    for (size_t i = 0; i < src.size() && fresh; ++i) {
+      const Tensor& t = *src[i];
+      // Holding the storages keeps their addresses from being reused by other tensors.
+      fresh = t.defined() ? storages_[i] == t.storage() && versions_[i] == t.version() &&
+                                offsets_[i] == t.storage_offset()
+                          : storages_[i] == nullptr;
+    }
+    if (fresh) return {weight_, bias_};
+    NoGradGuard ng;
+    const int64_t O = conv_weight.size(0);
+    const DType sdt = running_var.dtype();
+    Tensor s = rsqrt(running_var + eps);
+    if (bn_weight.defined()) s = s * bn_weight.to(sdt);
+    Tensor b = (conv_bias.defined() ? conv_bias.to(sdt) : zeros_like(running_mean)) - running_mean;
+    b = b * s;
+    if (bn_bias.defined()) b = b + bn_bias.to(sdt);
+    weight_ = (conv_weight * s.to(conv_weight.dtype()).reshape({O, 1, 1, 1})).contiguous();
+    bias_ = b.to(conv_weight.dtype()).contiguous();
+    eps_ = eps;
+    for (size_t i = 0; i < src.size(); ++i) {
+      const Tensor& t = *src[i];
+      storages_[i] = t.defined() ? t.storage() : nullptr;
+      versions_[i] = t.defined() ? t.version() : 0;
+      offsets_[i] = t.defined() ? t.storage_offset() : 0;
+    }
+    return {weight_, bias_};
+  }
+
+ private:
+  Tensor weight_, bias_;
+  double eps_ = 0;
+  std::array<std::shared_ptr<Storage>, 6> storages_{};
+  std::array<uint32_t, 6> versions_{};
+  std::array<int64_t, 6> offsets_{};
 };
 
 class Conv2d : public Module {
@@ -127,6 +174,8 @@ class BatchNorm : public Module {
     }
     return batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats ? Mode::train : Mode::eval, m, eps);
   }
+  // The eval-mode fold of a preceding convolution into this batch norm (nn/conv_bn.hpp).
+  FoldedConvBn& folded() const { return folded_; }
   std::string type_name() const override { return "BatchNorm"; }
   std::string extra_repr() const override {
     return detail::str(num_features, ", eps=", eps, ", momentum=", momentum ? *momentum : -1.0,
@@ -136,6 +185,9 @@ class BatchNorm : public Module {
   double eps;
   std::optional<double> momentum;
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+
+ private:
+  mutable FoldedConvBn folded_;
 };
 class BatchNorm2d : public BatchNorm {
  public:
