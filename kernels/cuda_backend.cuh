@@ -13,6 +13,7 @@
 #include "index.cuh"
 #include "norm.cuh"
 #include "optim.cuh"
+#include "pinned.cuh"
 #include "pool.cuh"
 #include "random.cuh"
 #include "reduce.cuh"
@@ -27,7 +28,12 @@ class CudaBackend final : public Backend {
   Allocator& allocator(int device_index) override { return cuda::allocator(device_index); }
   void synchronize(int device_index) override {
     DeviceGuard g(device_index);
-    WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(device_index)));
+    WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(device_index)));  // waits for the uploads too
+    async_uploads(device_index).reap();
+  }
+  Allocator* pinned_host_allocator() override { return &pinned_allocator(); }
+  void copy_from_host_async(const Tensor& dst, const Tensor& host_src) override {
+    async_uploads(dst.device().index).upload(dst, host_src);
   }
 
   void copy(const Tensor& dst, const Tensor& src) override {

@@ -97,6 +97,7 @@ struct DeviceContext {
   int index = 0;
   cudaDeviceProp props{};
   cudaStream_t stream = nullptr;
+  cudaStream_t copy_stream = nullptr;  // uploads from pinned host memory (pinned.cuh)
   cublasHandle_t cublas = nullptr;
   cublasLtHandle_t cublaslt = nullptr;
   cudnnHandle_t cudnn = nullptr;  // created on the first convolution (loads cuDNN's sub-libraries)
@@ -116,6 +117,7 @@ inline DeviceContext& context(int index) {
     c.index = index;
     WANWU_CUDA_CHECK(cudaGetDeviceProperties(&c.props, index));
     WANWU_CUDA_CHECK(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking));
+    WANWU_CUDA_CHECK(cudaStreamCreateWithFlags(&c.copy_stream, cudaStreamNonBlocking));
     WANWU_CUBLAS_CHECK(cublasCreate(&c.cublas));
     WANWU_CUBLAS_CHECK(cublasSetStream(c.cublas, c.stream));
     WANWU_CUBLAS_CHECK(cublasLtCreate(&c.cublaslt));

@@ -70,3 +70,17 @@ TEST_CASE("tensors come from the process allocator and give their memory back") 
   CHECK(s1.reserved == s0.reserved);
   CHECK(s1.cache_hits - s0.cache_hits >= 10);
 }
+
+TEST_CASE("pinned host memory: pinned tensors where a CUDA device exists, a clear error elsewhere") {
+  const Tensor t = arange(0, 24, 1, TensorOptions(DType::f32)).reshape({2, 3, 4});
+  CHECK_FALSE(is_pinned(t));
+  if (pinned_memory_available()) {
+    const Tensor p = pin_memory(t);
+    CHECK(is_pinned(p));
+    CHECK(p.tolist<float>() == t.tolist<float>());
+    CHECK(is_pinned(empty_pinned({5}, DType::i64)));
+  } else {
+    CHECK_THROWS_WITH_AS(pin_memory(t), doctest::Contains("pinned host memory needs the CUDA backend"), DeviceError);
+    CHECK_THROWS_AS(empty_pinned({5}, DType::f32), DeviceError);
+  }
+}

@@ -437,6 +437,8 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
   lo.seed = static_cast<uint64_t>(c.seed);
   lo.drop_last = ds.train->size() > c.batch_size ? data::DropLast::yes : data::DropLast::no;
   if (c.sampler == "balanced") lo.sampler = std::make_shared<data::ClassBalancedSampler>(*ds.train);
+  // on a GPU the batches are uploaded asynchronously from pinned memory
+  lo.pin_memory = device.is_cuda() ? data::PinMemory::yes : data::PinMemory::no;
   data::DataLoader train_loader(ds.train, train_tf, lo);
   data::LoaderOptions vo = lo;
   vo.shuffle = data::Shuffle::no;

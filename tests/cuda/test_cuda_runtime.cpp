@@ -1,5 +1,7 @@
 // The CUDA runtime layer: device discovery, host <-> device copies of every dtype, the caching
 // allocator's statistics and reuse, stream ordering, and typed errors.
+#include <cuda_runtime_api.h>
+
 #include "parity.hpp"
 
 using namespace wanwu;
@@ -80,4 +82,33 @@ TEST_CASE("bad indices on the device throw IndexError, and the backend keeps wor
   CHECK_THROWS_AS(index_select(x, 0, bad), IndexError);
   const Tensor good = from_vector(std::vector<double>{4, 0}, {2}, DType::i64).to(kCuda);
   cp::compare_exact("after the error", index_select(x, 0, good).cpu(), index_select(x.cpu(), 0, good.cpu()));
+}
+
+TEST_CASE("pinned host memory: uploads run on the copy stream and are ordered before the kernels that read them") {
+  REQUIRE(pinned_memory_available());
+  const Tensor src = cp::rnd({64, 33, 17}, -5, 5);
+  const Tensor p = pin_memory(src);
+  CHECK(is_pinned(p));
+  CHECK_FALSE(is_pinned(src));
+  CHECK(pin_memory(p).data_ptr() == p.data_ptr());  // already pinned: itself
+  cudaPointerAttributes attr{};
+  REQUIRE(cudaPointerGetAttributes(&attr, p.data_ptr()) == cudaSuccess);
+  CHECK(attr.type == cudaMemoryTypeHost);
+  cp::compare_exact("pinned copy", p, src);
+  // many uploads whose host tensors are dropped at once, each read by a kernel right away: the
+  // pinned blocks must not be reused while their copies are in flight, and the kernels must see
+  // the uploaded values
+  std::vector<Tensor> on_device;
+  std::vector<Tensor> expected;
+  for (int i = 0; i < 40; ++i) {
+    Tensor h = empty_pinned({256, 1024}, DType::f32);
+    h.fill_(static_cast<double>(i));
+    on_device.push_back(h.to(kCuda) * 2.0);
+    expected.push_back(full({256, 1024}, 2.0 * i));
+  }
+  for (int i = 0; i < 40; ++i) cp::compare_exact("async upload", on_device[static_cast<size_t>(i)].cpu(), expected[static_cast<size_t>(i)]);
+  backend_for(kCuda).synchronize(0);
+  const MemoryStats s = backend_for(kCuda).pinned_host_allocator()->stats();
+  CHECK(s.allocations >= 41);
+  CHECK(s.cache_hits > 0);  // the loop reuses blocks once their uploads are done
 }

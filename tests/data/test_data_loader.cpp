@@ -96,6 +96,23 @@ TEST_CASE("batches are identical for 0, 1, 2 and 5 workers") {
   }
 }
 
+TEST_CASE("pin_memory: pinned batches where a CUDA device exists, the same batches in ordinary memory elsewhere") {
+  auto ds = std::make_shared<SyntheticDataset>(21);
+  LoaderOptions o;
+  o.batch_size = 8;
+  o.num_workers = 2;
+  const EpochRecord plain = run_epoch(DataLoader(ds, small_train_transform(), o), 0);
+  o.pin_memory = PinMemory::yes;
+  const DataLoader pinned(ds, small_train_transform(), o);
+  for (Batch& b : pinned.epoch(0)) {
+    CHECK(is_pinned(b.images) == pinned_memory_available());
+    CHECK(is_pinned(b.labels) == pinned_memory_available());
+  }
+  const EpochRecord p = run_epoch(pinned, 0);
+  CHECK(p.images == plain.images);
+  CHECK(p.labels == plain.labels);
+}
+
 TEST_CASE("every sample exactly once per epoch; shuffles per epoch and seed; drop_last") {
   auto ds = std::make_shared<SyntheticDataset>(50);
   LoaderOptions o;

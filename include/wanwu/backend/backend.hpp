@@ -61,6 +61,15 @@ class Backend {
   // Between this backend's device and host memory; both contiguous, same dtype and numel.
   virtual void copy_to_host(void* host_dst, const Tensor& src) = 0;
   virtual void copy_from_host(const Tensor& dst, const void* host_src) = 0;
+  // Page-locked host memory the device can read by DMA (the loader's pinned batches); nullptr
+  // when the backend has none.
+  virtual Allocator* pinned_host_allocator() { return nullptr; }
+  // dst <- host_src (a contiguous CPU tensor, same dtype and numel) without waiting for the copy
+  // when host_src is pinned: the backend keeps host_src's storage alive until the copy is done and
+  // orders every later use of dst after it. The default is the waiting copy.
+  virtual void copy_from_host_async(const Tensor& dst, const Tensor& host_src) {
+    copy_from_host(dst, host_src.data_ptr());
+  }
   virtual void fill(const Tensor& dst, Scalar value) = 0;
 
   // Elementwise: out and inputs have out's shape; inputs have the op's input dtype.
@@ -198,6 +207,36 @@ inline Tensor empty_tensor(const Shape& shape, DType dtype, Device device) {
   Backend& be = backend_for(device);
   auto storage = std::make_shared<Storage>(static_cast<size_t>(n) * itemsize(dtype), device, &be.allocator(device.index));
   return Tensor(std::make_shared<TensorImpl>(std::move(storage), 0, shape, contiguous_strides(shape), dtype));
+}
+
+// Pinned (page-locked) host memory: what a CUDA device uploads from asynchronously. Available when
+// the program has the CUDA backend and a device.
+inline bool pinned_memory_available() {
+  return cuda_is_available() && detail::backend_slots()[static_cast<int>(DeviceType::cuda)]->pinned_host_allocator();
+}
+
+// A new contiguous CPU tensor in pinned memory; a DeviceError when there is none (no CUDA backend or
+// device), naming what is missing.
+inline Tensor empty_pinned(const Shape& shape, DType dtype) {
+  WANWU_CHECK_T(DeviceError, pinned_memory_available(),
+                "pinned host memory needs the CUDA backend and a CUDA device (",
+                has_backend(DeviceType::cuda) ? "no CUDA device found" : "this program was built without the CUDA backend",
+                ")");
+  int64_t n = 1;
+  for (int64_t s : shape) {
+    WANWU_CHECK_SHAPE(s >= 0, "empty_pinned: negative dimension ", s, " in shape ", shape);
+    n *= s;
+  }
+  Allocator* a = detail::backend_slots()[static_cast<int>(DeviceType::cuda)]->pinned_host_allocator();
+  auto storage = std::make_shared<Storage>(static_cast<size_t>(n) * itemsize(dtype), Device::cpu(), a);
+  return Tensor(std::make_shared<TensorImpl>(std::move(storage), 0, shape, contiguous_strides(shape), dtype));
+}
+
+// Whether t's memory is pinned host memory.
+inline bool is_pinned(const Tensor& t) {
+  if (!t.defined() || !t.device().is_cpu() || !pinned_memory_available()) return false;
+  return t.storage()->allocator() ==
+         detail::backend_slots()[static_cast<int>(DeviceType::cuda)]->pinned_host_allocator();
 }
 
 inline MemoryStats memory_stats(Device d) { return backend_for(d).allocator(d.index).stats(); }

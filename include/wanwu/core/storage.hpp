@@ -32,6 +32,8 @@ class Storage {
   void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
+  // The allocator the memory came from (nullptr for wrapped memory): tells pinned host memory apart.
+  Allocator* allocator() const { return alloc_; }
 
   uint32_t version() const { return version_.load(std::memory_order_relaxed); }
   void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }

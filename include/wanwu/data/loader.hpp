@@ -49,6 +49,7 @@ namespace wanwu::data {
 enum class Shuffle : uint8_t { no, yes };
 enum class DropLast : uint8_t { no, yes };
 enum class BadSamplePolicy : uint8_t { error, skip };
+enum class PinMemory : uint8_t { no, yes };
 
 struct LoaderOptions {
   int64_t batch_size = 32;
@@ -60,6 +61,10 @@ struct LoaderOptions {
   BadSamplePolicy bad_samples = BadSamplePolicy::error;
   std::shared_ptr<const Sampler> sampler;  // when set, replaces `shuffle`
   std::function<void(const std::string&)> on_warning;  // skipped files; default: a line on stderr
+  // Batches in pinned host memory, so that .to(cuda) uploads without waiting (on the device's copy
+  // stream, overlapping the previous step's kernels). Ignored without a CUDA device, as PyTorch's
+  // pin_memory=True is; is_pinned(batch.images) tells.
+  PinMemory pin_memory = PinMemory::no;
 };
 
 struct Batch {
@@ -129,6 +134,7 @@ struct EpochState {
     Batch batch;
     batch.epoch = epoch;
     batch.number = b;
+    const bool pin = opt.pin_memory == PinMemory::yes && pinned_memory_available();
     std::vector<int64_t> labels;
     int64_t filled = 0;
     size_t sample_bytes = 0;
@@ -152,7 +158,8 @@ struct EpochState {
           img = transform->apply(std::move(img), rng);
         }
         if (!batch.images.defined()) {
-          batch.images = empty({last - first, img.height(), img.width(), img.channels()}, image_dtype(img.type()));
+          const Shape shape{last - first, img.height(), img.width(), img.channels()};
+          batch.images = pin ? empty_pinned(shape, image_dtype(img.type())) : empty(shape, image_dtype(img.type()));
           sample_bytes = img.nbytes();
           shape_of_first = Image(img.height(), img.width(), img.channels(), img.type());
         } else if (img.height() != shape_of_first.height() || img.width() != shape_of_first.width() ||
@@ -172,6 +179,7 @@ struct EpochState {
     if (filled == 0) return batch;  // every sample skipped: an empty batch, not yielded
     if (filled < last - first) batch.images = batch.images.narrow(0, 0, filled);
     batch.labels = from_vector(labels, Shape{filled});
+    if (pin) batch.labels = pin_memory(batch.labels);
     return batch;
   }
 

@@ -23,7 +23,9 @@ inline Tensor move_to_device(const Tensor& t, Device d) {
   Tensor src = t.is_contiguous() ? t : copy_as(t, t.dtype());
   Tensor out = empty_tensor(t.shape(), t.dtype(), d);
   if (src.device().is_cpu()) {
-    backend_for(d).copy_from_host(out, src.data_ptr());
+    // from pinned memory the upload need not wait (the loader's batches; pin_memory)
+    if (is_pinned(src)) backend_for(d).copy_from_host_async(out, src);
+    else backend_for(d).copy_from_host(out, src.data_ptr());
   } else if (d.is_cpu()) {
     backend_for(src.device()).copy_to_host(out.data_ptr(), src);
   } else {  // device to device through the host
@@ -34,6 +36,17 @@ inline Tensor move_to_device(const Tensor& t, Device d) {
   return out;
 }
 }  // namespace detail
+
+// A copy of a CPU tensor in pinned memory (itself when it already is), so that its upload to a
+// CUDA device runs asynchronously; PyTorch's Tensor.pin_memory(). Needs the CUDA backend and a
+// device (DeviceError otherwise). No autograd, like PyTorch's.
+inline Tensor pin_memory(const Tensor& t) {
+  WANWU_CHECK_T(DeviceError, t.device().is_cpu(), "pin_memory: expected a CPU tensor, got one on ", t.device());
+  if (is_pinned(t)) return t;
+  Tensor out = empty_pinned(t.shape(), t.dtype());
+  backend_for(Device::cpu()).copy(out, t);
+  return out;
+}
 
 inline Tensor Tensor::clone() const {
   Tensor out = detail::copy_as(*this, dtype());
