@@ -10,5 +10,6 @@ int run_train(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_predict(int argc, char** argv);
 int run_infer(int argc, char** argv);
+int run_serve(int argc, char** argv);
 
 }  // namespace wanwu::cli

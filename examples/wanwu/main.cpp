@@ -30,7 +30,8 @@ const char* kUsage =
     "  train     fine-tune a classifier on an image folder (or fashion-mnist); checkpoints, metrics, report\n"
     "  eval      accuracy, top-5, per-class precision/recall/F1 and confusion matrix of a checkpoint\n"
     "  predict   top-k labels for images, from a checkpoint or --model/--weights\n"
-    "  infer     raw NCHW tensor in (safetensors 'input'), logits out\n";
+    "  infer     raw NCHW tensor in (safetensors 'input'), logits out\n"
+    "  serve     HTTP server: POST /predict an image, get the top-k as JSON (batched; /health, /metrics, /)\n";
 
 }  // namespace
 
@@ -47,7 +48,8 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return run_eval(argc, argv);
     if (cmd == "predict") return run_predict(argc, argv);
     if (cmd == "infer") return run_infer(argc, argv);
-    std::cerr << "wanwu: unknown command '" << cmd << "' (expected train, eval, predict or infer; see wanwu --help)\n";
+    if (cmd == "serve") return run_serve(argc, argv);
+    std::cerr << "wanwu: unknown command '" << cmd << "' (expected train, eval, predict, infer or serve; see wanwu --help)\n";
     return static_cast<int>(ExitCode::usage);
   } catch (const UsageError& e) {
     std::cerr << "wanwu " << cmd << ": error: " << one_line(e.what(), cmd) << "\n";
