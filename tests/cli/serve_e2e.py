@@ -442,7 +442,7 @@ def wrk_run(port, conns, seconds, image, work):
     lua = os.path.join(work, "post.lua")
     with open(lua, "w") as f:
         f.write(WRK_LUA)
-    p = subprocess.run(["wrk", "-t", str(min(2, conns)), "-c", str(conns), "-d", f"{seconds}s", "--latency",
+    p = subprocess.run(["wrk", "-t", str(min(2, conns)), "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "--latency",
                         "--timeout", "10s", "-s", lua, f"http://127.0.0.1:{port}/predict"],
                        capture_output=True, text=True, env={**os.environ, "WANWU_IMAGE": image}, timeout=seconds + 60)
     out = p.stdout
@@ -453,7 +453,7 @@ def wrk_run(port, conns, seconds, image, work):
         unit = tok[len(re.match(r"[0-9.]+", tok).group(0)):]
         return v * {"us": 1e-3, "ms": 1, "s": 1e3, "m": 6e4}[unit]
 
-    pct = dict(re.findall(r"^\s+(50|99)\.000%\s+(\S+)$", out, re.M))
+    pct = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)$", out, re.M))
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
     errors = 0
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
