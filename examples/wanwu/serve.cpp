@@ -21,9 +21,13 @@
 
 #if WANWU_CLI_HAVE_HTTPLIB
 #include <httplib.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <atomic>
 #include <chrono>
@@ -84,6 +88,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+int g_stop_pipe[2] = {-1, -1};
+extern "C" void on_stop_signal(int sig) {
+  const auto b = static_cast<unsigned char>(sig);
+  const ssize_t r = ::write(g_stop_pipe[1], &b, 1);
+  (void)r;
+}
+
 struct ServeOptions {
   std::string host;
   int port = 8080;
@@ -97,9 +108,11 @@ struct ServeOptions {
   int64_t topk = 5;
 };
 
+// Error messages quote what the client sent (a path, a Content-Type, a field name), which need
+// not be UTF-8: invalid bytes are replaced rather than thrown over (json::dump's default).
 void set_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump() + "\n", "application/json");
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", "application/json");
 }
 
 std::string lower(std::string s) {
@@ -329,6 +342,15 @@ class Server {
       throw;
     }
 
+    const int64_t side = m_.preprocess.preset.size;
+    if (input.type() != data::PixelType::f32 || input.height() != side || input.width() != side ||
+        input.channels() != 3) {
+      batcher_.withdraw();
+      return fail(res, 500, "internal",
+                  "preprocessing gave " + input.describe() + ", not the model's " + std::to_string(side) + "x" +
+                      std::to_string(side) + "x3 input");
+    }
+
     std::vector<float> probs(static_cast<size_t>(classes_));
     Batcher::Slot slot;
     slot.input = &input;
@@ -393,15 +415,25 @@ int run_serve(int argc, char** argv) {
   o.topk = a.integer("topk", 5, 1);
   const Device device = pick_device(a, "serve");
 
-  // SIGINT/SIGTERM are blocked in every thread (they inherit this mask) and taken by sigwait in a
-  // watcher thread, which may then call into the server; a signal handler could not. SIGPIPE is
-  // ignored: a client that hangs up mid-answer must cost a failed write, not the process.
+  // SIGINT/SIGTERM: the handler only writes the signal number to a pipe (all a handler may
+  // safely do); a watcher thread reads it and stops the server. Threads this command starts
+  // (httplib's workers, the inference thread) block the two signals, so their system calls are
+  // not interrupted; the watcher unblocks them, so the signal has a thread to land on, and threads
+  // started before this point (a BLAS pool) run the same handler. SIGPIPE is ignored: a client
+  // that hangs up mid-answer must cost a failed write, not the process.
+  if (::pipe2(g_stop_pipe, O_CLOEXEC) != 0) throw RunError("serve: cannot create a pipe for signal handling");
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
 
   LoadedModel m = load_checkpoint(checkpoint, device);
   Server server(m, device, o);
@@ -409,8 +441,10 @@ int run_serve(int argc, char** argv) {
 
   std::atomic<bool> listening_done{false};
   std::thread watcher([&] {
-    int sig = 0;
-    sigwait(&sigs, &sig);
+    pthread_sigmask(SIG_UNBLOCK, &sigs, nullptr);
+    unsigned char sig = 0;
+    while (::read(g_stop_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+    }
     if (!listening_done) {
       std::cerr << "wanwu serve: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
                 << ": stopped accepting; finishing " << server.in_flight() << " requests in flight\n";
@@ -431,7 +465,8 @@ int run_serve(int argc, char** argv) {
 
   server.listen();  // returns once stopped and every accepted connection has been answered
   listening_done = true;
-  pthread_kill(watcher.native_handle(), SIGTERM);  // wakes the watcher if no signal came
+  const unsigned char wake = 0;  // the watcher, if no signal came (listen failed)
+  if (::write(g_stop_pipe[1], &wake, 1) < 0) std::cerr << "wanwu serve: cannot wake the signal watcher\n";
   watcher.join();
   server.stop_model();
   std::cerr << "wanwu serve: stopped; answered " << server.answered() << " predictions\n";
