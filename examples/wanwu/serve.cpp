@@ -404,6 +404,8 @@ int run_serve(int argc, char** argv) {
   o.port = static_cast<int>(a.integer("port", 8080, 0));
   if (o.port > 65535) throw UsageError("serve: --port must be <= 65535, got " + a.str("port"));
   o.max_batch = a.integer("max-batch", 32, 1);
+  // The batch buffer and the thread pool are allocated up front: refuse sizes that are typos.
+  if (o.max_batch > 4096) throw UsageError("serve: --max-batch must be <= 4096, got " + a.str("max-batch"));
   o.max_delay_ms = a.integer("max-delay-ms", 5, 0);
   o.max_upload_mb = a.integer("max-upload-mb", 16, 1);
   if (o.max_upload_mb > 2047) throw UsageError("serve: --max-upload-mb must be <= 2047 (the decoder's 2 GiB), got " +
@@ -411,6 +413,7 @@ int run_serve(int argc, char** argv) {
   o.max_pixels = a.integer("max-pixels", o.max_pixels, 1);
   o.queue = a.integer("queue", 256, 1);
   o.threads = a.integer("threads", 64, 1);
+  if (o.threads > 4096) throw UsageError("serve: --threads must be <= 4096, got " + a.str("threads"));
   o.timeout_s = a.number("timeout-s", 10, 0.001, 86400);
   o.topk = a.integer("topk", 5, 1);
   const Device device = pick_device(a, "serve");

@@ -326,6 +326,15 @@ def parse_raw(out, what):
 
 
 def case_bad_input(wanwu, work):
+    # bad usage: exit 2 / 1 with one line naming the flag or file (the contract)
+    check("--max-batch" in run(wanwu, "serve", "--help").stdout, "serve --help lacks --max-batch")
+    for args, code, needle in ((["--port", "0"], 2, "--checkpoint is required"),
+                               (["--checkpoint", "x", "--max-batch", "0"], 2, "--max-batch must be >= 1"),
+                               (["--checkpoint", "x", "--port", "70000"], 2, "--port must be <= 65535"),
+                               (["--checkpoint", "x", "--timeout-s", "soon"], 2, "--timeout-s expects a number"),
+                               (["--checkpoint", os.path.join(work, "missing.safetensors")], 1, "does not exist")):
+        err = run(wanwu, "serve", *args, expect=code).stderr
+        check(needle in err and len(err.strip().splitlines()) == 1, f"serve {args}: stderr {err!r}")
     data, ckpt = train_checkpoint(wanwu, work)
     good = open(os.path.join(data, "val", "green", "000.png"), "rb").read()
     ref = predict_reference(wanwu, ckpt, [os.path.join(data, "val", "green", "000.png")], 4)
@@ -453,7 +462,8 @@ def wrk_run(port, conns, seconds, image, work):
         unit = tok[len(re.match(r"[0-9.]+", tok).group(0)):]
         return v * {"us": 1e-3, "ms": 1, "s": 1e3, "m": 6e4}[unit]
 
-    pct = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)$", out, re.M))
+    pct = dict(re.findall(r"^\s*(50|99)(?:\.0+)?%\s+(\S+)\s*$", out, re.M))
+    check("50" in pct and "99" in pct and "requests in" in out, f"cannot read wrk's output:\n{out}")
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
     errors = 0
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -505,22 +515,46 @@ def python_run(port, conns, seconds, image, work):
             "p99_ms": q(0.99), "tool": "python"}
 
 
+def settle(port, timeout=20):
+    """Waits until the server has answered everything (wrk stops with requests still queued)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metric(request(port, "GET", "/metrics")[2], "wanwu_in_flight_requests") == 0:
+            return
+        time.sleep(0.05)
+    sys.exit(f"FAIL: requests still in flight {timeout} s after the load stopped")
+
+
 def case_load(wanwu, work):
     data, ckpt = train_checkpoint(wanwu, work)
     image = os.path.join(data, "val", "blue", "000.png")
     seconds = float(os.environ.get("WANWU_LOAD_SECONDS", "3"))
     runner = wrk_run if shutil.which("wrk") and not os.environ.get("WANWU_LOAD_PYTHON") else python_run
     results = []
-    for max_batch in (32, 1):
-        with Server(wanwu, ckpt, work, "--max-batch", str(max_batch), name=f"load{max_batch}") as s:
+    with Server(wanwu, ckpt, work, "--max-batch", "32", name="load32") as s32, \
+            Server(wanwu, ckpt, work, "--max-batch", "1", name="load1") as s1:
+        servers = {32: s32, 1: s1}
+        for max_batch, s in servers.items():
             runner(s.port, 8, 1, image, work)  # warm-up: first-touch allocations, thread start
+            settle(s.port)
             for conns in (1, 8, 64):
                 r = runner(s.port, conns, seconds, image, work)
+                settle(s.port)
                 r.update(max_batch=max_batch, conns=conns)
                 results.append(r)
                 print(f"max-batch {max_batch:2d}  connections {conns:2d}: {r['rps']:8.1f} req/s  "
                       f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}  ({r['tool']})",
                       flush=True)
+        # The functional check: throughput at 64 connections, the two servers measured in turns
+        # (A B A B A B) so that a change in what else the machine runs affects both alike.
+        totals = {32: 0.0, 1: 0.0}
+        for _ in range(3):
+            for max_batch, s in servers.items():
+                r = runner(s.port, 64, 2, image, work)
+                settle(s.port)
+                check(r["errors"] == 0, f"interleaved run, --max-batch {max_batch}: {r}")
+                totals[max_batch] += r["rps"]
+        for max_batch, s in servers.items():
             _, _, text = request(s.port, "GET", "/metrics")
             mean_batch = metric(text, "wanwu_batch_size_sum") / metric(text, "wanwu_batch_size_count")
             print(f"max-batch {max_batch}: mean images per forward pass {mean_batch:.2f}")
@@ -533,18 +567,18 @@ def case_load(wanwu, work):
         json.dump(results, f, indent=1)
     for r in results:
         check(r["errors"] == 0 and r["requests"] > 0, f"load run {r}: errors")
-    by = {(r["max_batch"], r["conns"]): r for r in results}
-    ratio = by[(32, 64)]["rps"] / by[(1, 64)]["rps"]
+    ratio = totals[32] / totals[1]
     # Stated margin: batching must raise throughput at 64 connections by at least 1.3x; on the
-    # 2-core reference machine it is several times that (docs/benchmarks.md).
-    check(ratio >= 1.3, f"batching does not raise throughput: {by[(32, 64)]['rps']:.0f} req/s with --max-batch 32 "
-                        f"vs {by[(1, 64)]['rps']:.0f} with --max-batch 1 ({ratio:.2f}x, need >= 1.3x)")
+    # 2-core reference machine it is about 3x (docs/benchmarks.md).
+    check(ratio >= 1.3, f"batching does not raise throughput: {totals[32] / 3:.0f} req/s with --max-batch 32 "
+                        f"vs {totals[1] / 3:.0f} with --max-batch 1 ({ratio:.2f}x, need >= 1.3x)")
     print("| max-batch | connections | req/s | p50 ms | p99 ms | errors |")
     print("|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['max_batch']} | {r['conns']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
               f"{r['errors']} |")
-    print(f"ok: batching raises throughput at 64 connections {ratio:.2f}x")
+    print(f"ok: batching raises throughput at 64 connections {ratio:.2f}x "
+          f"({totals[32] / 3:.0f} vs {totals[1] / 3:.0f} req/s, 3 interleaved rounds)")
 
 
 def case_shutdown(wanwu, work):
