@@ -14,7 +14,7 @@ packages=(
   python3-torchvision python3-pil       # data pipeline parity tests, benchmarks/data/compare_torchvision.py
   python3-skimage                       #   (their sample photographs)
   dataset-fashion-mnist                 # the built-in Fashion-MNIST dataset
-  libcpp-httplib-dev                    # wanwu serve (header-only HTTP server)
+  libcpp-httplib-dev pkgconf            # wanwu serve (cpp-httplib: a header and a library found by pkg-config)
   chromium-headless-shell               # tests that render report.html and the serve upload page
 )
 

@@ -11,6 +11,7 @@ int run_eval(int argc, char** argv);
 int run_predict(int argc, char** argv);
 int run_infer(int argc, char** argv);
 int run_sweep(int argc, char** argv);
+int run_serve(int argc, char** argv);
 
 // The trainer as a function, so `wanwu sweep` runs its trials in-process. A trial is the argument
 // list `wanwu train` would get (without "train"); the hooks let the sweep pause a trial at an

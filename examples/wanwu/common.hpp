@@ -227,4 +227,43 @@ inline std::optional<DType> parse_amp_dtype(const std::string& s) {
 
 inline bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
 
+// ---- Classifying images: shared by predict and serve, so that the same bytes and checkpoint give
+// the same answer from both by construction (one preprocessing, one forward, one top-k rule). ----
+
+// The model input for one decoded image: the checkpoint's eval transform. Eval transforms are
+// deterministic; the generator is required by the interface and never drawn from.
+inline data::Image preprocess_image(const data::Compose& transform, data::Image decoded) {
+  data::SampleRng rng(0, data::RngPurpose::augment, 0, 0);
+  return transform.apply(std::move(decoded), rng);
+}
+
+// Class probabilities [N, classes] (f32, CPU) for a batch of preprocessed NHWC images.
+inline Tensor eval_probs(models::Classifier& model, const Tensor& images_nhwc, Device device, int64_t batch_size) {
+  return softmax(eval_logits(model, images_nhwc, device, batch_size, std::nullopt), 1);
+}
+
+// The k most probable classes of one row of probabilities, most probable first; ties go to the
+// lower class id so that the order is reproducible.
+inline std::vector<int64_t> topk_order(const float* row, int64_t classes, int64_t k) {
+  k = std::min(k, classes);
+  std::vector<int64_t> order(static_cast<size_t>(classes));
+  for (int64_t c = 0; c < classes; ++c) order[static_cast<size_t>(c)] = c;
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int64_t x, int64_t y) { return row[x] > row[y] || (row[x] == row[y] && x < y); });
+  order.resize(static_cast<size_t>(k));
+  return order;
+}
+
+inline std::string class_label(const std::vector<std::string>& labels, int64_t c) {
+  return labels.empty() ? std::to_string(c) : labels[static_cast<size_t>(c)];
+}
+
+// [{"class_id", "label", "prob"}, ...] for the top k: predict --json's "topk" and serve's answer.
+inline json topk_json(const float* row, int64_t classes, int64_t k, const std::vector<std::string>& labels) {
+  json top = json::array();
+  for (const int64_t c : topk_order(row, classes, k))
+    top.push_back({{"class_id", c}, {"label", class_label(labels, c)}, {"prob", row[c]}});
+  return top;
+}
+
 }  // namespace wanwu::cli

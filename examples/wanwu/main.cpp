@@ -1,5 +1,5 @@
-// The `wanwu` command: one program, one subcommand per job (train, eval, predict, infer, sweep). main()
-// only dispatches and turns every failure into one line on stderr with the contract's exit code
+// The `wanwu` command: one program, one subcommand per job (train, eval, predict, infer, sweep, serve).
+// main() only dispatches and turns every failure into one line on stderr with the contract's exit code
 // (0 success, 1 run-time failure, 2 bad usage; ../shared/CLI.md): library exceptions carry
 // multi-line context, so their text is folded onto one line here rather than at every throw site.
 #include <cstdio>
@@ -31,7 +31,8 @@ const char* kUsage =
     "  eval      accuracy, top-5, per-class precision/recall/F1 and confusion matrix of a checkpoint\n"
     "  predict   top-k labels for images, from a checkpoint or --model/--weights\n"
     "  infer     raw NCHW tensor in (safetensors 'input'), logits out\n"
-    "  sweep     grid / random search over train flags, with successive halving; results.csv and report.html\n";
+    "  sweep     grid / random search over train flags, with successive halving; results.csv and report.html\n"
+    "  serve     HTTP server: POST /predict an image, get the top-k as JSON (batched; /health, /metrics, /)\n";
 
 }  // namespace
 
@@ -49,7 +50,8 @@ int main(int argc, char** argv) {
     if (cmd == "predict") return run_predict(argc, argv);
     if (cmd == "infer") return run_infer(argc, argv);
     if (cmd == "sweep") return run_sweep(argc, argv);
-    std::cerr << "wanwu: unknown command '" << cmd << "' (expected train, eval, predict, infer or sweep; see wanwu --help)\n";
+    if (cmd == "serve") return run_serve(argc, argv);
+    std::cerr << "wanwu: unknown command '" << cmd << "' (expected train, eval, predict, infer, sweep or serve; see wanwu --help)\n";
     return static_cast<int>(ExitCode::usage);
   } catch (const UsageError& e) {
     std::cerr << "wanwu " << cmd << ": error: " << one_line(e.what(), cmd) << "\n";

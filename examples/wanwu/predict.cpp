@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
-#include <numeric>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -64,30 +63,22 @@ int run_predict(int argc, char** argv) {
     const size_t e = std::min(paths.size(), s + static_cast<size_t>(batch));
     std::vector<data::Image> imgs;
     for (size_t i = s; i < e; ++i) {
-      data::SampleRng rng(0, data::RngPurpose::augment, 0, i);
-      imgs.push_back(transform.apply(data::decode_image(paths[i]), rng));
+      imgs.push_back(preprocess_image(transform, data::decode_image(paths[i])));
     }
-    const Tensor probs = softmax(eval_logits(*m.model, data::collate(imgs), device, batch, std::nullopt), 1);
+    const Tensor probs = eval_probs(*m.model, data::collate(imgs), device, batch);
     const std::vector<float> p = probs.contiguous().tolist<float>();
     for (size_t i = s; i < e; ++i) {
       const float* row = p.data() + (i - s) * static_cast<size_t>(classes);
-      std::vector<int64_t> order(static_cast<size_t>(classes));
-      std::iota(order.begin(), order.end(), 0);
-      std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                        [&](int64_t x, int64_t y) { return row[x] > row[y] || (row[x] == row[y] && x < y); });
-      auto label = [&](int64_t c) { return labels.empty() ? std::to_string(c) : labels[static_cast<size_t>(c)]; };
       if (as_json) {
-        json top = json::array();
-        for (int64_t j = 0; j < k; ++j)
-          top.push_back({{"class_id", order[j]}, {"label", label(order[j])}, {"prob", row[order[j]]}});
-        std::cout << json{{"image", paths[i]}, {"topk", top}}.dump() << "\n";
+        std::cout << json{{"image", paths[i]}, {"topk", topk_json(row, classes, k, labels)}}.dump() << "\n";
       } else {
         std::cout << paths[i] << "\n";
-        for (int64_t j = 0; j < k; ++j) {
+        const std::vector<int64_t> order = topk_order(row, classes, k);
+        for (size_t j = 0; j < order.size(); ++j) {
           char buf[64];
           std::snprintf(buf, sizeof buf, "  %2lld. %6.2f%%  ", static_cast<long long>(j + 1),
                         100.0 * static_cast<double>(row[order[j]]));
-          std::cout << buf << label(order[j]) << " (class " << order[j] << ")\n";
+          std::cout << buf << class_label(labels, order[j]) << " (class " << order[j] << ")\n";
         }
       }
     }

@@ -164,6 +164,41 @@ TEST_CASE("the pixel limit is checked before decoding") {
   CHECK_THROWS_AS(decode_image((dir / "p.png").string(), small), ValueError);
 }
 
+TEST_CASE("images too large to decode are an ImageTooLargeError, told apart from corrupt ones") {
+  // A valid PNG whose IHDR is patched to declare 100000x100000 (stb_image ignores the CRC): the
+  // header alone must reject it, whatever the pixel limit.
+  std::vector<uint8_t> bomb = dt::encode_png(dt::photo_like(8, 8));
+  for (int i = 0; i < 2; ++i) {
+    const uint32_t v = 100000;
+    bomb[16 + 4 * i] = static_cast<uint8_t>(v >> 24);
+    bomb[17 + 4 * i] = static_cast<uint8_t>(v >> 16);
+    bomb[18 + 4 * i] = static_cast<uint8_t>(v >> 8);
+    bomb[19 + 4 * i] = static_cast<uint8_t>(v);
+  }
+  DecodeOptions huge;
+  huge.max_pixels = int64_t(1) << 40;
+  CHECK_THROWS_WITH_AS(decode_image_memory(bomb.data(), bomb.size(), "bomb.png", huge),
+                       doctest::Contains("bomb.png: PNG header declares a size too large to decode"),
+                       ImageTooLargeError);
+  // Under the pixel limit of the caller's options, also before any pixel is decoded.
+  const std::vector<uint8_t> png = dt::encode_png(dt::photo_like(100, 100));
+  DecodeOptions small;
+  small.max_pixels = 9999;
+  CHECK_THROWS_WITH_AS(decode_image_memory(png.data(), png.size(), "upload", small),
+                       doctest::Contains("upload: PNG declares 100x100 = 10000 pixels"), ImageTooLargeError);
+  // A truncated or foreign file stays a plain IOError.
+  const std::vector<uint8_t> cut(png.begin(), png.begin() + static_cast<std::ptrdiff_t>(png.size() / 2));
+  bool plain = false;
+  try {
+    decode_image_memory(cut.data(), cut.size(), "cut.png");
+  } catch (const ImageTooLargeError&) {
+    plain = false;
+  } catch (const IOError&) {
+    plain = true;
+  }
+  CHECK(plain);
+}
+
 TEST_CASE("decode from memory names the source in errors") {
   const std::vector<uint8_t> junk = {1, 2, 3, 4, 5};
   CHECK_THROWS_WITH_AS(decode_image_memory(junk.data(), junk.size(), "blob#7"),

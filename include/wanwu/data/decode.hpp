@@ -111,6 +111,15 @@ struct DecodeOptions {
   int64_t max_pixels = int64_t(64) << 20;
 };
 
+// An image whose header declares more pixels than the decoder is allowed to allocate (over
+// DecodeOptions::max_pixels, or beyond what stb_image can address). A subclass of IOError so that
+// existing handlers still catch it, and separate so that a caller can tell "too big" (e.g. an
+// HTTP 413) from "not an image / corrupt" without parsing the message.
+class ImageTooLargeError : public IOError {
+ public:
+  using IOError::IOError;
+};
+
 struct ImageInfo {
   ImageFormat format = ImageFormat::unknown;
   int64_t width = 0, height = 0;
@@ -221,7 +230,7 @@ inline ImageInfo probe(const uint8_t* data, size_t size, const std::string& name
   }
   if (!ok) {
     if (stb_reason() == "too large")
-      throw IOError(str(op, ": ", name, ": ", image_format_name(info.format),
+      throw ImageTooLargeError(str(op, ": ", name, ": ", image_format_name(info.format),
                         " header declares a size too large to decode"));
     throw IOError(str(op, ": ", name, ": corrupt or truncated ", image_format_name(info.format), " header (",
                       stb_reason(), ")"));
@@ -379,7 +388,7 @@ inline Image decode_image_memory(const uint8_t* data, size_t size, const std::st
     throw IOError(detail::str("decode_image: ", name, ": ", image_format_name(info.format), " declares an empty size ",
                               info.width, "x", info.height));
   if (info.width * info.height > opt.max_pixels)
-    throw IOError(detail::str("decode_image: ", name, ": ", image_format_name(info.format), " declares ", info.width,
+    throw ImageTooLargeError(detail::str("decode_image: ", name, ": ", image_format_name(info.format), " declares ", info.width,
                               "x", info.height, " = ", info.width * info.height, " pixels, over the limit of ",
                               opt.max_pixels, " (DecodeOptions::max_pixels)"));
   int w = 0, h = 0, comp = 0;
