@@ -278,10 +278,10 @@ def forward_flops(arch):
 
 
 def models_workloads():
-    # Without AVX-512 BF16, PyTorch 1.13's CPU bf16 convolutions and matrix products fall back to
-    # reference loops: one training step takes minutes on a 2-core machine. Those rows time
-    # PyTorch once, on the second step of the process that measures its peak, instead of in
-    # every round (--quick leaves them out), and take the layout probed for the f32 step.
+    # Without AVX-512 BF16, PyTorch 1.13 has no fast CPU path for bf16 convolutions and matrix
+    # products: one bf16 training step takes minutes on a 2-core machine. Those rows time PyTorch
+    # in the process that measures its peak (see run_model_alone) instead of in every round
+    # (--quick leaves them out), and take the layout probed for the f32 step.
     slow_bf16 = not cpu_has_bf16()
     out = []
     for arch in MODEL_ARCHS:
