@@ -330,6 +330,7 @@ def torch_alone(label, channels_last, min_time, max_steps=1000):
     if wl is None:
         sys.exit(f"--alone: no workload named {label!r}")
     step = wl.torch_factory(channels_last) if wl.layouts else wl.torch_factory()
+    print("ready", time.time(), flush=True)
     deadline = None
     for i in range(max_steps):
         t0 = time.perf_counter()
@@ -344,26 +345,27 @@ def torch_alone(label, channels_last, min_time, max_steps=1000):
 class Alone:
     steps: list          # seconds of each finished step
     peak: float          # MiB after the last finished step
-    stopped_after: float = 0.0  # > 0: stopped at the timeout, this many seconds into the unfinished step
+    stopped_after: float = 0.0  # > 0: stopped at the timeout, at least this many seconds into the unfinished step
 
 
 def measure_torch_alone(label, channels_last, threads, min_time, timeout):
     cmd = [sys.executable, os.path.abspath(__file__), "--alone", label, "--min-time", str(min_time),
            "--threads", str(threads)] + (["--channels-last"] if channels_last else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    t0 = time.perf_counter()
     try:
         out, err = proc.communicate(timeout=timeout)
         if proc.returncode != 0:
             raise RuntimeError(f"PyTorch {label!r} exited with {proc.returncode}: {err.strip()[-2000:]}")
         stopped = 0.0
     except subprocess.TimeoutExpired:
+        stopped_at = time.time()
         proc.kill()
         out, _ = proc.communicate()
-        stopped = time.perf_counter() - t0
+        ready = [float(line.split()[1]) for line in out.splitlines() if line.startswith("ready ")]
+        stopped = stopped_at - ready[0] if ready else 0.0  # from the end of start-up and model building
     done = [line.split() for line in out.splitlines() if line.startswith("step ")]
     if stopped:
-        stopped -= sum(float(d[1]) for d in done)  # includes start-up: an upper bound of the step's share
+        stopped -= sum(float(d[1]) for d in done)
     return Alone([float(d[1]) for d in done], float(done[-1][2]) if done else 0.0, stopped)
 
 
@@ -413,8 +415,8 @@ def run_model_alone(wl, args, train_layout):
         peaks.append(counters.get("peak_rss_MiB", 0.0))
         r.append(run_sgemm(args))
     wm, sg = statistics.median(w), statistics.median(r)
-    # channels_last without a probe: it was the faster layout for every convolutional model
-    # workload in the full runs; the slow bf16 steps take whatever their f32 step's probe chose.
+    # --quick does not probe: channels_last is what the full runs' probes chose for most
+    # convolutional model workloads here. The slow bf16 steps take their f32 step's choice.
     best = train_layout.get(wl.model[0], True) if wl.layouts else False
     note = (" (PyTorch channels_last)" if best else " (PyTorch NCHW)") if wl.layouts else ""
     if wl.torch_alone and args.quick:
@@ -426,9 +428,12 @@ def run_model_alone(wl, args, train_layout):
         how = "own process, after a warm-up"
     elif alone.steps:
         tm, how, tp = alone.steps[0], f"own process, first step; second stopped at {args.torch_timeout:.0f} s", None
-    else:
+    elif alone.stopped_after > 0:  # negative: a lower bound
         tm, how, tp = -alone.stopped_after, f"own process, first step stopped at {args.torch_timeout:.0f} s", None
-    print(f"  {wl.label}: wanwu {fmt_time(wm)}, torch {fmt_time(abs(tm))} ({how}){note}", file=sys.stderr)
+    else:
+        tm, how, tp = None, f"own process, stopped at {args.torch_timeout:.0f} s before its first step", None
+    shown = fmt_time(abs(tm)) if tm is not None else "-"
+    print(f"  {wl.label}: wanwu {fmt_time(wm)}, torch {shown} ({how}){note}", file=sys.stderr)
     return wl, note, wm, tm, how, max(peaks), tp, sg
 
 
