@@ -456,8 +456,7 @@ def main():
     ap.add_argument("--min-time", type=float, default=0.5)
     ap.add_argument("--quick", action="store_true",
                     help="kernels and ops: 3 rounds of 0.2 s; models: one round, PyTorch's side a warm-up and one "
-                         "step in its own process, channels_last without probing, slow bf16 training left out "
-                         "(models suite under 5 minutes)")
+                         "step in its own process, channels_last without probing, slow bf16 training left out")
     ap.add_argument("--filter", default="", help="only workloads whose name contains this")
     ap.add_argument("--markdown", help="also write the table to this file")
     ap.add_argument("--torch-timeout", type=float, default=600,
