@@ -164,7 +164,8 @@ class Server {
       set_json(res, 200, {{"status", stopping_ ? "stopping" : "ok"}, {"model", m_.arch}, {"classes", classes_}});
     });
     svr_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(metrics_.render(m_.arch, device_.str(), o_.max_batch), "text/plain; version=0.0.4");
+      res.set_content(metrics_.render(m_.arch, device_.str(), o_.max_batch, memory_stats(device_), device_.is_cpu()),
+                      "text/plain; version=0.0.4");
     });
     // With a content reader the handler reads the body itself, chunk by chunk: it keeps only the
     // `image` field, and it can hold the whole body to one deadline, not only each read.

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "wanwu/core/allocator.hpp"
+
 namespace wanwu::cli {
 
 inline std::string prom_number(double v) {
@@ -111,7 +113,11 @@ class ServeMetrics {
   std::atomic<int64_t> queue_depth{0};
   std::atomic<int64_t> in_flight{0};
 
-  std::string render(const std::string& model, const std::string& device, int64_t max_batch) const {
+  // `memory`: the serving device's tensor allocator. `cached`: whether that allocator serves
+  // allocations from a cache of its own (the CPU's), so that the count of those that missed it says
+  // how often a forward pass took memory from the system.
+  std::string render(const std::string& model, const std::string& device, int64_t max_batch, const MemoryStats& memory,
+                     bool cached) const {
     std::string out;
     out += "# HELP wanwu_model_info The model being served.\n# TYPE wanwu_model_info gauge\n";
     out += "wanwu_model_info{model=\"" + prom_label(model) + "\",device=\"" + prom_label(device) + "\",max_batch=\"" +
@@ -136,6 +142,18 @@ class ServeMetrics {
     out += "# HELP wanwu_in_flight_requests POST /predict requests being handled.\n"
            "# TYPE wanwu_in_flight_requests gauge\n";
     out += "wanwu_in_flight_requests " + std::to_string(in_flight.load()) + "\n";
+    out += "# HELP wanwu_tensor_memory_reserved_bytes Tensor memory the serving device's allocator holds "
+           "(live tensors and its cache).\n# TYPE wanwu_tensor_memory_reserved_bytes gauge\n";
+    out += "wanwu_tensor_memory_reserved_bytes " + std::to_string(memory.reserved) + "\n";
+    out += "# HELP wanwu_tensor_allocations_total Tensor allocations on the serving device.\n"
+           "# TYPE wanwu_tensor_allocations_total counter\n";
+    out += "wanwu_tensor_allocations_total " + std::to_string(memory.allocations) + "\n";
+    if (cached) {
+      out += "# HELP wanwu_tensor_system_allocations_total Tensor allocations the allocator's cache could not "
+             "serve (memory taken from the system); constant in steady state.\n"
+             "# TYPE wanwu_tensor_system_allocations_total counter\n";
+      out += "wanwu_tensor_system_allocations_total " + std::to_string(memory.allocations - memory.cache_hits) + "\n";
+    }
     return out;
   }
 

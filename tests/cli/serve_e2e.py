@@ -66,6 +66,14 @@ class Server:
                      f"stderr:\n{self.stderr()}")
         self.port = int(m.group(1))
 
+    def rss(self):
+        """Resident memory of the server process, in bytes."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        sys.exit("FAIL: no VmRSS in /proc/PID/status")
+
     def stderr(self):
         self.err.flush()
         return open(self.err_path).read()
@@ -539,6 +547,14 @@ def case_load(wanwu, work):
     with Server(wanwu, ckpt, work, "--max-batch", "32", name="load32") as s32, \
             Server(wanwu, ckpt, work, "--max-batch", "1", name="load1") as s1:
         servers = {32: s32, 1: s1}
+        # Tensor memory taken from the system, before the first request: the server ran every
+        # chunk size at start-up, so under load the allocator's cache serves every forward pass.
+        memory = {}
+        for max_batch, s in servers.items():
+            text = request(s.port, "GET", "/metrics")[2]
+            memory[max_batch] = (metric(text, "wanwu_tensor_system_allocations_total"),
+                                 metric(text, "wanwu_tensor_memory_reserved_bytes"),
+                                 metric(text, "wanwu_tensor_allocations_total"))
         for max_batch, s in servers.items():
             runner(s.port, 8, 1, image, work)  # warm-up: first-touch allocations, thread start
             settle(s.port)
@@ -550,6 +566,7 @@ def case_load(wanwu, work):
                 print(f"max-batch {max_batch:2d}  connections {conns:2d}: {r['rps']:8.1f} req/s  "
                       f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}  ({r['tool']})",
                       flush=True)
+        rss_first = {max_batch: s.rss() for max_batch, s in servers.items()}
         # The functional check: throughput at 64 connections, the two servers measured in turns
         # (A B A B A B) so that a change in what else the machine runs affects both alike.
         # Other jobs on the machine can still starve one attempt; up to three attempts, the best counts.
@@ -576,6 +593,26 @@ def case_load(wanwu, work):
                 check(mean_batch == 1.0, f"--max-batch 1 ran batches of {mean_batch} on average")
             else:
                 check(mean_batch > 2, f"--max-batch 32 under load averaged only {mean_batch:.2f} images per batch")
+            # The same load again (64 connections) must not grow the process: 4 MiB of slack for
+            # the C library's per-thread heaps, far below one leaked batch of images.
+            rss_second = s.rss()
+            print(f"max-batch {max_batch}: resident memory {rss_first[max_batch] / 2**20:.1f} MiB after the first "
+                  f"runs, {rss_second / 2**20:.1f} MiB after the interleaved runs")
+            check(rss_second - rss_first[max_batch] <= 4 << 20,
+                  f"--max-batch {max_batch}: resident memory grew from {rss_first[max_batch] / 2**20:.1f} to "
+                  f"{rss_second / 2**20:.1f} MiB between two load runs")
+            system, reserved, allocations = (metric(text, "wanwu_tensor_system_allocations_total"),
+                                             metric(text, "wanwu_tensor_memory_reserved_bytes"),
+                                             metric(text, "wanwu_tensor_allocations_total"))
+            requests_ok = metric(text, 'wanwu_requests_total{path="/predict",code="200"}')
+            print(f"max-batch {max_batch}: {allocations - memory[max_batch][2]:.0f} tensor allocations for "
+                  f"{requests_ok:.0f} answers, {system - memory[max_batch][0]:.0f} of them from the system; "
+                  f"reserved {memory[max_batch][1] / 2**20:.1f} -> {reserved / 2**20:.1f} MiB")
+            check(allocations > memory[max_batch][2], "the tensor allocation counter did not move under load")
+            check(system == memory[max_batch][0] and reserved == memory[max_batch][1],
+                  f"--max-batch {max_batch}: tensor memory taken from the system under load: "
+                  f"{system - memory[max_batch][0]:.0f} allocations, reserved {memory[max_batch][1]:.0f} -> "
+                  f"{reserved:.0f} bytes")
             check(s.stop() == 0, "wanwu serve did not exit 0")
     with open(os.path.join(work, "load.json"), "w") as f:
         json.dump(results, f, indent=1)
