@@ -460,13 +460,15 @@ wrk.headers["Content-Type"] = "image/png"
 """
 
 
-def wrk_run(port, conns, seconds, image, work):
+def wrk_run(port, conns, seconds, image, work, script=WRK_LUA, timeout_s=10):
+    """One wrk run posting `image` (the body `script` builds from $WANWU_IMAGE) to /predict."""
     lua = os.path.join(work, "post.lua")
     with open(lua, "w") as f:
-        f.write(WRK_LUA)
+        f.write(script)
     p = subprocess.run(["wrk", "-t", str(min(2, conns)), "-c", str(conns), "-d", f"{max(1, round(seconds))}s", "--latency",
-                        "--timeout", "10s", "-s", lua, f"http://127.0.0.1:{port}/predict"],
-                       capture_output=True, text=True, env={**os.environ, "WANWU_IMAGE": image}, timeout=seconds + 60)
+                        "--timeout", f"{timeout_s}s", "-s", lua, f"http://127.0.0.1:{port}/predict"],
+                       capture_output=True, text=True, env={**os.environ, "WANWU_IMAGE": image},
+                       timeout=seconds + timeout_s + 60)
     out = p.stdout
     check(p.returncode == 0, f"wrk failed: {p.stderr}\n{out}")
 
