@@ -3,6 +3,7 @@
 // the tiled im2col path on a large image, and argument errors. Values against PyTorch are in
 // tests/parity (test_parity_ops).
 #include "harness.hpp"
+#include "wanwu/backend/cpu/winograd.hpp"  // winograd_applies: which shapes take that path
 
 using namespace wanwu;
 using wt::gradcheck;
@@ -70,4 +71,37 @@ TEST_CASE("conv2d argument errors name the op and the shapes") {
   CHECK_THROWS_AS(conv2d(x, zeros({2, 3, 3, 4}, DType::f64)), DTypeError);
   CHECK_THROWS_AS(conv2d(x, zeros({2, 3, 3, 4}), zeros({3})), ShapeError);
   CHECK_THROWS_AS(conv2d(x, zeros({2, 3, 3, 4}), Tensor(), 0), ValueError);
+}
+
+TEST_CASE("conv2d f32 through Winograd F(2x2, 3x3) follows the f64 direct convolution") {
+  // Shapes that take the Winograd path (3x3, stride 1, one group, >= 128 channels each way): odd and
+  // even maps (partial tiles at the right and bottom edges), padding 0, 1 and 2, a batch whose tiles
+  // span images, one block and several blocks, channel counts that are not multiples of 16, with and
+  // without bias.
+  struct Case {
+    Shape x;
+    int64_t O, pad;
+    bool bias;
+  };
+  const Case cases[] = {{{3, 9, 7, 128}, 128, 1, true},   {{2, 11, 13, 130}, 136, 2, true},
+                        {{2, 16, 12, 128}, 144, 0, false},  {{1, 40, 36, 128}, 128, 1, true},
+                        {{4, 7, 7, 256}, 256, 1, false}};
+  Generator g(11);
+  for (const Case& c : cases) {
+    CAPTURE(c.x);
+    const Tensor x = randn(c.x, DType::f64, &g), w = randn({c.O, 3, 3, c.x[3]}, DType::f64, &g) * 0.1;
+    const Tensor b = c.bias ? randn({c.O}, DType::f64, &g) : Tensor();
+    const Tensor ref = conv2d(x, w, b, 1, c.pad);
+    Conv2dParams p;
+    p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = c.pad;
+    CHECK(cpu::winograd_applies(cpu::ConvGeom(x.shape(), w.shape(), ref.shape(), p)));
+    const Tensor got = conv2d(x.to(DType::f32), w.to(DType::f32), c.bias ? b.to(DType::f32) : Tensor(), 1, c.pad);
+    wt::check_close(got, ref, 2e-4, 2e-4);
+  }
+  // Not taken: stride 2, few channels, few tiles (the im2col path, covered above).
+  Conv2dParams p;
+  p.stride_h = p.stride_w = 2;
+  CHECK_FALSE(cpu::winograd_applies(cpu::ConvGeom({4, 16, 16, 128}, {128, 3, 3, 128}, {4, 7, 7, 128}, p)));
+  CHECK_FALSE(cpu::winograd_applies(cpu::ConvGeom({8, 16, 16, 64}, {128, 3, 3, 64}, {8, 14, 14, 128}, Conv2dParams{})));
+  CHECK_FALSE(cpu::winograd_applies(cpu::ConvGeom({1, 7, 7, 512}, {512, 3, 3, 512}, {1, 5, 5, 512}, Conv2dParams{})));
 }

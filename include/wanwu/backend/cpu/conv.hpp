@@ -5,6 +5,8 @@
 // - General case: im2col of a tile of output pixels into a bounded buffer (at most
 //   kColBytes), then one GEMM per tile and group; the weight [O, kH, kW, C/g] is already the
 //   [O, K] matrix that multiplies a column row in (kh, kw, c) order.
+// - 3x3, stride 1, one group, f32, 32+ channels each way: Winograd F(2x2, 3x3) (winograd.hpp),
+//   2.25x fewer multiplications; backward passes stay on im2col.
 // - Depthwise (groups == C): direct register-blocked kernels (depthwise.hpp).
 // Batches with at least as many images as threads run one image per thread (single-threaded
 // GEMMs, no synchronization); smaller batches run images in turn with OpenBLAS's threads.
@@ -18,6 +20,7 @@
 #include "conv_geom.hpp"
 #include "depthwise.hpp"
 #include "parallel.hpp"
+#include "winograd.hpp"
 
 namespace wanwu::cpu {
 
@@ -131,6 +134,9 @@ void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const Con
     }
     blas_gemm<T>(false, true, rows, g.O, g.C, T(1), x, g.C, w, g.C, beta, out, g.O);
     return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    if (winograd_applies(g)) return winograd_forward(out, x, w, bias, g);
   }
   const int64_t tile = conv_tile_rows(g, sizeof(T));
   for_each_image<T>(g, static_cast<size_t>(tile * g.K), [&](int64_t n, T* col) {
