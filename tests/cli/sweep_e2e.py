@@ -160,7 +160,10 @@ def case_resume(wanwu, work):
     proc = subprocess.Popen([wanwu, "sweep", "--out", sweep, *common], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     m1 = os.path.join(sweep, "trial_001", "metrics.jsonl")
-    wait_for(lambda: lines_in(m1) >= 1, proc, 300, "trial_001's first epoch")
+    # The epoch's metrics line is written before its checkpoint: wait for both, or a kill between
+    # the two leaves nothing to resume from (correctly) and the test would see a fresh start.
+    s1 = os.path.join(sweep, "trial_001", "state.safetensors")
+    wait_for(lambda: lines_in(m1) >= 1 and os.path.exists(s1), proc, 300, "trial_001's first checkpoint")
     proc.kill()
     proc.wait()
     done1 = lines_in(m1)
