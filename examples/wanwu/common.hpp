@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -226,6 +227,25 @@ inline std::optional<DType> parse_amp_dtype(const std::string& s) {
 }
 
 inline bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
+
+// The lines of a run's metrics.jsonl (one JSON object per epoch) up to epoch `through_epoch`;
+// unreadable lines are skipped (a run killed mid-write leaves at most a partial last line). train
+// reads them back on --resume, the sweep to rank and resume its trials.
+inline std::vector<json> read_metrics(const fs::path& file,
+                                      int64_t through_epoch = std::numeric_limits<int64_t>::max()) {
+  std::vector<json> h;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      json j = json::parse(line);
+      if (j.value("epoch", int64_t{0}) <= through_epoch) h.push_back(std::move(j));
+    } catch (const json::exception&) {
+    }
+  }
+  return h;
+}
 
 // ---- Classifying images: shared by predict and serve, so that the same bytes and checkpoint give
 // the same answer from both by construction (one preprocessing, one forward, one top-k rule). ----

@@ -328,20 +328,6 @@ struct TrialResult {
   }
 };
 
-std::vector<json> read_metrics(const fs::path& file) {
-  std::vector<json> h;
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    try {
-      h.push_back(json::parse(line));
-    } catch (const json::exception&) {
-    }
-  }
-  return h;
-}
-
 class Sweep {
  public:
   Sweep(fs::path dir, std::vector<Trial> trials, std::vector<std::string> dims, std::vector<int64_t> budgets,

@@ -355,21 +355,6 @@ std::map<std::string, std::string> checkpoint_metadata(const Config& c, const st
           {"wanwu.val_acc", json(val_acc).dump()}};
 }
 
-std::vector<json> read_history(const fs::path& file, int64_t epochs_done) {
-  std::vector<json> h;
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    try {
-      json j = json::parse(line);
-      if (j.value("epoch", int64_t{0}) <= epochs_done) h.push_back(j);
-    } catch (const json::exception&) {
-    }
-  }
-  return h;
-}
-
 std::string history_text(const std::vector<json>& h) {
   std::string s;
   for (const auto& j : h) s += j.dump() + "\n";
@@ -486,7 +471,7 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
   std::vector<json> history;
   if (resuming) {
     st = load_state(out, *model, *opt, sched, scaler);
-    history = read_history(out / "metrics.jsonl", st.epoch);
+    history = read_metrics(out / "metrics.jsonl", st.epoch);
     if (st.epoch >= c.epochs) {
       std::cout << "run " << out.string() << " is already complete (" << c.epochs << " epochs)\n";
       return {TrainEnd::completed, out};
