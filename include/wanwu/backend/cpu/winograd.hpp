@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../../core/allocator.hpp"
 #include "blas.hpp"
 #include "conv_geom.hpp"
 #include "parallel.hpp"
@@ -163,8 +164,20 @@ inline void winograd_forward(float* out, const float* x, const float* w, const f
   // A block's V and M together within ~4 MiB (L2 and L3 of these machines), at least 96 rows per GEMM.
   const int64_t TB = std::min<int64_t>(T, std::max<int64_t>(96, (int64_t(4) << 20) / (16 * 4 * (C + O))));
   const int64_t ku = winograd_plane(O * C), kv = winograd_plane(TB * C), km = winograd_plane(TB * O);
-  std::vector<float> U(static_cast<size_t>(16 * ku)), V(static_cast<size_t>(16 * kv)), M(static_cast<size_t>(16 * km)),
-      zeros(static_cast<size_t>(C), 0.0f);
+  // Scratch from the tensor allocator: its cache hands the same blocks back on the next call, and
+  // the buffers are not zero-filled (every element is written before it is read).
+  struct Scratch {
+    size_t bytes;
+    float* p;
+    explicit Scratch(int64_t n) : bytes(static_cast<size_t>(n) * sizeof(float)),
+                                  p(static_cast<float*>(cpu_allocator().allocate(bytes))) {}
+    ~Scratch() { cpu_allocator().deallocate(p, bytes); }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    float* data() const { return p; }
+  };
+  const Scratch U(16 * ku), V(16 * kv), M(16 * km);
+  const std::vector<float> zeros(static_cast<size_t>(C), 0.0f);
   winograd_weights(w, O, C, ku, U.data());
   for (int64_t t0 = 0; t0 < T; t0 += TB) {
     const int64_t t1 = std::min(T, t0 + TB), R = t1 - t0;
