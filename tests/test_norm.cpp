@@ -55,6 +55,32 @@ TEST_CASE("normalization stays accurate when the mean dwarfs the spread") {
   wt::check_close(layer_norm(h.to(DType::bf16), {4}).to(DType::f32), layer_norm(h, {4}), 3e-2, 3e-2);
 }
 
+TEST_CASE("layer_norm on wide rows (the vector lanes and their remainder) equals its composition from primitives") {
+  // Rows of 100 and 37: three full 32-float lane blocks plus a remainder, and one block plus a
+  // remainder. The reference is layer norm written out with mean/var/sqrt in f64 and
+  // differentiated by autograd, so it shares no code with the fused kernels.
+  Generator g(11);
+  for (const int64_t M : {int64_t(100), int64_t(37)}) {
+    CAPTURE(M);
+    const Tensor x64 = randn({6, M}, DType::f64, &g) * 3.0 + 2.0;
+    const Tensor w64 = randn({M}, DType::f64, &g), b64 = randn({M}, DType::f64, &g);
+    const Tensor dy64 = randn({6, M}, DType::f64, &g);
+    Tensor xr = x64.clone().requires_grad_(), wr = w64.clone().requires_grad_(), br = b64.clone().requires_grad_();
+    const Tensor mu = mean(xr, {-1}, KeepDim::yes);
+    const Tensor var_b = var(xr, {-1}, 0, KeepDim::yes);
+    const Tensor ref = (xr - mu) / sqrt(var_b + 1e-5) * wr + br;
+    ref.backward(dy64);
+    Tensor x = x64.to(DType::f32).requires_grad_(), w = w64.to(DType::f32).requires_grad_(),
+           b = b64.to(DType::f32).requires_grad_();
+    const Tensor y = layer_norm(x, {M}, w, b);
+    y.backward(dy64.to(DType::f32));
+    wt::check_close(y, ref, 1e-4, 1e-4);
+    wt::check_close(x.grad(), xr.grad(), 1e-4, 1e-4);
+    wt::check_close(w.grad(), wr.grad(), 1e-4, 1e-4);
+    wt::check_close(b.grad(), br.grad(), 1e-4, 1e-4);
+  }
+}
+
 TEST_CASE("normalization errors") {
   CHECK_THROWS_WITH_AS(batch_norm(zeros({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), Mode::train),
                        doctest::Contains("more than 1 value per channel"), ShapeError);
