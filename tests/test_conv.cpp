@@ -91,12 +91,21 @@ TEST_CASE("conv2d f32 through Winograd F(2x2, 3x3) follows the f64 direct convol
     CAPTURE(c.x);
     const Tensor x = randn(c.x, DType::f64, &g), w = randn({c.O, 3, 3, c.x[3]}, DType::f64, &g) * 0.1;
     const Tensor b = c.bias ? randn({c.O}, DType::f64, &g) : Tensor();
-    const Tensor ref = conv2d(x, w, b, 1, c.pad);
+    const Tensor xr = x.clone().requires_grad_();
+    const Tensor ref = conv2d(xr, w, b, 1, c.pad);
     Conv2dParams p;
     p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = c.pad;
-    CHECK(cpu::winograd_applies(cpu::ConvGeom(x.shape(), w.shape(), ref.shape(), p)));
-    const Tensor got = conv2d(x.to(DType::f32), w.to(DType::f32), c.bias ? b.to(DType::f32) : Tensor(), 1, c.pad);
+    const cpu::ConvGeom geom(x.shape(), w.shape(), ref.shape(), p);
+    CHECK(cpu::winograd_applies(geom));
+    CHECK(cpu::winograd_input_grad_applies(geom));
+    const Tensor xf = x.to(DType::f32).requires_grad_();
+    const Tensor got = conv2d(xf, w.to(DType::f32), c.bias ? b.to(DType::f32) : Tensor(), 1, c.pad);
     wt::check_close(got, ref, 2e-4, 2e-4);
+    // the input gradient: Winograd on gy with the rotated kernel, against f64 im2col
+    const Tensor dy = randn(ref.shape(), DType::f64, &g);
+    ref.backward(dy);
+    got.backward(dy.to(DType::f32));
+    wt::check_close(xf.grad(), xr.grad(), 2e-4, 2e-4);
   }
   // Not taken: stride 2, few channels, few tiles (the im2col path, covered above).
   Conv2dParams p;

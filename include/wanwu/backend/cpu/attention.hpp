@@ -7,13 +7,16 @@
 // position passes, so forward and backward agree without storing a mask, on every backend.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "../../core/rng.hpp"
+#include "../functors.hpp"
 #include "blas.hpp"
 #include "parallel.hpp"
+#include "scratch.hpp"
 
 namespace wanwu::cpu {
 
@@ -74,7 +77,7 @@ void attention_forward_typed(T* out, A* lse, const Tensor& q, const Tensor& k, c
                              const AttentionParams& p) {
   const AttentionGeom g(q, k, v);
   parallel_for(g.B * g.H, 1, [&](int64_t bb, int64_t be) {
-    std::vector<T> sc(static_cast<size_t>(g.L * g.S));
+    const Scratch<T> sc(g.L * g.S);
     for (int64_t bh = bb; bh < be; ++bh) {
       const int64_t b = bh / g.H, h = bh % g.H;
       const HeadView<T> Q(q, b, h), K(k, b, h), V(v, b, h);
@@ -83,13 +86,17 @@ void attention_forward_typed(T* out, A* lse, const Tensor& q, const Tensor& k, c
       for (int64_t i = 0; i < g.L; ++i) {
         T* row = sc.data() + i * g.S;
         T mx = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : mx)
         for (int64_t j = 0; j < g.S; ++j) mx = std::max(mx, row[j]);
+        // fm::exp vectorizes in f32 (the C library's expf does not: ViT-B/16 at batch 16 takes
+        // 90 million of these per forward pass). A fully masked row gives NaN, as PyTorch's math path.
+#pragma omp simd
+        for (int64_t j = 0; j < g.S; ++j) row[j] = fm::exp(row[j] - mx);
         double s = 0;
-        for (int64_t j = 0; j < g.S; ++j) {
-          row[j] = std::exp(row[j] - mx);  // a fully masked row gives NaN, as PyTorch's math path
-          s += static_cast<double>(row[j]);
-        }
+#pragma omp simd reduction(+ : s)
+        for (int64_t j = 0; j < g.S; ++j) s += static_cast<double>(row[j]);
         const T inv = static_cast<T>(1.0 / s);
+#pragma omp simd
         for (int64_t j = 0; j < g.S; ++j) row[j] *= inv;
         lse[bh * g.L + i] = static_cast<A>(static_cast<double>(mx) + std::log(s));
       }
@@ -104,8 +111,8 @@ void attention_backward_typed(T* gq, T* gk, T* gv, const T* gout, const Tensor& 
                               const T* out, const A* lse, const Tensor& mask, const AttentionParams& p) {
   const AttentionGeom g(q, k, v);
   parallel_for(g.B * g.H, 1, [&](int64_t bb, int64_t be) {
-    std::vector<T> prob(static_cast<size_t>(g.L * g.S)), dz(static_cast<size_t>(g.L * g.S));
-    std::vector<T> drow(static_cast<size_t>(g.L));
+    const Scratch<T> prob(g.L * g.S), dz(g.L * g.S), drow(g.L);
+    const Scratch<T> z(p.dropout_p > 0.0 ? g.L * g.S : 0);
     for (int64_t bh = bb; bh < be; ++bh) {
       const int64_t b = bh / g.H, h = bh % g.H;
       const HeadView<T> Q(q, b, h), K(k, b, h), V(v, b, h);
@@ -117,11 +124,12 @@ void attention_backward_typed(T* gq, T* gk, T* gv, const T* gout, const Tensor& 
       for (int64_t i = 0; i < g.L; ++i) {
         const T l = static_cast<T>(lse[bh * g.L + i]);
         T* row = prob.data() + i * g.S;
-        for (int64_t j = 0; j < g.S; ++j) row[j] = std::exp(row[j] - l);
+#pragma omp simd
+        for (int64_t j = 0; j < g.S; ++j) row[j] = fm::exp(row[j] - l);
       }
       // Z = dropout(P); dV = Z^T dO
       if (p.dropout_p > 0.0) {
-        std::vector<T> z(prob);
+        std::copy(prob.data(), prob.data() + g.L * g.S, z.data());
         apply_dropout(z.data(), g, bh, p);
         blas_gemm<T>(true, false, g.S, g.Dv, g.L, T(1), z.data(), g.S, dO, g.Dv, T(0), gv + bh * g.S * g.Dv, g.Dv);
       } else {
@@ -138,7 +146,9 @@ void attention_backward_typed(T* gq, T* gk, T* gv, const T* gout, const Tensor& 
       for (int64_t i = 0; i < g.L; ++i) {
         T* pr = prob.data() + i * g.S;
         const T* zr = dz.data() + i * g.S;
-        for (int64_t j = 0; j < g.S; ++j) pr[j] = pr[j] * (zr[j] - drow[i]);  // dS, in place
+        const T di = drow[i];
+#pragma omp simd
+        for (int64_t j = 0; j < g.S; ++j) pr[j] = pr[j] * (zr[j] - di);  // dS, in place
       }
       // dQ = scale dS K; dK = scale dS^T Q
       blas_gemm<T>(false, false, g.L, g.D, g.S, static_cast<T>(p.scale), prob.data(), g.S, K.p, K.ld, T(0),

@@ -5,8 +5,9 @@
 // - General case: im2col of a tile of output pixels into a bounded buffer (at most
 //   kColBytes), then one GEMM per tile and group; the weight [O, kH, kW, C/g] is already the
 //   [O, K] matrix that multiplies a column row in (kh, kw, c) order.
-// - 3x3, stride 1, one group, f32, 32+ channels each way: Winograd F(2x2, 3x3) (winograd.hpp),
-//   2.25x fewer multiplications; backward passes stay on im2col.
+// - 3x3, stride 1, one group, f32, 128+ channels each way: Winograd F(2x2, 3x3) (winograd.hpp),
+//   2.25x fewer multiplications, for the forward pass and the input gradient; the weight
+//   gradient stays on im2col.
 // - Depthwise (groups == C): direct register-blocked kernels (depthwise.hpp).
 // Batches with at least as many images as threads run one image per thread (single-threaded
 // GEMMs, no synchronization); smaller batches run images in turn with OpenBLAS's threads.
@@ -20,6 +21,7 @@
 #include "conv_geom.hpp"
 #include "depthwise.hpp"
 #include "parallel.hpp"
+#include "scratch.hpp"
 #include "winograd.hpp"
 
 namespace wanwu::cpu {
@@ -108,11 +110,11 @@ void for_each_image(const ConvGeom& g, size_t col_elems, Body&& body) {
   const int nt = max_threads();
   if (g.N >= nt && nt > 1) {
     parallel_for(g.N, 1, [&](int64_t b, int64_t e) {
-      std::vector<T> col(col_elems);
+      const Scratch<T> col(static_cast<int64_t>(col_elems));
       for (int64_t n = b; n < e; ++n) body(n, col.data());
     });
   } else {
-    std::vector<T> col(col_elems);
+    const Scratch<T> col(static_cast<int64_t>(col_elems));
     for (int64_t n = 0; n < g.N; ++n) body(n, col.data());
   }
 }
@@ -162,6 +164,9 @@ void conv_backward_input_typed(T* gx, const T* gy, const T* w, const ConvGeom& g
     blas_gemm<T>(false, false, g.N * P, g.C, g.O, T(1), gy, g.O, w, g.C, T(0), gx, g.C);
     return;
   }
+  if constexpr (std::is_same_v<T, float>) {
+    if (winograd_input_grad_applies(g)) return winograd_backward_input(gx, gy, w, g);
+  }
   std::memset(gx, 0, sizeof(T) * static_cast<size_t>(g.N * g.H * g.W * g.C));
   const int64_t tile = conv_tile_rows(g, sizeof(T));
   for_each_image<T>(g, static_cast<size_t>(tile * g.K), [&](int64_t n, T* col) {
@@ -186,40 +191,55 @@ void conv_backward_weight_typed(T* gw, const T* gy, const T* x, const ConvGeom& 
     blas_gemm<T>(true, false, g.O, g.C, g.N * P, T(1), gy, g.O, x, g.C, T(0), gw, g.C);
     return;
   }
+  const int64_t wsize = g.O * g.K;
+  if (g.N * P == 0) {  // no output positions: the weight gets no gradient
+    std::memset(gw, 0, sizeof(T) * static_cast<size_t>(wsize));
+    return;
+  }
   const int64_t tile = conv_tile_rows(g, sizeof(T));
-  const size_t wsize = static_cast<size_t>(g.O * g.K);
   const int nt = max_threads();
   const bool per_thread = g.N >= nt && nt > 1;
-  const int parts = per_thread ? parallel_chunks(g.N, 1) : 1;
-  std::vector<std::vector<T>> partial(static_cast<size_t>(parts), std::vector<T>(wsize, T(0)));
-  auto accumulate = [&](int64_t n, T* col, T* acc) {
+  const int64_t chunks = per_thread ? parallel_chunks(g.N, 1) : 1;
+  const int64_t per = (g.N + chunks - 1) / chunks;
+  const int64_t parts = (g.N + per - 1) / per;  // every part holds at least one image
+  // Part 0 accumulates straight into gw, the others into scratch summed at the end; each part's
+  // first GEMM per group overwrites (beta 0), so nothing is zero-filled.
+  const Scratch<T> partial((parts - 1) * wsize);
+  auto accumulate = [&](int64_t n, bool first, T* col, T* acc) {
     const T* gyn = gy + n * P * g.O;
     const T* xn = x + n * g.H * g.W * g.C;
     for (int64_t r0 = 0; r0 < P; r0 += tile) {
       const int64_t r1 = std::min(P, r0 + tile), R = r1 - r0;
+      const T beta = first && r0 == 0 ? T(0) : T(1);
       for (int64_t grp = 0; grp < g.G; ++grp) {
         im2col(xn, g, grp, r0, r1, col);
-        blas_gemm<T>(true, false, g.Og, g.K, R, T(1), gyn + r0 * g.O + grp * g.Og, g.O, col, g.K, T(1),
+        blas_gemm<T>(true, false, g.Og, g.K, R, T(1), gyn + r0 * g.O + grp * g.Og, g.O, col, g.K, beta,
                      acc + grp * g.Og * g.K, g.K);
       }
     }
   };
+  auto run_part = [&](int64_t pi, T* col) {
+    T* acc = pi == 0 ? gw : partial.data() + (pi - 1) * wsize;
+    const int64_t n0 = pi * per, n1 = std::min(g.N, (pi + 1) * per);
+    for (int64_t n = n0; n < n1; ++n) accumulate(n, n == n0, col, acc);
+  };
   if (per_thread) {
-    const int64_t per = (g.N + parts - 1) / parts;
     parallel_for(parts, 1, [&](int64_t pb, int64_t pe) {
-      std::vector<T> col(static_cast<size_t>(tile * g.K));
-      for (int64_t pi = pb; pi < pe; ++pi)
-        for (int64_t n = pi * per; n < std::min(g.N, (pi + 1) * per); ++n) accumulate(n, col.data(), partial[pi].data());
+      const Scratch<T> col(tile * g.K);
+      for (int64_t pi = pb; pi < pe; ++pi) run_part(pi, col.data());
     });
   } else {
-    std::vector<T> col(static_cast<size_t>(tile * g.K));
-    for (int64_t n = 0; n < g.N; ++n) accumulate(n, col.data(), partial[0].data());
+    const Scratch<T> col(tile * g.K);
+    run_part(0, col.data());
   }
-  for (size_t i = 0; i < wsize; ++i) {
-    T s = 0;
-    for (const auto& part : partial) s += part[i];
-    gw[i] = s;
-  }
+  if (parts == 1) return;
+  parallel_for(wsize, 16384, [&](int64_t b, int64_t e) {
+    for (int64_t pi = 1; pi < parts; ++pi) {
+      const T* src = partial.data() + (pi - 1) * wsize;
+#pragma omp simd
+      for (int64_t i = b; i < e; ++i) gw[i] += src[i];
+    }
+  });
 }
 
 }  // namespace wanwu::cpu

@@ -13,7 +13,12 @@
 //
 // The transforms' coefficients are 0, +-1 and 1/2, so the result differs from direct convolution
 // by rounding only (a few ulp of the largest partial sum); f64 keeps the direct path, which the
-// gradient checks use. Backward passes stay on im2col (conv.hpp).
+// gradient checks use.
+//
+// The gradient with respect to the input of such a convolution is itself one: gy correlated with
+// the kernel rotated by 180 degrees and its channel axes swapped, padding 2 - p. The weight
+// transform reads the kernel rotated, and the GEMMs read U untransposed, so the backward pass runs
+// the same code with no rearranged copy of the weights. The weight gradient stays on im2col.
 #pragma once
 
 #include <algorithm>
@@ -24,6 +29,7 @@
 #include "blas.hpp"
 #include "conv_geom.hpp"
 #include "parallel.hpp"
+#include "scratch.hpp"
 
 namespace wanwu::cpu {
 
@@ -51,9 +57,13 @@ inline bool winograd_applies(const ConvGeom& g) {
 inline int64_t winograd_plane(int64_t elems) { return (elems + 15) / 16 * 16 + 16; }
 
 // U[k][o][c] = (G g G^T)[k] for g = w[o][:, :][c], G = [[1,0,0], [1/2,1/2,1/2], [1/2,-1/2,1/2], [0,0,1]];
-// plane stride `ku`. Stored [o][c] (the GEMM reads it transposed) so that both the reads of w and
-// the writes of U run along c.
-inline void winograd_weights(const float* w, int64_t O, int64_t C, int64_t ku, float* U) {
+// plane stride `ku`. Stored [o][c] so that both the reads of w and the writes of U run along c.
+// The forward pass's GEMMs read it transposed ([C, O]); the input gradient's read it as it is, with
+// the kernel rotated (`rotate`: g[i][j] = w[o][2-i][2-j][c]), o the computed convolution's input.
+enum class WinogradKernel : uint8_t { as_is, rotated };
+
+inline void winograd_weights(const float* w, int64_t O, int64_t C, int64_t ku, float* U, WinogradKernel kernel) {
+  const bool rot = kernel == WinogradKernel::rotated;
   parallel_for(O, 4, [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o) {
       const float* wo = w + o * 9 * C;
@@ -62,7 +72,7 @@ inline void winograd_weights(const float* w, int64_t O, int64_t C, int64_t ku, f
       for (int64_t c = 0; c < C; ++c) {
         float g[3][3], t[4][3];
         for (int i = 0; i < 3; ++i)
-          for (int j = 0; j < 3; ++j) g[i][j] = wo[(i * 3 + j) * C + c];
+          for (int j = 0; j < 3; ++j) g[i][j] = wo[(rot ? 8 - (i * 3 + j) : i * 3 + j) * C + c];
         for (int j = 0; j < 3; ++j) {
           t[0][j] = g[0][j];
           t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
@@ -157,28 +167,22 @@ inline void winograd_output(const float* M, int64_t ks, const float* bias, const
   });
 }
 
-inline void winograd_forward(float* out, const float* x, const float* w, const float* bias, const ConvGeom& g) {
+// The convolution g describes (input g.C channels, output g.O), with its weights in `w`: as the
+// forward pass stores them ([g.O, 3, 3, g.C], kernel as_is) or as the forward pass of the
+// convolution whose input gradient this is stores them ([g.C, 3, 3, g.O], kernel rotated).
+inline void winograd_conv(float* out, const float* x, const float* w, WinogradKernel kernel, const float* bias,
+                          const ConvGeom& g) {
   const int64_t C = g.C, O = g.O;
+  const bool fwd = kernel == WinogradKernel::as_is;
   const int64_t tiles_h = (g.Ho + 1) / 2, tiles_w = (g.Wo + 1) / 2, tiles_img = tiles_h * tiles_w;
   const int64_t T = g.N * tiles_img;
   // A block's V and M together within ~4 MiB (L2 and L3 of these machines), at least 96 rows per GEMM.
   const int64_t TB = std::min<int64_t>(T, std::max<int64_t>(96, (int64_t(4) << 20) / (16 * 4 * (C + O))));
   const int64_t ku = winograd_plane(O * C), kv = winograd_plane(TB * C), km = winograd_plane(TB * O);
-  // Scratch from the tensor allocator: its cache hands the same blocks back on the next call, and
-  // the buffers are not zero-filled (every element is written before it is read).
-  struct Scratch {
-    size_t bytes;
-    float* p;
-    explicit Scratch(int64_t n) : bytes(static_cast<size_t>(n) * sizeof(float)),
-                                  p(static_cast<float*>(cpu_allocator().allocate(bytes))) {}
-    ~Scratch() { cpu_allocator().deallocate(p, bytes); }
-    Scratch(const Scratch&) = delete;
-    Scratch& operator=(const Scratch&) = delete;
-    float* data() const { return p; }
-  };
-  const Scratch U(16 * ku), V(16 * kv), M(16 * km);
+  const Scratch<float> U(16 * ku), V(16 * kv), M(16 * km);  // not zero-filled: every element is written first
   const std::vector<float> zeros(static_cast<size_t>(C), 0.0f);
-  winograd_weights(w, O, C, ku, U.data());
+  if (fwd) winograd_weights(w, O, C, ku, U.data(), kernel);  // U[k] [O][C]
+  else winograd_weights(w, C, O, ku, U.data(), kernel);      // U[k] [C][O]
   for (int64_t t0 = 0; t0 < T; t0 += TB) {
     const int64_t t1 = std::min(T, t0 + TB), R = t1 - t0;
     winograd_input(x, g, tiles_w, tiles_img, t0, t1, zeros.data(), kv, V.data());
@@ -186,11 +190,35 @@ inline void winograd_forward(float* out, const float* x, const float* w, const f
     // with as few as 96 rows each, that beats splitting every GEMM across the threads.
     parallel_for(16, 1, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k)
-        blas_gemm<float>(false, true, R, O, C, 1.0f, V.data() + k * kv, C, U.data() + k * ku, C, 0.0f,
+        blas_gemm<float>(false, fwd, R, O, C, 1.0f, V.data() + k * kv, C, U.data() + k * ku, fwd ? C : O, 0.0f,
                          M.data() + k * km, O);
     });
     winograd_output(M.data(), km, bias, g, tiles_w, tiles_img, t0, t1, out);
   }
+}
+
+inline void winograd_forward(float* out, const float* x, const float* w, const float* bias, const ConvGeom& g) {
+  winograd_conv(out, x, w, WinogradKernel::as_is, bias, g);
+}
+
+// The input gradient of the convolution g as a convolution of gy: [N, Ho, Wo, O] in, [N, H, W, C]
+// out, top/left padding 2 - p (bottom/right follow from the sizes).
+inline ConvGeom winograd_input_grad_geom(const ConvGeom& g) {
+  Conv2dParams q = g.p;
+  q.pad_top = 2 - g.p.pad_top;
+  q.pad_left = 2 - g.p.pad_left;
+  q.pad_bottom = g.H - g.Ho + 2 - q.pad_top;
+  q.pad_right = g.W - g.Wo + 2 - q.pad_left;
+  return ConvGeom(Shape{g.N, g.Ho, g.Wo, g.O}, Shape{g.C, 3, 3, g.O}, Shape{g.N, g.H, g.W, g.C}, q);
+}
+
+inline bool winograd_input_grad_applies(const ConvGeom& g) {
+  return winograd_applies(g) && winograd_applies(winograd_input_grad_geom(g));
+}
+
+// gx = the input gradient of the convolution g (weights w [O, 3, 3, C]) for output gradient gy.
+inline void winograd_backward_input(float* gx, const float* gy, const float* w, const ConvGeom& g) {
+  winograd_conv(gx, gy, w, WinogradKernel::rotated, nullptr, winograd_input_grad_geom(g));
 }
 
 }  // namespace wanwu::cpu
