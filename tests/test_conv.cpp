@@ -73,6 +73,37 @@ TEST_CASE("conv2d argument errors name the op and the shapes") {
   CHECK_THROWS_AS(conv2d(x, zeros({2, 3, 3, 4}), Tensor(), 0), ValueError);
 }
 
+TEST_CASE("conv2d's column tiles span images: a batch equals its images one at a time, forward and both gradients") {
+  // 8 images of 9x10 (90 output rows each) with K = 3 * 3 * 128: a thread's part holds whole
+  // images and its tiles of 256 rows (512 for the weight gradient) cross image boundaries, one
+  // inside an image. Each image alone has no boundary to cross, so it is the reference; a
+  // stride-2 convolution with two groups and odd padding takes the same tiled path.
+  struct Case {
+    int64_t stride, pad, groups;
+  };
+  for (const Case c : {Case{1, 1, 1}, Case{2, 1, 2}, Case{1, 0, 1}}) {
+    CAPTURE(c.stride);
+    CAPTURE(c.groups);
+    Generator g(21);
+    const Tensor x = randn({8, 9, 10, 128}, DType::f32, &g);
+    const Tensor w = randn({16, 3, 3, 128 / c.groups}, DType::f32, &g) * 0.05;
+    const Tensor xb = x.clone().requires_grad_(), wb = w.clone().requires_grad_();
+    const Tensor yb = conv2d(xb, wb, Tensor(), c.stride, c.pad, 1, c.groups);
+    const Tensor dy = randn(yb.shape(), DType::f32, &g);
+    yb.backward(dy);
+    Tensor gw_sum = zeros(w.shape());
+    for (int64_t n = 0; n < 8; ++n) {
+      const Tensor xn = x.narrow(0, n, 1).clone().requires_grad_(), wn = w.clone().requires_grad_();
+      const Tensor yn = conv2d(xn, wn, Tensor(), c.stride, c.pad, 1, c.groups);
+      yn.backward(dy.narrow(0, n, 1).contiguous());
+      wt::check_close(yb.narrow(0, n, 1), yn, 1e-5, 1e-5);
+      wt::check_close(xb.grad().narrow(0, n, 1), xn.grad(), 1e-5, 1e-5);
+      gw_sum = gw_sum + wn.grad();
+    }
+    wt::check_close(wb.grad(), gw_sum, 1e-4, 1e-4);
+  }
+}
+
 TEST_CASE("conv2d f32 through Winograd F(2x2, 3x3) follows the f64 direct convolution") {
   // Shapes that take the Winograd path (3x3, stride 1, one group, >= 128 channels each way): odd and
   // even maps (partial tiles at the right and bottom edges), padding 0, 1 and 2, a batch whose tiles

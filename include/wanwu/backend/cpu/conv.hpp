@@ -9,8 +9,9 @@
 //   2.25x fewer multiplications, for the forward pass and the input gradient; the weight
 //   gradient stays on im2col.
 // - Depthwise (groups == C): direct register-blocked kernels (depthwise.hpp).
-// Batches with at least as many images as threads run one image per thread (single-threaded
-// GEMMs, no synchronization); smaller batches run images in turn with OpenBLAS's threads.
+// Batches with at least as many images as threads are split into whole images per thread
+// (single-threaded GEMMs, no synchronization); smaller batches run with OpenBLAS's threads.
+// Column tiles span the images of a part, so 7x7 and 14x14 maps still give GEMMs of 256+ rows.
 #pragma once
 
 #include <algorithm>
@@ -27,13 +28,16 @@
 namespace wanwu::cpu {
 
 // An im2col tile aims at ~1 MiB (it stays in L2 between im2col and the GEMM that reads it) but
-// keeps at least 256 rows so the GEMM stays efficient.
+// keeps at least `min_rows` rows so the GEMM stays efficient. Tiles are rows of the batch's
+// [N * Ho * Wo, K] column matrix and span images: at 7x7 or 14x14 a tile per image would give
+// GEMMs of 49 or 196 rows, each repacking the whole weight matrix (forward, input gradient) or
+// reading and writing the whole weight-gradient accumulator (weight gradient, where 512 rows is
+// the floor: its GEMM's inner dimension is the tile).
 inline constexpr size_t kColBytes = size_t(1) << 20;
 
-inline int64_t conv_tile_rows(const ConvGeom& g, size_t elem) {
+inline int64_t conv_tile_rows(const ConvGeom& g, size_t elem, int64_t min_rows = 256) {
   const int64_t per_row = std::max<int64_t>(1, g.K * static_cast<int64_t>(elem));
-  const int64_t rows = std::max<int64_t>(256, static_cast<int64_t>(kColBytes) / per_row);
-  return std::min(rows, g.Ho * g.Wo);
+  return std::max<int64_t>(min_rows, static_cast<int64_t>(kColBytes) / per_row);
 }
 
 // col[r - r0][(kh, kw, c)] = x[n][ih][iw][group * Cg + c] (0 outside the image). With one group
@@ -104,18 +108,57 @@ void col2im_add(const T* col, const ConvGeom& g, int64_t group, int64_t r0, int6
   }
 }
 
-// Runs body(n, col_buffer) for every image: one image per thread when the batch is large enough.
+// im2col / col2im_add over rows [r0, r1) of the whole batch, which may span images.
+template <class T>
+void im2col_rows(const T* x, const ConvGeom& g, int64_t group, int64_t r0, int64_t r1, T* col) {
+  const int64_t P = g.Ho * g.Wo;
+  for (int64_t r = r0; r < r1;) {
+    const int64_t n = r / P, p0 = r % P, p1 = std::min(P, p0 + (r1 - r));
+    im2col(x + n * g.H * g.W * g.C, g, group, p0, p1, col + (r - r0) * g.K);
+    r += p1 - p0;
+  }
+}
+template <class T>
+void col2im_add_rows(const T* col, const ConvGeom& g, int64_t group, int64_t r0, int64_t r1, T* x) {
+  const int64_t P = g.Ho * g.Wo;
+  for (int64_t r = r0; r < r1;) {
+    const int64_t n = r / P, p0 = r % P, p1 = std::min(P, p0 + (r1 - r));
+    col2im_add(col + (r - r0) * g.K, g, group, p0, p1, x + n * g.H * g.W * g.C);
+    r += p1 - p0;
+  }
+}
+
+// The batch in parts of whole images: one per thread when there are at least as many images as
+// threads (single-threaded GEMMs, no synchronization; whole images, so that two threads never add
+// into the same input rows), else one part run with OpenBLAS's threads.
+struct ImageParts {
+  int64_t per, count;  // images per part; parts, each holding at least one image
+  explicit ImageParts(const ConvGeom& g) {
+    const int nt = max_threads();
+    const int64_t chunks = g.N >= nt && nt > 1 ? parallel_chunks(g.N, 1) : 1;
+    per = (g.N + chunks - 1) / chunks;
+    count = per > 0 ? (g.N + per - 1) / per : 0;
+  }
+};
+
+// Calls body(part, part_first_row, r0, r1, col) for every tile of `tile` output rows of each
+// part, in order within a part, with a column buffer for the tile.
 template <class T, class Body>
-void for_each_image(const ConvGeom& g, size_t col_elems, Body&& body) {
-  const int nt = max_threads();
-  if (g.N >= nt && nt > 1) {
-    parallel_for(g.N, 1, [&](int64_t b, int64_t e) {
-      const Scratch<T> col(static_cast<int64_t>(col_elems));
-      for (int64_t n = b; n < e; ++n) body(n, col.data());
+void for_each_tile(const ConvGeom& g, const ImageParts& ip, int64_t tile, Body&& body) {
+  const int64_t P = g.Ho * g.Wo;
+  auto run = [&](int64_t pi, T* col) {
+    const int64_t a = pi * ip.per * P, b = std::min(g.N, (pi + 1) * ip.per) * P;
+    for (int64_t r0 = a; r0 < b; r0 += tile) body(pi, a, r0, std::min(b, r0 + tile), col);
+  };
+  const int64_t col_elems = std::min(tile, ip.per * P) * g.K;
+  if (ip.count > 1) {
+    parallel_for(ip.count, 1, [&](int64_t pb, int64_t pe) {
+      const Scratch<T> col(col_elems);
+      for (int64_t pi = pb; pi < pe; ++pi) run(pi, col.data());
     });
-  } else {
-    const Scratch<T> col(static_cast<int64_t>(col_elems));
-    for (int64_t n = 0; n < g.N; ++n) body(n, col.data());
+  } else if (ip.count == 1) {
+    const Scratch<T> col(col_elems);
+    run(0, col.data());
   }
 }
 
@@ -140,18 +183,13 @@ void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const Con
   if constexpr (std::is_same_v<T, float>) {
     if (winograd_applies(g)) return winograd_forward(out, x, w, bias, g);
   }
-  const int64_t tile = conv_tile_rows(g, sizeof(T));
-  for_each_image<T>(g, static_cast<size_t>(tile * g.K), [&](int64_t n, T* col) {
-    const T* xn = x + n * g.H * g.W * g.C;
-    T* on = out + n * P * g.O;
-    for (int64_t r0 = 0; r0 < P; r0 += tile) {
-      const int64_t r1 = std::min(P, r0 + tile), R = r1 - r0;
-      if (bias) fill_bias(on + r0 * g.O, R);
-      for (int64_t grp = 0; grp < g.G; ++grp) {
-        im2col(xn, g, grp, r0, r1, col);
-        blas_gemm<T>(false, true, R, g.Og, g.K, T(1), col, g.K, w + grp * g.Og * g.K, g.K, beta,
-                     on + r0 * g.O + grp * g.Og, g.O);
-      }
+  for_each_tile<T>(g, ImageParts(g), conv_tile_rows(g, sizeof(T)), [&](int64_t, int64_t, int64_t r0, int64_t r1, T* col) {
+    const int64_t R = r1 - r0;
+    if (bias) fill_bias(out + r0 * g.O, R);
+    for (int64_t grp = 0; grp < g.G; ++grp) {
+      im2col_rows(x, g, grp, r0, r1, col);
+      blas_gemm<T>(false, true, R, g.Og, g.K, T(1), col, g.K, w + grp * g.Og * g.K, g.K, beta,
+                   out + r0 * g.O + grp * g.Og, g.O);
     }
   });
 }
@@ -168,17 +206,11 @@ void conv_backward_input_typed(T* gx, const T* gy, const T* w, const ConvGeom& g
     if (winograd_input_grad_applies(g)) return winograd_backward_input(gx, gy, w, g);
   }
   std::memset(gx, 0, sizeof(T) * static_cast<size_t>(g.N * g.H * g.W * g.C));
-  const int64_t tile = conv_tile_rows(g, sizeof(T));
-  for_each_image<T>(g, static_cast<size_t>(tile * g.K), [&](int64_t n, T* col) {
-    const T* gyn = gy + n * P * g.O;
-    T* gxn = gx + n * g.H * g.W * g.C;
-    for (int64_t r0 = 0; r0 < P; r0 += tile) {
-      const int64_t r1 = std::min(P, r0 + tile), R = r1 - r0;
-      for (int64_t grp = 0; grp < g.G; ++grp) {
-        blas_gemm<T>(false, false, R, g.K, g.Og, T(1), gyn + r0 * g.O + grp * g.Og, g.O, w + grp * g.Og * g.K, g.K,
-                     T(0), col, g.K);
-        col2im_add(col, g, grp, r0, r1, gxn);
-      }
+  for_each_tile<T>(g, ImageParts(g), conv_tile_rows(g, sizeof(T)), [&](int64_t, int64_t, int64_t r0, int64_t r1, T* col) {
+    for (int64_t grp = 0; grp < g.G; ++grp) {
+      blas_gemm<T>(false, false, r1 - r0, g.K, g.Og, T(1), gy + r0 * g.O + grp * g.Og, g.O, w + grp * g.Og * g.K,
+                   g.K, T(0), col, g.K);
+      col2im_add_rows(col, g, grp, r0, r1, gx);
     }
   });
 }
@@ -196,43 +228,21 @@ void conv_backward_weight_typed(T* gw, const T* gy, const T* x, const ConvGeom& 
     std::memset(gw, 0, sizeof(T) * static_cast<size_t>(wsize));
     return;
   }
-  const int64_t tile = conv_tile_rows(g, sizeof(T));
-  const int nt = max_threads();
-  const bool per_thread = g.N >= nt && nt > 1;
-  const int64_t chunks = per_thread ? parallel_chunks(g.N, 1) : 1;
-  const int64_t per = (g.N + chunks - 1) / chunks;
-  const int64_t parts = (g.N + per - 1) / per;  // every part holds at least one image
   // Part 0 accumulates straight into gw, the others into scratch summed at the end; each part's
   // first GEMM per group overwrites (beta 0), so nothing is zero-filled.
+  const ImageParts ip(g);
+  const int64_t parts = ip.count;
   const Scratch<T> partial((parts - 1) * wsize);
-  auto accumulate = [&](int64_t n, bool first, T* col, T* acc) {
-    const T* gyn = gy + n * P * g.O;
-    const T* xn = x + n * g.H * g.W * g.C;
-    for (int64_t r0 = 0; r0 < P; r0 += tile) {
-      const int64_t r1 = std::min(P, r0 + tile), R = r1 - r0;
-      const T beta = first && r0 == 0 ? T(0) : T(1);
-      for (int64_t grp = 0; grp < g.G; ++grp) {
-        im2col(xn, g, grp, r0, r1, col);
-        blas_gemm<T>(true, false, g.Og, g.K, R, T(1), gyn + r0 * g.O + grp * g.Og, g.O, col, g.K, beta,
-                     acc + grp * g.Og * g.K, g.K);
-      }
-    }
-  };
-  auto run_part = [&](int64_t pi, T* col) {
+  for_each_tile<T>(g, ip, conv_tile_rows(g, sizeof(T), 512), [&](int64_t pi, int64_t a, int64_t r0, int64_t r1, T* col) {
     T* acc = pi == 0 ? gw : partial.data() + (pi - 1) * wsize;
-    const int64_t n0 = pi * per, n1 = std::min(g.N, (pi + 1) * per);
-    for (int64_t n = n0; n < n1; ++n) accumulate(n, n == n0, col, acc);
-  };
-  if (per_thread) {
-    parallel_for(parts, 1, [&](int64_t pb, int64_t pe) {
-      const Scratch<T> col(tile * g.K);
-      for (int64_t pi = pb; pi < pe; ++pi) run_part(pi, col.data());
-    });
-  } else {
-    const Scratch<T> col(tile * g.K);
-    run_part(0, col.data());
-  }
-  if (parts == 1) return;
+    const T beta = r0 == a ? T(0) : T(1);
+    for (int64_t grp = 0; grp < g.G; ++grp) {
+      im2col_rows(x, g, grp, r0, r1, col);
+      blas_gemm<T>(true, false, g.Og, g.K, r1 - r0, T(1), gy + r0 * g.O + grp * g.Og, g.O, col, g.K, beta,
+                   acc + grp * g.Og * g.K, g.K);
+    }
+  });
+  if (parts <= 1) return;
   parallel_for(wsize, 16384, [&](int64_t b, int64_t e) {
     for (int64_t pi = 1; pi < parts; ++pi) {
       const T* src = partial.data() + (pi - 1) * wsize;
