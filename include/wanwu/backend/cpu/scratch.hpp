@@ -10,17 +10,34 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 
 #include "../../core/allocator.hpp"
 
 namespace wanwu::cpu {
 
+// Buffers under kScratchCached bytes come from malloc instead: glibc serves those from its arenas,
+// which reuse freed memory without new page faults, and keeping them out of the tensor allocator
+// keeps its blocks (and `wanwu serve`'s no-allocation-under-load check) about tensors.
+inline constexpr size_t kScratchCached = size_t(128) << 10;  // glibc's default mmap threshold
+
 template <class T>
 class Scratch {
  public:
-  explicit Scratch(int64_t n)
-      : n_(static_cast<size_t>(n > 0 ? n : 0)), p_(static_cast<T*>(cpu_allocator().allocate(n_ * sizeof(T)))) {}
-  ~Scratch() { cpu_allocator().deallocate(p_, n_ * sizeof(T)); }
+  explicit Scratch(int64_t n) : n_(static_cast<size_t>(n > 0 ? n : 0)) {
+    const size_t bytes = n_ * sizeof(T);
+    if (bytes >= kScratchCached) {
+      p_ = static_cast<T*>(cpu_allocator().allocate(bytes));
+    } else if (bytes > 0) {
+      p_ = static_cast<T*>(std::aligned_alloc(64, (bytes + 63) & ~size_t(63)));
+      if (!p_) throw OutOfMemoryError(detail::str("CPU scratch: out of memory allocating ", bytes, " bytes"));
+    }
+  }
+  ~Scratch() {
+    const size_t bytes = n_ * sizeof(T);
+    if (bytes >= kScratchCached) cpu_allocator().deallocate(p_, bytes);
+    else std::free(p_);
+  }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
 
@@ -30,7 +47,7 @@ class Scratch {
 
  private:
   size_t n_;
-  T* p_;
+  T* p_ = nullptr;
 };
 
 }  // namespace wanwu::cpu
