@@ -203,32 +203,44 @@ TEST_CASE("in-place ops write into self, keep its dtype and bump its version") {
   CHECK_THROWS_AS(small.add_(zeros({3, 2})), ShapeError);
 }
 
-TEST_CASE("f32 erfc on the host (GELU's): within 5 ulp of the correctly rounded value over its whole range") {
-  // fm::erfc(float) is our own vectorizable form. Against double-precision erfc on every 61st
-  // float of [-11, 11]: through 0, the tail where e^{-x^2} needs its split argument, and the
-  // subnormal results before erfc underflows at 10.06.
+// Worst error in ulp of f against the double-precision ref on every 61st float of [lo, hi].
+// Where the correctly rounded result is 0 or infinite, `at_edge(got, rounded)` must hold instead.
+struct UlpSweep {
   double worst = 0;
   float worst_x = 0;
   int64_t checked = 0;
+};
+template <class F, class Ref, class Edge>
+UlpSweep ulp_sweep(float lo, float hi, F f, Ref ref, Edge at_edge) {
+  UlpSweep r;
   for (uint64_t u = 0; u < (uint64_t(1) << 32); u += 61) {
     const float x = std::bit_cast<float>(static_cast<uint32_t>(u));
-    if (!(x >= -11.0f && x <= 11.0f)) continue;
-    const float got = fm::erfc(x);
-    const double ref = std::erfc(static_cast<double>(x));
-    const auto rf = static_cast<float>(ref);
-    if (rf == 0.0f) {
-      REQUIRE(got <= std::numeric_limits<float>::denorm_min());
+    if (!(x >= lo && x <= hi)) continue;
+    const float got = f(x);
+    const double want = ref(static_cast<double>(x));
+    const auto rf = static_cast<float>(want);
+    if (std::isinf(rf) || rf == 0.0f) {
+      REQUIRE(at_edge(got, rf));
       continue;
     }
     const double ulp = static_cast<double>(std::nextafter(rf, INFINITY)) - static_cast<double>(rf);
-    const double err = std::fabs(static_cast<double>(got) - ref) / ulp;
-    if (err > worst) worst = err, worst_x = x;
-    ++checked;
+    const double err = std::fabs(static_cast<double>(got) - want) / ulp;
+    if (err > r.worst) r.worst = err, r.worst_x = x;
+    ++r.checked;
   }
-  CAPTURE(worst_x);
-  CHECK(checked > 30000000);
-  CHECK(worst <= 5.0);
-  CHECK(worst > 0.0);  // the sweep did compare something not exactly representable
+  return r;
+}
+
+TEST_CASE("f32 erfc on the host (GELU's): within 5 ulp of the correctly rounded value over its whole range") {
+  // fm::erfc(float) is our own vectorizable form. Through 0, the tail where e^{-x^2} needs its
+  // split argument, and the subnormal results before erfc underflows at 10.06.
+  const UlpSweep r = ulp_sweep(
+      -11.0f, 11.0f, [](float x) { return fm::erfc(x); }, [](double x) { return std::erfc(x); },
+      [](float got, float) { return got <= std::numeric_limits<float>::denorm_min(); });
+  CAPTURE(r.worst_x);
+  CHECK(r.checked > 30000000);
+  CHECK(r.worst <= 5.0);
+  CHECK(r.worst > 0.0);  // the sweep did compare something not exactly representable
   CHECK(std::isnan(fm::erfc(std::numeric_limits<float>::quiet_NaN())));
   CHECK(fm::erfc(std::numeric_limits<float>::infinity()) == 0.0f);
   CHECK(fm::erfc(-std::numeric_limits<float>::infinity()) == 2.0f);
@@ -238,30 +250,14 @@ TEST_CASE("f32 erfc on the host (GELU's): within 5 ulp of the correctly rounded 
 }
 
 TEST_CASE("f32 exp on the host: within 1.5 ulp of the correctly rounded value, subnormals, inf and NaN") {
-  // fm::exp(float) is our own polynomial (it vectorizes; the C library's expf does not). Against
-  // double-precision exp on every 61st float of [-110, 95]: the whole range from underflow to
-  // overflow, subnormal results included.
-  double worst = 0;
-  float worst_x = 0;
-  int64_t checked = 0;
-  for (uint64_t u = 0; u < (uint64_t(1) << 32); u += 61) {
-    const float x = std::bit_cast<float>(static_cast<uint32_t>(u));
-    if (!(x >= -110.0f && x <= 95.0f)) continue;
-    const float got = fm::exp(x);
-    const double ref = std::exp(static_cast<double>(x));
-    const auto rf = static_cast<float>(ref);
-    if (std::isinf(rf) || rf == 0.0f) {
-      REQUIRE(got == rf);
-      continue;
-    }
-    const double ulp = static_cast<double>(std::nextafter(rf, INFINITY)) - static_cast<double>(rf);
-    const double err = std::fabs(static_cast<double>(got) - ref) / ulp;
-    if (err > worst) worst = err, worst_x = x;
-    ++checked;
-  }
-  CAPTURE(worst_x);
-  CHECK(checked > 20000000);
-  CHECK(worst <= 1.5);
+  // fm::exp(float) is our own polynomial (it vectorizes; the C library's expf does not): the whole
+  // range from underflow to overflow, subnormal results included.
+  const UlpSweep r = ulp_sweep(
+      -110.0f, 95.0f, [](float x) { return fm::exp(x); }, [](double x) { return std::exp(x); },
+      [](float got, float rounded) { return got == rounded; });
+  CAPTURE(r.worst_x);
+  CHECK(r.checked > 20000000);
+  CHECK(r.worst <= 1.5);
   CHECK(std::isnan(fm::exp(std::numeric_limits<float>::quiet_NaN())));
   CHECK(fm::exp(std::numeric_limits<float>::infinity()) == std::numeric_limits<float>::infinity());
   CHECK(fm::exp(-std::numeric_limits<float>::infinity()) == 0.0f);
