@@ -76,15 +76,19 @@ template <class T, class A>
 void attention_forward_typed(T* out, A* lse, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                              const AttentionParams& p) {
   const AttentionGeom g(q, k, v);
-  parallel_for(g.B * g.H, 1, [&](int64_t bb, int64_t be) {
-    const Scratch<T> sc(g.L * g.S);
-    for (int64_t bh = bb; bh < be; ++bh) {
+  // A score block per chunk of heads, taken before the threads start (see for_each_tile in conv.hpp)
+  const int64_t BH = g.B * g.H, chunks = parallel_chunks(BH, 1), per = (BH + chunks - 1) / chunks;
+  const Scratch<T> blocks(chunks * g.L * g.S);
+  parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t ci = cb; ci < ce; ++ci)
+    for (int64_t bh = ci * per; bh < std::min(BH, (ci + 1) * per); ++bh) {
+      T* const sc = blocks.data() + ci * g.L * g.S;
       const int64_t b = bh / g.H, h = bh % g.H;
       const HeadView<T> Q(q, b, h), K(k, b, h), V(v, b, h);
-      blas_gemm<T>(false, true, g.L, g.S, g.D, static_cast<T>(p.scale), Q.p, Q.ld, K.p, K.ld, T(0), sc.data(), g.S);
-      apply_mask(sc.data(), mask, g, b, h, p.causal);
+      blas_gemm<T>(false, true, g.L, g.S, g.D, static_cast<T>(p.scale), Q.p, Q.ld, K.p, K.ld, T(0), sc, g.S);
+      apply_mask(sc, mask, g, b, h, p.causal);
       for (int64_t i = 0; i < g.L; ++i) {
-        T* row = sc.data() + i * g.S;
+        T* row = sc + i * g.S;
         T mx = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : mx)
         for (int64_t j = 0; j < g.S; ++j) mx = std::max(mx, row[j]);
@@ -100,8 +104,8 @@ void attention_forward_typed(T* out, A* lse, const Tensor& q, const Tensor& k, c
         for (int64_t j = 0; j < g.S; ++j) row[j] *= inv;
         lse[bh * g.L + i] = static_cast<A>(static_cast<double>(mx) + std::log(s));
       }
-      apply_dropout(sc.data(), g, bh, p);
-      blas_gemm<T>(false, false, g.L, g.Dv, g.S, T(1), sc.data(), g.S, V.p, V.ld, T(0), out + bh * g.L * g.Dv, g.Dv);
+      apply_dropout(sc, g, bh, p);
+      blas_gemm<T>(false, false, g.L, g.Dv, g.S, T(1), sc, g.S, V.p, V.ld, T(0), out + bh * g.L * g.Dv, g.Dv);
     }
   });
 }
@@ -110,50 +114,58 @@ template <class T, class A>
 void attention_backward_typed(T* gq, T* gk, T* gv, const T* gout, const Tensor& q, const Tensor& k, const Tensor& v,
                               const T* out, const A* lse, const Tensor& mask, const AttentionParams& p) {
   const AttentionGeom g(q, k, v);
-  parallel_for(g.B * g.H, 1, [&](int64_t bb, int64_t be) {
-    const Scratch<T> prob(g.L * g.S), dz(g.L * g.S), drow(g.L);
-    const Scratch<T> z(p.dropout_p > 0.0 ? g.L * g.S : 0);
-    for (int64_t bh = bb; bh < be; ++bh) {
+  // Per chunk of heads: P, dZ, the dropped-out P when there is dropout, and a row of sums; taken
+  // before the threads start (see attention_forward_typed)
+  const int64_t BH = g.B * g.H, chunks = parallel_chunks(BH, 1), per = (BH + chunks - 1) / chunks;
+  const int64_t LS = g.L * g.S, each = (p.dropout_p > 0.0 ? 3 : 2) * LS + g.L;
+  const Scratch<T> blocks(chunks * each);
+  parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
+    for (int64_t ci = cb; ci < ce; ++ci)
+    for (int64_t bh = ci * per; bh < std::min(BH, (ci + 1) * per); ++bh) {
+      T* const prob = blocks.data() + ci * each;
+      T* const dz = prob + LS;
+      T* const drow = dz + LS;
+      T* const z = drow + g.L;  // used only with dropout
       const int64_t b = bh / g.H, h = bh % g.H;
       const HeadView<T> Q(q, b, h), K(k, b, h), V(v, b, h);
       const T* dO = gout + bh * g.L * g.Dv;
       const T* O = out + bh * g.L * g.Dv;
       // P = exp(scale * Q K^T + mask - lse)
-      blas_gemm<T>(false, true, g.L, g.S, g.D, static_cast<T>(p.scale), Q.p, Q.ld, K.p, K.ld, T(0), prob.data(), g.S);
-      apply_mask(prob.data(), mask, g, b, h, p.causal);
+      blas_gemm<T>(false, true, g.L, g.S, g.D, static_cast<T>(p.scale), Q.p, Q.ld, K.p, K.ld, T(0), prob, g.S);
+      apply_mask(prob, mask, g, b, h, p.causal);
       for (int64_t i = 0; i < g.L; ++i) {
         const T l = static_cast<T>(lse[bh * g.L + i]);
-        T* row = prob.data() + i * g.S;
+        T* row = prob + i * g.S;
 #pragma omp simd
         for (int64_t j = 0; j < g.S; ++j) row[j] = fm::exp(row[j] - l);
       }
       // Z = dropout(P); dV = Z^T dO
       if (p.dropout_p > 0.0) {
-        std::copy(prob.data(), prob.data() + g.L * g.S, z.data());
-        apply_dropout(z.data(), g, bh, p);
-        blas_gemm<T>(true, false, g.S, g.Dv, g.L, T(1), z.data(), g.S, dO, g.Dv, T(0), gv + bh * g.S * g.Dv, g.Dv);
+        std::copy(prob, prob + g.L * g.S, z);
+        apply_dropout(z, g, bh, p);
+        blas_gemm<T>(true, false, g.S, g.Dv, g.L, T(1), z, g.S, dO, g.Dv, T(0), gv + bh * g.S * g.Dv, g.Dv);
       } else {
-        blas_gemm<T>(true, false, g.S, g.Dv, g.L, T(1), prob.data(), g.S, dO, g.Dv, T(0), gv + bh * g.S * g.Dv, g.Dv);
+        blas_gemm<T>(true, false, g.S, g.Dv, g.L, T(1), prob, g.S, dO, g.Dv, T(0), gv + bh * g.S * g.Dv, g.Dv);
       }
       // dZ = dO V^T; dA = dropout'(dZ); dS = P * (dA - rowsum(dO * O))
-      blas_gemm<T>(false, true, g.L, g.S, g.Dv, T(1), dO, g.Dv, V.p, V.ld, T(0), dz.data(), g.S);
-      if (p.dropout_p > 0.0) apply_dropout(dz.data(), g, bh, p);
+      blas_gemm<T>(false, true, g.L, g.S, g.Dv, T(1), dO, g.Dv, V.p, V.ld, T(0), dz, g.S);
+      if (p.dropout_p > 0.0) apply_dropout(dz, g, bh, p);
       for (int64_t i = 0; i < g.L; ++i) {
         double s = 0;
         for (int64_t d = 0; d < g.Dv; ++d) s += static_cast<double>(dO[i * g.Dv + d]) * static_cast<double>(O[i * g.Dv + d]);
         drow[i] = static_cast<T>(s);
       }
       for (int64_t i = 0; i < g.L; ++i) {
-        T* pr = prob.data() + i * g.S;
-        const T* zr = dz.data() + i * g.S;
+        T* pr = prob + i * g.S;
+        const T* zr = dz + i * g.S;
         const T di = drow[i];
 #pragma omp simd
         for (int64_t j = 0; j < g.S; ++j) pr[j] = pr[j] * (zr[j] - di);  // dS, in place
       }
       // dQ = scale dS K; dK = scale dS^T Q
-      blas_gemm<T>(false, false, g.L, g.D, g.S, static_cast<T>(p.scale), prob.data(), g.S, K.p, K.ld, T(0),
+      blas_gemm<T>(false, false, g.L, g.D, g.S, static_cast<T>(p.scale), prob, g.S, K.p, K.ld, T(0),
                    gq + bh * g.L * g.D, g.D);
-      blas_gemm<T>(true, false, g.S, g.D, g.L, static_cast<T>(p.scale), prob.data(), g.S, Q.p, Q.ld, T(0),
+      blas_gemm<T>(true, false, g.S, g.D, g.L, static_cast<T>(p.scale), prob, g.S, Q.p, Q.ld, T(0),
                    gk + bh * g.S * g.D, g.D);
     }
   });

@@ -150,15 +150,17 @@ void for_each_tile(const ConvGeom& g, const ImageParts& ip, int64_t tile, Body&&
     const int64_t a = pi * ip.per * P, b = std::min(g.N, (pi + 1) * ip.per) * P;
     for (int64_t r0 = a; r0 < b; r0 += tile) body(pi, a, r0, std::min(b, r0 + tile), col);
   };
+  // One buffer per part, taken before the threads start: buffers taken inside them would need one
+  // or two cached blocks depending on how the threads happened to overlap, and `wanwu serve`
+  // would find itself short of a block under load that its warm-up never needed.
   const int64_t col_elems = std::min(tile, ip.per * P) * g.K;
+  const Scratch<T> cols(ip.count * col_elems);
   if (ip.count > 1) {
     parallel_for(ip.count, 1, [&](int64_t pb, int64_t pe) {
-      const Scratch<T> col(col_elems);
-      for (int64_t pi = pb; pi < pe; ++pi) run(pi, col.data());
+      for (int64_t pi = pb; pi < pe; ++pi) run(pi, cols.data() + pi * col_elems);
     });
   } else if (ip.count == 1) {
-    const Scratch<T> col(col_elems);
-    run(0, col.data());
+    run(0, cols.data());
   }
 }
 
