@@ -145,6 +145,31 @@ WANWU_ALWAYS_INLINE T lane_sum(int64_t n, F f) {
   return s;
 }
 
+// Two sums in one pass: f(m) sets (a, b) for element m.
+template <class T, class F>
+WANWU_ALWAYS_INLINE void lane_sum2(int64_t n, F f, T& sa, T& sb) {
+  constexpr int L = 64 / static_cast<int>(sizeof(T));
+  T acc_a[L] = {}, acc_b[L] = {};
+  int64_t m = 0;
+  for (; m + L <= n; m += L) {
+#pragma omp simd
+    for (int j = 0; j < L; ++j) {
+      T a, b;
+      f(m + j, a, b);
+      acc_a[j] += a;
+      acc_b[j] += b;
+    }
+  }
+  sa = 0, sb = 0;
+  for (; m < n; ++m) {
+    T a, b;
+    f(m, a, b);
+    sa += a;
+    sb += b;
+  }
+  for (int j = 0; j < L; ++j) sa += acc_a[j], sb += acc_b[j];
+}
+
 template <class T, class S>
 void layer_norm_forward_typed(T* y, S* mean_out, S* rstd_out, const T* x, const T* w, const T* b, int64_t R,
                               int64_t M, double eps) {
@@ -203,8 +228,14 @@ void layer_norm_backward_typed(T* gx, T* gw, T* gb, const T* gy, const T* x, con
         }
         if (!gx) continue;
         // sum(g) and sum(g * xhat) with g = dy * w
-        const T a = lane_sum<T>(M, [&](int64_t m) { return gr[m] * wv[m]; });
-        const T bsum = lane_sum<T>(M, [&](int64_t m) { return gr[m] * wv[m] * ((xr[m] - mu) * rs); });
+        T a, bsum;
+        lane_sum2<T>(
+            M,
+            [&](int64_t m, T& ga, T& gb) {
+              ga = gr[m] * wv[m];
+              gb = ga * ((xr[m] - mu) * rs);
+            },
+            a, bsum);
         const T inv_m = T(1) / static_cast<T>(M);
         const T ka = a * inv_m, kb = bsum * inv_m;
         T* dr = gx + r * M;
