@@ -1,5 +1,6 @@
-// batch_norm (train and eval, NHWC and [N, C]), layer_norm, group_norm: gradient checks, the
-// running-statistics update against a hand computation, robustness to a large mean, errors.
+// batch_norm (train and eval, NHWC and [N, C]), batch_norm_act, layer_norm, group_norm: gradient
+// checks, the running-statistics update against a hand computation, the fused batch norm +
+// activation against the two ops and the memory it keeps, robustness to a large mean, errors.
 #include "harness.hpp"
 
 using namespace wanwu;
@@ -79,6 +80,65 @@ TEST_CASE("layer_norm on wide rows (the vector lanes and their remainder) equals
     wt::check_close(w.grad(), wr.grad(), 1e-4, 1e-4);
     wt::check_close(b.grad(), br.grad(), 1e-4, 1e-4);
   }
+}
+
+TEST_CASE("gradcheck: batch_norm_act with each activation, with and without affine parameters") {
+  for (Activation act : {Activation::relu, Activation::relu6, Activation::silu}) {
+    CAPTURE(static_cast<int>(act));
+    // weight up to 4 and bias up to 3 put some outputs above 6, so relu6's upper cut is crossed
+    gradcheck([act](const V& v) { return batch_norm_act(v[0], Tensor(), Tensor(), v[1], v[2], Mode::train, act); },
+              {spread({2, 3, 4, 5}), spread({5}, 0.5, 4, 3), spread({5}, -1, 3, 4)});
+    gradcheck(
+        [act](const V& v) { return batch_norm_act(v[0], Tensor(), Tensor(), Tensor(), Tensor(), Mode::train, act); },
+        {spread({6, 3})});
+  }
+}
+
+TEST_CASE("batch_norm_act equals batch_norm followed by the activation: outputs, gradients, running statistics") {
+  Generator g(11);
+  const Tensor x0 = randn({3, 4, 5, 6}, DType::f64, &g), gy = randn({3, 4, 5, 6}, DType::f64, &g);
+  const Tensor w0 = rand({6}, DType::f64, &g) + 0.5, b0 = randn({6}, DType::f64, &g);
+  for (Activation act : {Activation::none, Activation::relu, Activation::relu6, Activation::silu}) {
+    CAPTURE(static_cast<int>(act));
+    for (Mode mode : {Mode::train, Mode::eval}) {
+      CAPTURE(static_cast<int>(mode));
+      auto run = [&](bool fused) {
+        Tensor x = x0.clone().requires_grad_(true), w = w0.clone().requires_grad_(true);
+        Tensor b = b0.clone().requires_grad_(true);
+        Tensor rm = tensor({0.1, -0.2, 0.3, 0.0, 1.0, 0.5}, DType::f64);
+        Tensor rv = tensor({1.5, 0.5, 2.0, 1.0, 0.7, 1.1}, DType::f64);
+        const Tensor y = fused ? batch_norm_act(x, rm, rv, w, b, mode, act, 0.1, 1e-5)
+                               : activate(batch_norm(x, rm, rv, w, b, mode, 0.1, 1e-5), act);
+        (y * gy).sum().backward();
+        return std::vector<Tensor>{y.detach(), x.grad(), w.grad(), b.grad(), rm, rv};
+      };
+      const auto f = run(true), u = run(false);
+      for (size_t i = 0; i < f.size(); ++i) {
+        CAPTURE(i);
+        wt::check_close(f[i], u[i], 1e-12, 1e-12);
+      }
+    }
+  }
+}
+
+TEST_CASE("batch_norm_act keeps only the batch norm's input for the backward, batch_norm then silu keeps two") {
+  // [8, 16, 16, 64] f32 is 512 KiB, a size class of its own: the difference in live bytes with the
+  // graph alive is exactly the silu input that the separate ops save.
+  Generator g(12);
+  const Tensor x = randn({8, 16, 16, 64}, DType::f32, &g).requires_grad_(true);
+  const Tensor w = ones({64}).requires_grad_(true), b = zeros({64}).requires_grad_(true);
+  const size_t base = cpu_allocator().stats().allocated;
+  size_t fused_bytes = 0, separate_bytes = 0;
+  {
+    const Tensor y = batch_norm_act(x, Tensor(), Tensor(), w, b, Mode::train, Activation::silu);
+    fused_bytes = cpu_allocator().stats().allocated - base;
+  }
+  {
+    const Tensor y = silu(batch_norm(x, Tensor(), Tensor(), w, b, Mode::train));
+    separate_bytes = cpu_allocator().stats().allocated - base;
+  }
+  CHECK(separate_bytes - fused_bytes == x.numel() * sizeof(float));
+  CHECK(fused_bytes >= x.numel() * sizeof(float));  // the output itself
 }
 
 TEST_CASE("normalization errors") {

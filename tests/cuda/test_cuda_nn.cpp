@@ -76,6 +76,14 @@ TEST_CASE("batch_norm in training and eval mode, forward, backward and running s
       const bool dev = in[0].device().is_cuda();
       return batch_norm(in[0], dev ? rm_d : rm_c, dev ? rv_d : rv_c, in[1], in[2], Mode::eval, 0.1, 1e-5);
     }, {x, w, b}, dt);
+    for (Activation act : {Activation::relu, Activation::relu6, Activation::silu}) {
+      CAPTURE(static_cast<int>(act));
+      cp::parity("batch_norm_act train", [&](const std::vector<Tensor>& in) {
+        const bool dev = in[0].device().is_cuda();
+        return batch_norm_act(in[0], dev ? rm_d : rm_c, dev ? rv_d : rv_c, in[1], in[2], Mode::train, act, 0.1,
+                              1e-5);
+      }, {x, w, b}, dt);
+    }
     cp::parity("batch_norm 2-D no affine", [&](const std::vector<Tensor>& in) {
       return batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), Mode::train);
     }, {cp::rnd({64, 10}, 5, 9, 27)}, dt);

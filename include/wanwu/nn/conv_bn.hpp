@@ -5,12 +5,14 @@
 // with weight w * s and bias (b - mean) * s + beta, s = gamma / sqrt(var + eps) (the fold every
 // inference engine does). Run as written, the pair costs three passes over the activations (the
 // batch norm's multiply and add, then the activation) and three fresh tensors; folded, the bias
-// is added inside the convolution's output tile and ReLU runs in place: one pass. The fold
-// applies only when nothing can need a gradient (autograd off, or no input or parameter requires
-// one), the batch norm uses running statistics, and autocast is off; otherwise the layers run
-// exactly as written. Folded weights are cached on the batch norm and rebuilt when any tensor they
-// came from changes (its storage or version counter), so loading weights or moving the model
-// invalidates them. Results equal the unfused layers up to float rounding (tested).
+// is added inside the convolution's output tile and the activation runs in place: two passes, one
+// tensor. The fold applies only when nothing can need a gradient (autograd off, or no input or
+// parameter requires one), the batch norm uses running statistics, and autocast is off. Otherwise
+// the convolution runs as written and the batch norm and activation as one op, batch_norm_act,
+// which in training keeps one activation-sized tensor for the backward where two separate ops keep
+// two. Folded weights are cached on the batch norm and rebuilt when any tensor they came from
+// changes (its storage or version counter), so loading weights or moving the model invalidates
+// them. Results equal the unfused layers up to float rounding (tested).
 #pragma once
 
 #include "../amp/autocast.hpp"
@@ -18,24 +20,10 @@
 
 namespace wanwu::nn {
 
-enum class Activation : uint8_t { none, relu, relu6, silu };
+using wanwu::Activation;
 
 namespace detail {
-
 inline bool needs_grad(const Tensor& t) { return t.defined() && t.requires_grad(); }
-
-inline Tensor apply_activation(Tensor h, Activation act, bool in_place) {
-  switch (act) {
-    case Activation::none: return h;
-    case Activation::relu:
-      if (in_place) return relu_(h);
-      return relu(h);
-    case Activation::relu6: return relu6(h);
-    case Activation::silu: return silu(h);
-  }
-  return h;
-}
-
 }  // namespace detail
 
 // Whether conv_bn_act folds: inference conditions (see the header comment).
@@ -51,14 +39,13 @@ inline bool conv_bn_folds(const Conv2d& conv, const BatchNorm& bn, const Tensor&
 inline Tensor conv_bn_act(const Conv2d& conv, BatchNorm& bn, const Tensor& x, Activation act,
                           const std::optional<Padding2d>& padding = std::nullopt) {
   const Padding2d pad = padding.value_or(conv.padding);
-  if (!conv_bn_folds(conv, bn, x)) {
-    Tensor h = bn.forward(conv2d(x, conv.weight, conv.bias, conv.stride, pad, conv.dilation, conv.groups));
-    return detail::apply_activation(std::move(h), act, false);
-  }
+  if (!conv_bn_folds(conv, bn, x))
+    return bn.forward_act(conv2d(x, conv.weight, conv.bias, conv.stride, pad, conv.dilation, conv.groups), act);
   const auto [w, b] = bn.folded().get(conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var,
                                       bn.eps);
   Tensor h = conv2d(x, w, b, conv.stride, pad, conv.dilation, conv.groups);
-  return detail::apply_activation(std::move(h), act, true);
+  wanwu::detail::activate_raw(act, h);  // nothing needs a gradient: in place
+  return h;
 }
 
 // relu(a + b) for a residual connection; in place on `a` (a fresh block output) when conv_bn_act

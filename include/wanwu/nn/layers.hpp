@@ -162,7 +162,10 @@ class BatchNorm : public Module {
       num_batches_tracked = register_buffer("num_batches_tracked", zeros(Shape{}, TensorOptions(DType::i64).device(o.device)));
     }
   }
-  Tensor forward(const Tensor& x) override {
+  Tensor forward(const Tensor& x) override { return forward_act(x, Activation::none); }
+  // act(forward(x)) as one op (batch_norm_act): in training it keeps one activation-sized tensor
+  // for the backward instead of two.
+  Tensor forward_act(const Tensor& x, Activation act) {
     WANWU_CHECK_SHAPE(x.dim() >= 2 && x.size(-1) == num_features, type_name(), ": expected ", num_features,
                       " channels in the last dimension, got input ", x.shape());
     const bool use_batch_stats = is_training() || !running_mean.defined();
@@ -172,7 +175,8 @@ class BatchNorm : public Module {
       num_batches_tracked.add_(1);
       if (!momentum) m = 1.0 / static_cast<double>(num_batches_tracked.item<int64_t>());
     }
-    return batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats ? Mode::train : Mode::eval, m, eps);
+    return batch_norm_act(x, running_mean, running_var, weight, bias, use_batch_stats ? Mode::train : Mode::eval, act,
+                          m, eps);
   }
   // The eval-mode fold of a preceding convolution into this batch norm (nn/conv_bn.hpp).
   FoldedConvBn& folded() const { return folded_; }

@@ -1,7 +1,8 @@
 // Activations: relu, relu6, leaky_relu, sigmoid, tanh, silu, gelu (erf and tanh forms),
-// hardswish, hardsigmoid, softplus, and the in-place relu_. Forward and backward are one functor
-// each in backend/functors.hpp; the backward reads the saved input or, where cheaper and exact,
-// the saved output (relu, sigmoid, tanh), as PyTorch does.
+// hardswish, hardsigmoid, softplus, the in-place relu_, and `activate` for the activation a
+// convolution block names by enum. Forward and backward are one functor each in
+// backend/functors.hpp; the backward reads the saved input or, where cheaper and exact, the saved
+// output (relu, sigmoid, tanh), as PyTorch does.
 #pragma once
 
 #include "elementwise.hpp"
@@ -9,6 +10,9 @@
 namespace wanwu {
 
 enum class GeluApproximate : uint8_t { none, tanh };
+
+// The activations a convolution block ends with (nn::conv_bn_act, batch_norm_act).
+enum class Activation : uint8_t { none, relu, relu6, silu };
 
 namespace detail {
 enum class SaveFor : uint8_t { input, output };
@@ -75,6 +79,26 @@ inline Tensor& relu_(Tensor& x) {
     autograd::record("relu_", {x}, {x}, [s](const Grads& g) {
       return std::vector<Tensor>{detail::binary_raw(BinaryOp::relu_backward, g[0], s.get(), g[0].dtype())};
     });
+  }
+  return x;
+}
+
+namespace detail {
+// y = act(y) in place, no autograd: for a fresh output nothing else holds.
+inline void activate_raw(Activation act, Tensor& y) {
+  if (act == Activation::relu) unary_raw(UnaryOp::relu, y, {}, y);
+  if (act == Activation::relu6) unary_raw(UnaryOp::relu6, y, {}, y);
+  if (act == Activation::silu) unary_raw(UnaryOp::silu, y, {}, y);
+}
+}  // namespace detail
+
+// act(x), dispatched on the block's activation.
+inline Tensor activate(const Tensor& x, Activation act) {
+  switch (act) {
+    case Activation::none: return x;
+    case Activation::relu: return relu(x);
+    case Activation::relu6: return relu6(x);
+    case Activation::silu: return silu(x);
   }
   return x;
 }

@@ -2,10 +2,12 @@
 // with PyTorch's training semantics (batch statistics, biased variance to normalize, unbiased
 // variance into the running estimate with `momentum`) and eval semantics (running statistics);
 // layer_norm over trailing dims; group_norm over channel groups. Training batch norm and layer
-// norm use fused kernels with hand-written backward; eval batch norm and group norm are composed
-// from primitives and get their gradients from autograd.
+// norm use fused kernels with hand-written backward, and batch_norm_act fuses the activation that
+// follows a batch norm in a conv block; eval batch norm and group norm are composed from
+// primitives and get their gradients from autograd.
 #pragma once
 
+#include "activation.hpp"
 #include "conv.hpp"
 #include "elementwise.hpp"
 #include "options.hpp"
@@ -17,11 +19,38 @@ namespace detail {
 inline DType stat_dtype(DType dt) { return dt == DType::f64 ? DType::f64 : DType::f32; }
 }  // namespace detail
 
-// running_mean / running_var may be undefined (no tracking); weight / bias may be undefined.
-// In Mode::train the running statistics (when given) are updated in place, as PyTorch.
-inline Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
-                         const Tensor& weight, const Tensor& bias, Mode mode, double momentum = 0.1,
-                         double eps = 1e-5) {
+namespace detail {
+
+// The gradient reaching the batch norm's output when `act` follows it: gy * act'(h), h the batch
+// norm's output. ReLU reads its mask from the block's output y; the others recompute
+// h = x * scale + shift from the saved input (scale = invstd * weight, shift = bias - mean * scale).
+inline Tensor batch_norm_act_grad(Activation act, const Tensor& gy, const Tensor& x, const Tensor& y,
+                                  const Tensor& weight, const Tensor& bias, const Tensor& mean,
+                                  const Tensor& invstd) {
+  if (act == Activation::none) return gy;
+  NoGradGuard ng;
+  const DType dt = gy.dtype();
+  if (act == Activation::relu) return binary_raw(BinaryOp::relu_backward, gy, y, dt);
+  Tensor scale = weight.defined() ? invstd * weight.to(invstd.dtype()) : invstd;
+  Tensor shift = -(mean * scale);
+  if (bias.defined()) shift = shift + bias.to(shift.dtype());
+  Tensor h = binary_raw(BinaryOp::mul, x, scale.to(dt), dt);
+  binary_raw(BinaryOp::add, h, shift.to(dt), dt, {}, h);
+  const BinaryOp bwd = act == Activation::silu ? BinaryOp::silu_backward : BinaryOp::relu6_backward;
+  return binary_raw(bwd, gy, h, dt, {}, h);
+}
+
+}  // namespace detail
+
+// act(batch_norm(x)). running_mean / running_var may be undefined (no tracking); weight / bias may
+// be undefined. In Mode::train the running statistics (when given) are updated in place, as
+// PyTorch, and the activation runs in place on the batch norm's output: the pair keeps only the
+// batch norm's input for the backward, which recomputes what the activation's derivative needs
+// (one multiply-add per element), so it holds one activation-sized tensor where batch norm and a
+// separate activation hold two. Eval mode composes the two ops.
+inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                             const Tensor& weight, const Tensor& bias, Mode mode, Activation act,
+                             double momentum = 0.1, double eps = 1e-5) {
   WANWU_CHECK_SHAPE(x.dim() >= 2, "batch_norm: expected an input with at least 2 dimensions (channels last), got ",
                     x.shape());
   WANWU_CHECK_DTYPE(x.is_floating_point(), "batch_norm: dtype ", x.dtype(), " is not supported (floating types only)");
@@ -39,7 +68,7 @@ inline Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tens
     if (weight.defined()) scale = scale * weight;
     Tensor shift = -(running_mean * scale);
     if (bias.defined()) shift = shift + bias;
-    return x * scale.to(x.dtype()) + shift.to(x.dtype());
+    return activate(x * scale.to(x.dtype()) + shift.to(x.dtype()), act);
   }
   const int64_t M = x.numel() / std::max<int64_t>(C, 1);
   WANWU_CHECK_SHAPE(M > 1, "batch_norm: expected more than 1 value per channel when training, got input shape ",
@@ -50,6 +79,7 @@ inline Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tens
   Tensor mean_t = empty_tensor(Shape{C}, sdt, x.device()), var_t = empty_tensor(Shape{C}, sdt, x.device());
   backend_for(x.device()).batch_norm_forward(y, mean_t, var_t, xc, detail::contiguous_no_grad(weight),
                                              detail::contiguous_no_grad(bias), eps);
+  detail::activate_raw(act, y);
   if (running_mean.defined() || running_var.defined()) {
     NoGradGuard ng;  // running statistics are buffers, updated in place
     if (running_mean.defined()) {
@@ -67,8 +97,10 @@ inline Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tens
       NoGradGuard ng;
       invstd = rsqrt(var_t + eps);
     }
-    const SavedTensor sx(xc), sw(weight), sm(mean_t), si(invstd);
-    autograd::record("batch_norm", {x, weight, bias}, {y}, [sx, sw, sm, si](const Grads& g) {
+    const SavedTensor sx(xc), sw(weight), sb(act == Activation::none ? Tensor() : bias), sm(mean_t), si(invstd);
+    const SavedTensor sy(act == Activation::relu ? y : Tensor());
+    autograd::record(act == Activation::none ? "batch_norm" : "batch_norm_act", {x, weight, bias}, {y},
+                     [sx, sw, sb, sm, si, sy, act](const Grads& g) {
       const Tensor xv = sx.get();
       std::vector<Tensor> r(3);
       if (g.needs_input_grad(0)) r[0] = empty_like(xv);
@@ -76,12 +108,22 @@ inline Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tens
       const TensorOptions po = wv.defined() ? options_of(wv) : options_of(xv);  // f32 weights under autocast
       if (g.needs_input_grad(1)) r[1] = empty(Shape{xv.size(-1)}, po);
       if (g.needs_input_grad(2)) r[2] = empty(Shape{xv.size(-1)}, po);
-      backend_for(xv.device()).batch_norm_backward(r[0], r[1], r[2], detail::contiguous_no_grad(g[0]), xv,
-                                                   detail::contiguous_no_grad(sw.get()), sm.get(), si.get());
+      const Tensor gh = detail::batch_norm_act_grad(act, detail::contiguous_no_grad(g[0]), xv, sy.get(), wv, sb.get(),
+                                                    sm.get(), si.get());
+      backend_for(xv.device()).batch_norm_backward(r[0], r[1], r[2], gh, xv, detail::contiguous_no_grad(wv), sm.get(),
+                                                   si.get());
       return r;
     });
   }
   return y;
+}
+
+// running_mean / running_var may be undefined (no tracking); weight / bias may be undefined.
+// In Mode::train the running statistics (when given) are updated in place, as PyTorch.
+inline Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                         const Tensor& weight, const Tensor& bias, Mode mode, double momentum = 0.1,
+                         double eps = 1e-5) {
+  return batch_norm_act(x, running_mean, running_var, weight, bias, mode, Activation::none, momentum, eps);
 }
 
 // Normalizes over the trailing dims given by normalized_shape; weight/bias have that shape.
