@@ -175,6 +175,10 @@ class CudaBackend final : public Backend {
     DeviceGuard g(x.device().index);
     cuda::layer_norm_forward(y, mean, rstd, x, weight, bias, eps);
   }
+  void batch_norm_act_grad(const Tensor& grad_h, const Tensor& grad_y, const Tensor& x, const Tensor& scale,
+                           const Tensor& shift, BinaryOp bwd) override {
+    cuda::batch_norm_act_grad(grad_h, grad_y, x, scale, shift, bwd);
+  }
   void layer_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
                            const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd) override {
     DeviceGuard g(x.device().index);

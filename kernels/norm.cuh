@@ -326,4 +326,35 @@ inline void batch_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
   });
 }
 
+template <class T, class F>
+__global__ void bn_act_grad_kernel(T* gh, const T* gy, const T* x, const stat_t<T>* scale, const stat_t<T>* shift,
+                                   int64_t n, int64_t C, F f) {
+  using A = acc_t<T>;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = i % C;
+    gh[i] = cv<T>(f(cv<A>(gy[i]), cv<A>(x[i]) * A(scale[c]) + A(shift[c])));
+  }
+}
+
+// The activation's gradient at a batch norm's output recomputed from its input (batch_norm_act).
+inline void batch_norm_act_grad(const Tensor& gh, const Tensor& gy_, const Tensor& x_, const Tensor& scale_,
+                                const Tensor& shift_, BinaryOp bwd) {
+  const Tensor gy = contiguous(gy_), x = contiguous(x_), scale = contiguous(scale_), shift = contiguous(shift_);
+  const int64_t C = x.shape().back(), n = x.numel();
+  if (C == 0 || n == 0) return;
+  const cudaStream_t s = stream(x.device().index);
+  dispatch_floating(x.dtype(), "batch_norm_act backward", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    auto launch = [&](auto f) {
+      bn_act_grad_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(ptr<T>(gh), ptr<const T>(gy), ptr<const T>(x),
+                                                               ptr<const stat_t<T>>(scale), ptr<const stat_t<T>>(shift),
+                                                               n, C, f);
+      WANWU_CUDA_LAUNCH_CHECK();
+    };
+    if (bwd == BinaryOp::silu_backward) return launch(SiluBackwardF(OpParams{}));
+    if (bwd == BinaryOp::relu6_backward) return launch(Relu6BackwardF(OpParams{}));
+    throw ValueError(wanwu::detail::str("batch_norm_act backward: no fused gradient for ", op_name(bwd)));
+  });
+}
+
 }  // namespace wanwu::cuda

@@ -124,6 +124,12 @@ class Backend {
   virtual void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b,
                                    const Tensor& grad_y, const Tensor& x, const Tensor& weight,
                                    const Tensor& save_mean, const Tensor& save_invstd) = 0;
+  // grad_h = bwd(grad_y, x * scale + shift) with scale and shift [C] per channel (the last dim; f32,
+  // or f64 for f64 input): the gradient of the activation after a batch norm, at the batch norm's
+  // output recomputed from its input, in one pass (batch_norm_act). bwd: silu_backward or
+  // relu6_backward. grad_h, grad_y and x are contiguous and of x's shape.
+  virtual void batch_norm_act_grad(const Tensor& grad_h, const Tensor& grad_y, const Tensor& x, const Tensor& scale,
+                                   const Tensor& shift, BinaryOp bwd) = 0;
   // Normalizes rows of x viewed as [R, M]; mean and rstd are [R] (f32, or f64 for f64 input).
   // weight/bias [M] may be undefined; in the backward, undefined outputs are not computed.
   virtual void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,

@@ -23,21 +23,22 @@ namespace detail {
 
 // The gradient reaching the batch norm's output when `act` follows it: gy * act'(h), h the batch
 // norm's output. ReLU reads its mask from the block's output y; the others recompute
-// h = x * scale + shift from the saved input (scale = invstd * weight, shift = bias - mean * scale).
+// h = x * scale + shift from the saved input (scale = invstd * weight, shift = bias - mean * scale)
+// in the backend's one-pass kernel.
 inline Tensor batch_norm_act_grad(Activation act, const Tensor& gy, const Tensor& x, const Tensor& y,
                                   const Tensor& weight, const Tensor& bias, const Tensor& mean,
                                   const Tensor& invstd) {
   if (act == Activation::none) return gy;
   NoGradGuard ng;
-  const DType dt = gy.dtype();
-  if (act == Activation::relu) return binary_raw(BinaryOp::relu_backward, gy, y, dt);
-  Tensor scale = weight.defined() ? invstd * weight.to(invstd.dtype()) : invstd;
+  if (act == Activation::relu) return binary_raw(BinaryOp::relu_backward, gy, y, gy.dtype());
+  const Tensor scale = weight.defined() ? invstd * weight.to(invstd.dtype()) : invstd;
   Tensor shift = -(mean * scale);
   if (bias.defined()) shift = shift + bias.to(shift.dtype());
-  Tensor h = binary_raw(BinaryOp::mul, x, scale.to(dt), dt);
-  binary_raw(BinaryOp::add, h, shift.to(dt), dt, {}, h);
-  const BinaryOp bwd = act == Activation::silu ? BinaryOp::silu_backward : BinaryOp::relu6_backward;
-  return binary_raw(bwd, gy, h, dt, {}, h);
+  Tensor gh = empty_like(x);
+  backend_for(x.device()).batch_norm_act_grad(gh, gy, x, contiguous_no_grad(scale), contiguous_no_grad(shift),
+                                              act == Activation::silu ? BinaryOp::silu_backward
+                                                                      : BinaryOp::relu6_backward);
+  return gh;
 }
 
 }  // namespace detail

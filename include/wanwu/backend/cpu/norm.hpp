@@ -127,6 +127,29 @@ void batch_norm_backward_typed(T* gx, T* gw, T* gb, const T* gy, const T* x, con
   });
 }
 
+// gh = f(gy, x * scale + shift), per channel scale/shift: the activation's gradient at a batch
+// norm's output, recomputed from the batch norm's input in the same pass that reads gy.
+template <class T>
+void batch_norm_act_grad_typed(T* gh, const T* gy, const T* x, const T* scale, const T* shift, int64_t M, int64_t C,
+                               BinaryOp bwd) {
+  auto run = [&](auto f) {
+    parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)), [&](int64_t mb, int64_t me) {
+      for (int64_t m = mb; m < me; ++m) {
+        const T* xr = x + m * C;
+        const T* gr = gy + m * C;
+        T* hr = gh + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) hr[c] = f(gr[c], xr[c] * scale[c] + shift[c]);
+      }
+    });
+  };
+  switch (bwd) {
+    case BinaryOp::silu_backward: return run(SiluBackwardF(OpParams{}));
+    case BinaryOp::relu6_backward: return run(Relu6BackwardF(OpParams{}));
+    default: throw ValueError(wanwu::detail::str("batch_norm_act backward: no fused gradient for ", op_name(bwd)));
+  }
+}
+
 // Sum of f(m) over m in [0, n) with 64 bytes x 2 of independent lanes: the vector loop keeps
 // several accumulators in flight. With one, a row reduction is a chain of dependent adds and
 // latency-bound (a 768-wide row: 96 adds of 3+ cycles each, longer than reading the row).

@@ -54,6 +54,24 @@ WANWU_CPU_METHOD void CpuBackend::batch_norm_backward(const Tensor& grad_x, cons
       });
 }
 
+WANWU_CPU_METHOD void CpuBackend::batch_norm_act_grad(const Tensor& grad_h, const Tensor& grad_y, const Tensor& x,
+                                                      const Tensor& scale, const Tensor& shift, BinaryOp bwd) {
+  cpu::dispatch_f32_f64(
+      x.dtype(), "batch_norm_act backward",
+      [&] {
+        const Tensor gh = cpu::widened_buffer(grad_h);
+        batch_norm_act_grad(gh, cpu::widen(grad_y), cpu::widen(x), scale, shift, bwd);
+        cpu::narrow_into(grad_h, gh);
+      },
+      [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const int64_t C = x.size(-1), M = x.numel() / std::max<int64_t>(C, 1);
+        cpu::batch_norm_act_grad_typed<T>(static_cast<T*>(grad_h.data_ptr()), static_cast<const T*>(grad_y.data_ptr()),
+                                          static_cast<const T*>(x.data_ptr()), static_cast<const T*>(scale.data_ptr()),
+                                          static_cast<const T*>(shift.data_ptr()), M, C, bwd);
+      });
+}
+
 WANWU_CPU_METHOD void CpuBackend::layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd,
                                                      const Tensor& x, const Tensor& weight, const Tensor& bias,
                                                      double eps) {
