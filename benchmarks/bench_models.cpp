@@ -82,8 +82,11 @@ void train_step(benchmark::State& state, const std::string& arch, DType autocast
     opt.zero_grad();
     return loss;
   };
-  // The first step also allocates AdamW's moments and fills the caching allocator: a warm-up, as
-  // in eval_forward, since a training step is timed once when it takes seconds.
+  // Two warm-up steps, since a training step is timed once when it takes seconds. The first
+  // allocates AdamW's moments and fills the caching allocator; those moments then sit in the
+  // allocator's segments, so the second step cuts its activations from a different layout and
+  // still takes some memory from the system. From the third step on, none is taken.
+  step();
   step();
   for (auto _ : state) {
     Tensor loss = step();
