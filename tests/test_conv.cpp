@@ -145,3 +145,36 @@ TEST_CASE("conv2d f32 through Winograd F(2x2, 3x3) follows the f64 direct convol
   CHECK_FALSE(cpu::winograd_applies(cpu::ConvGeom({8, 16, 16, 64}, {128, 3, 3, 64}, {8, 14, 14, 128}, Conv2dParams{})));
   CHECK_FALSE(cpu::winograd_applies(cpu::ConvGeom({1, 7, 7, 512}, {512, 3, 3, 512}, {1, 5, 5, 512}, Conv2dParams{})));
 }
+
+TEST_CASE("1x1 conv2d with its rows split over threads equals the matrix products it stands for") {
+  // A 1x1 stride-1 convolution is y = x[M, C] w[O, C]^T, dx = dy w, dw = dy^T x with M = N*H*W.
+  // These M (odd, and large enough that the forward and input gradient split rows and the weight
+  // gradient splits its inner dimension into summed parts) take the split path; matmul is the
+  // reference (a separate code path: one GEMM).
+  struct Case {
+    Shape x;
+    int64_t O;
+  };
+  Generator g(5);
+  for (const Case c : {Case{{3, 37, 41, 16}, 24}, Case{{1, 9, 15, 8}, 5}, Case{{2, 33, 32, 64}, 64}}) {
+    CAPTURE(c.x);
+    const int64_t M = c.x[0] * c.x[1] * c.x[2], C = c.x[3];
+    const Tensor x = randn(c.x, DType::f64, &g).requires_grad_();
+    const Tensor w = randn({c.O, 1, 1, C}, DType::f64, &g).requires_grad_();
+    const Tensor b = randn({c.O}, DType::f64, &g).requires_grad_();
+    const Tensor y = conv2d(x, w, b);
+    const Tensor xm = x.detach().reshape({M, C}), wm = w.detach().reshape({c.O, C});
+    wt::check_close(y.reshape({M, c.O}), matmul(xm, wm.mT()) + b.detach(), 1e-12, 1e-12);
+    const Tensor dy = randn(y.shape(), DType::f64, &g);
+    y.backward(dy);
+    const Tensor dym = dy.reshape({M, c.O});
+    wt::check_close(x.grad().reshape({M, C}), matmul(dym, wm), 1e-12, 1e-12);
+    wt::check_close(w.grad().reshape({c.O, C}), matmul(dym.mT(), xm), 1e-11, 1e-11);
+    // f32 through the same split follows f64
+    const Tensor xf = x.detach().to(DType::f32).requires_grad_(), wf = w.detach().to(DType::f32).requires_grad_();
+    const Tensor yf = conv2d(xf, wf, b.detach().to(DType::f32));
+    yf.backward(dy.to(DType::f32));
+    wt::check_close(yf, y, 1e-4, 1e-4);
+    wt::check_close(wf.grad(), w.grad(), 1e-3, 1e-4);
+  }
+}
