@@ -52,3 +52,25 @@ TEST_CASE("relu_ in place: values, gradient, and the leaf rule") {
   CHECK_THROWS_WITH_AS(relu_(w), doctest::Contains("leaf"), AutogradError);
   CHECK_THROWS_AS(gelu(tensor({1, 2})), DTypeError);
 }
+
+TEST_CASE("add_relu equals relu(a + b): values, both gradients, NaN, and the broadcasting fallback") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    CAPTURE(dt);
+    const Tensor a = tensor({-2.0, 1.0, 3.0, -0.5, std::nan(""), 2.0}, dt).requires_grad_();
+    const Tensor b = tensor({1.0, -2.0, 0.5, 1.0, 1.0, -2.5}, dt).requires_grad_();
+    const Tensor y = add_relu(a, b);
+    const Tensor yv = y.detach();
+    check_close(yv.narrow(0, 0, 4), {0.0, 0.0, 3.5, 0.5});
+    CHECK(std::isnan(yv.narrow(0, 4, 1).to(DType::f64).item<double>()));
+    CHECK(yv.narrow(0, 5, 1).to(DType::f64).item<double>() == 0.0);
+    (y.narrow(0, 0, 4) * tensor({1.0, 2.0, 3.0, 4.0}, dt)).sum().backward();
+    check_close(a.grad(), {0.0, 0.0, 3.0, 4.0, 0.0, 0.0});
+    check_close(b.grad(), {0.0, 0.0, 3.0, 4.0, 0.0, 0.0});
+  }
+  // a bias-like operand broadcasts through relu(a + b)
+  const Tensor a = tensor({-1.0, 2.0, 3.0, -4.0}).reshape({2, 2}).requires_grad_(), b = tensor({0.5, -2.5});
+  const Tensor y = add_relu(a, b);
+  check_close(y.detach().reshape({4}), {0.0, 0.0, 3.5, 0.0});
+  y.sum().backward();
+  check_close(a.grad().reshape({4}), {0.0, 0.0, 1.0, 0.0});
+}

@@ -49,6 +49,9 @@ TEST_CASE("gradcheck: unary math") {
 TEST_CASE("gradcheck: activations") {
   const Tensor x = spread({3, 5}, -4, 4);
   gradcheck([](const V& v) { return relu(v[0]); }, {x});
+  const Tensor y = spread({3, 5}, -2, 2.5, 11);
+  REQUIRE(min(abs(x + y)).item<double>() > 1e-3);  // away from relu's kink
+  gradcheck([](const V& v) { return add_relu(v[0], v[1]); }, {x, y});
   gradcheck([](const V& v) { return relu6(v[0] * 2.0); }, {x});
   gradcheck([](const V& v) { return leaky_relu(v[0], 0.1); }, {x});
   gradcheck([](const V& v) { return sigmoid(v[0]); }, {x});

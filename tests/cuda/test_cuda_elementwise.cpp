@@ -66,6 +66,7 @@ TEST_CASE("binary ops with broadcasting, forward and backward") {
   };
   const std::vector<B> ops = {
       {"add", [](const Tensor& a, const Tensor& b) { return a + b; }},
+      {"add_relu", [](const Tensor& a, const Tensor& b) { return add_relu(a, b); }},  // fused when shapes match
       {"sub alpha", [](const Tensor& a, const Tensor& b) { return sub(a, b, 0.5); }},
       {"mul", [](const Tensor& a, const Tensor& b) { return a * b; }},
       {"div", [](const Tensor& a, const Tensor& b) { return a / (abs(b) + 0.5); }},

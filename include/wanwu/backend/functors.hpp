@@ -295,6 +295,13 @@ struct AddF {
   WANWU_FUNCTOR_CTOR(AddF)
   template <class C> WANWU_HD_INLINE C operator()(C x, C y) const { return x + y; }
 };
+struct AddReluF {  // relu(x + y): a residual block's join in one pass (NaN propagates, as ReluF)
+  WANWU_FUNCTOR_CTOR(AddReluF)
+  template <class C> WANWU_HD_INLINE C operator()(C x, C y) const {
+    const C s = x + y;
+    return s > C(0) ? s : (fm::isnan(s) ? s : C(0));
+  }
+};
 struct AddScaledF {  // x + p.a * y (PyTorch's add/sub with alpha)
   WANWU_FUNCTOR_CTOR_P(AddScaledF)
   template <class C> WANWU_HD_INLINE C operator()(C x, C y) const { return x + C(p.a) * y; }
@@ -486,6 +493,7 @@ enum class OpOut : uint8_t { same, boolean };
 #define WANWU_BINARY_OPS(X)                                 \
   X(add, AddF, all, same)                                   \
   X(add_scaled, AddScaledF, numeric, same)                  \
+  X(add_relu, AddReluF, floating, same)                     \
   X(sub, SubF, numeric, same)                               \
   X(mul, MulF, all, same)                                   \
   X(div, DivF, floating, same)                              \

@@ -48,15 +48,17 @@ inline Tensor conv_bn_act(const Conv2d& conv, BatchNorm& bn, const Tensor& x, Ac
   return h;
 }
 
-// relu(a + b) for a residual connection; in place on `a` (a fresh block output) when conv_bn_act
-// folded, i.e. when nothing needs a gradient.
+// relu(a + b) for a residual connection, one pass (wanwu::add_relu); in place on `a` (a fresh block
+// output) when conv_bn_act folded, i.e. when nothing needs a gradient.
 inline Tensor add_relu(Tensor a, const Tensor& b) {
-  const bool in_place = !amp::is_autocast_enabled() && a.dtype() == b.dtype() && a.shape() == b.shape() &&
+  const bool in_place = !amp::is_autocast_enabled() && a.is_floating_point() && a.dtype() == b.dtype() &&
+                        a.shape() == b.shape() &&
                         (!GradMode::is_enabled() || (!a.requires_grad() && !b.requires_grad()));
-  if (!in_place) return relu(a + b);
+  if (!in_place) return wanwu::add_relu(a, b);
   NoGradGuard ng;
-  a.add_(b);
-  return relu_(a);
+  wanwu::detail::binary_raw(BinaryOp::add_relu, a, b, a.dtype(), {}, a);
+  a.bump_version();
+  return a;
 }
 
 }  // namespace wanwu::nn

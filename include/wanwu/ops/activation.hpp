@@ -1,5 +1,6 @@
 // Activations: relu, relu6, leaky_relu, sigmoid, tanh, silu, gelu (erf and tanh forms),
-// hardswish, hardsigmoid, softplus, the in-place relu_, and `activate` for the activation a
+// hardswish, hardsigmoid, softplus, the in-place relu_, add_relu (a residual join in one pass),
+// and `activate` for the activation a
 // convolution block names by enum. Forward and backward are one functor each in
 // backend/functors.hpp; the backward reads the saved input or, where cheaper and exact, the saved
 // output (relu, sigmoid, tanh), as PyTorch does.
@@ -81,6 +82,22 @@ inline Tensor& relu_(Tensor& x) {
     });
   }
   return x;
+}
+
+// relu(a + b) in one pass: the join of a residual block, which the composition writes as a sum and
+// reads back. The backward masks by the output, as relu's. Operands of different shapes or dtypes
+// (broadcasting, promotion) take the composition.
+inline Tensor add_relu(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype() || !a.is_floating_point()) return relu(a + b);
+  Tensor y = detail::binary_raw(BinaryOp::add_relu, a, b, a.dtype());
+  if (autograd::any_requires_grad({a, b})) {
+    SavedTensor s(y);
+    autograd::record("add_relu", {a, b}, {y}, [s](const Grads& g) {
+      const Tensor gs = detail::binary_raw(BinaryOp::relu_backward, g[0], s.get(), g[0].dtype());
+      return std::vector<Tensor>{gs, gs};
+    });
+  }
+  return y;
 }
 
 namespace detail {
