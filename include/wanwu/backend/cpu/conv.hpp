@@ -1,9 +1,11 @@
 // CPU 2-D convolution, NHWC (DESIGN D4), forward and both backwards.
 //
 // - 1x1, stride 1, no padding, one group: the whole batch is one GEMM ([N*H*W, C] x [O, C]^T),
-//   because NHWC makes the activations a row-major matrix already. When C or O is narrow its
-//   rows are split over the threads, one single-threaded GEMM each, and a long weight gradient
-//   splits its inner dimension and sums the parts (see kNarrowWidth, kWeightGradSplitRows).
+//   because NHWC makes the activations a row-major matrix already. The forward and input
+//   gradient run gemm_narrow.hpp's kernel (the weight packed once, the activations read in
+//   place) unless the weight is too large for it; a narrow GEMM it does not take splits its rows
+//   over the threads, one single-threaded OpenBLAS GEMM each; a long weight gradient splits its
+//   inner dimension and sums the parts (see kNarrowWidth, kWeightGradSplitRows).
 // - General case: im2col of a tile of output pixels into a bounded buffer (at most
 //   kColBytes), then one GEMM per tile and group; the weight [O, kH, kW, C/g] is already the
 //   [O, K] matrix that multiplies a column row in (kh, kw, c) order.
@@ -23,6 +25,7 @@
 #include "blas.hpp"
 #include "conv_geom.hpp"
 #include "depthwise.hpp"
+#include "gemm_narrow.hpp"
 #include "parallel.hpp"
 #include "scratch.hpp"
 #include "winograd.hpp"
@@ -185,7 +188,7 @@ void for_each_tile(const ConvGeom& g, const ImageParts& ip, int64_t tile, Body&&
   }
 }
 
-// gw[i] += sum of the parts' partial buffers (each `size` long), in parallel over i.
+// gw[i] += the parts' partial buffers (each `size` long), in parallel over i.
 template <class T>
 void add_partials(T* gw, const T* partial, int64_t parts, int64_t size) {
   parallel_for(size, 16384, [&](int64_t b, int64_t e) {
@@ -243,6 +246,8 @@ void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const Con
     if (bias) {
       parallel_for(rows, 4096, [&](int64_t b, int64_t e) { fill_bias(out + b * g.O, e - b); });
     }
+    if (gemm_narrow_applies<T>(rows, g.O, g.C))
+      return gemm_narrow<T>(rows, g.O, g.C, x, g.C, w, g.C, /*b_trans=*/true, bias != nullptr, out, g.O);
     gemm_rows<T>(std::min(g.C, g.O) < kNarrowWidth, true, rows, g.O, g.C, x, g.C, w, g.C, beta, out, g.O);
     return;
   }
@@ -265,6 +270,8 @@ void conv_backward_input_typed(T* gx, const T* gy, const T* w, const ConvGeom& g
   if (g.depthwise()) return depthwise_backward_input(gx, gy, w, g);
   const int64_t P = g.Ho * g.Wo;
   if (g.pointwise()) {  // [N*H*W, O] x [O, C]
+    if (gemm_narrow_applies<T>(g.N * P, g.C, g.O))
+      return gemm_narrow<T>(g.N * P, g.C, g.O, gy, g.O, w, g.C, /*b_trans=*/false, false, gx, g.C);
     gemm_rows<T>(std::min(g.C, g.O) < kNarrowWidth, false, g.N * P, g.C, g.O, gy, g.O, w, g.C, T(0), gx, g.C);
     return;
   }

@@ -1,0 +1,135 @@
+// C[M, N] = A[M, K] B[K, N] for a tall A and a B that fits in the caches: the forward and input
+// gradient of a 1x1 convolution, where A is the activations (N*H*W rows) and B the weight.
+//
+// OpenBLAS packs A (the whole activation tensor, each element used only 2N times) on every call
+// and threads tall-skinny shapes poorly: 45-100 GFLOP/s on two cores for N or K of 64. Here B is
+// packed once into panels of two SIMD vectors of columns, and A is read in place, six rows at a
+// time; a 6 x (2 vectors) block of C lives in twelve registers across the whole inner dimension
+// (the register blocking of the classic AVX2 6x16 kernel). Rows are split over the threads.
+// Measured against OpenBLAS on ResNet-50's and EfficientNet-B0's 1x1 shapes: 100-178 GFLOP/s
+// against 45-150 (fwd+bwd of the 64- to 256-wide convolutions: 1.2-2x faster).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "parallel.hpp"
+#include "scratch.hpp"
+#include "simd.hpp"
+
+namespace wanwu::cpu {
+
+// Up to here the kernel was ahead of OpenBLAS or level in the GEMM-only measurement (weights of
+// 1-2 MiB: 130-150 GFLOP/s against 110-145); at 4 MiB (M = 392) it was level, not ahead.
+inline constexpr int64_t kNarrowMaxBBytes = int64_t(2) << 20;
+
+// Whether gemm_narrow is the faster path: B within kNarrowMaxBBytes and rows for both threads.
+template <class T>
+bool gemm_narrow_applies(int64_t m, int64_t n, int64_t k) {
+  return n * k * static_cast<int64_t>(sizeof(T)) <= kNarrowMaxBBytes && m >= 128;
+}
+
+// bp[(p * K + k) * W + j] = B(k, p * W + j), zero past N; B(k, n) = trans ? b[n * ldb + k] : b[k * ldb + n].
+template <class T>
+void gemm_narrow_pack(const T* b, int64_t ldb, bool trans, int64_t K, int64_t N, T* bp) {
+  constexpr int W = 2 * Simd<T>::L;
+  const int64_t panels = (N + W - 1) / W;
+  parallel_for(panels, 1, [&](int64_t pb, int64_t pe) {
+    for (int64_t p = pb; p < pe; ++p) {
+      const int64_t n0 = p * W;
+      const int cols = static_cast<int>(std::min<int64_t>(W, N - n0));
+      T* dst = bp + p * K * W;
+      for (int64_t k = 0; k < K; ++k, dst += W) {
+        if (!trans && cols == W) {
+          std::memcpy(dst, b + k * ldb + n0, sizeof(T) * W);
+          continue;
+        }
+        for (int j = 0; j < W; ++j) dst[j] = j < cols ? (trans ? b[(n0 + j) * ldb + k] : b[k * ldb + n0 + j]) : T(0);
+      }
+    }
+  });
+}
+
+// c's rows [0, R) and columns [0, cols) (cols <= W) = (or +=) the accumulators lo | hi.
+template <class T, int R>
+WANWU_ALWAYS_INLINE void gemm_narrow_store(typename Simd<T>::V* lo, typename Simd<T>::V* hi, T* c, int64_t ldc,
+                                           int cols, bool accumulate) {
+  using S = Simd<T>;
+  constexpr int L = S::L, W = 2 * L;
+  for (int i = 0; i < R; ++i) {
+    T* ci = c + i * ldc;
+    if (cols == W) {
+      if (accumulate) {
+        lo[i] += S::load(ci);
+        hi[i] += S::load(ci + L);
+      }
+      S::store(ci, lo[i]);
+      S::store(ci + L, hi[i]);
+    } else {
+      alignas(64) T t[W];
+      S::store(t, lo[i]);
+      S::store(t + L, hi[i]);
+      for (int j = 0; j < cols; ++j) ci[j] = accumulate ? ci[j] + t[j] : t[j];
+    }
+  }
+}
+
+// Rows [0, R) of C's columns [0, cols) from R rows of A (lda apart) and one packed panel of B.
+template <class T, int R>
+WANWU_ALWAYS_INLINE void gemm_narrow_block(const T* a, int64_t lda, const T* bp, int64_t K, T* c, int64_t ldc,
+                                           int cols, bool accumulate) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int L = S::L, W = 2 * L;
+  V lo[R], hi[R];
+  for (int i = 0; i < R; ++i) lo[i] = hi[i] = S::zero();
+  for (int64_t k = 0; k < K; ++k) {
+    const V b0 = S::load(bp + k * W), b1 = S::load(bp + k * W + L);
+    for (int i = 0; i < R; ++i) {
+      const T av = a[i * lda + k];
+      lo[i] += av * b0;
+      hi[i] += av * b1;
+    }
+  }
+  gemm_narrow_store<T, R>(lo, hi, c, ldc, cols, accumulate);
+}
+
+// Every panel of a block of `rows` (<= 6) rows of C.
+template <class T>
+void gemm_narrow_rows(int rows, const T* a, int64_t lda, const T* bp, int64_t K, int64_t N, T* c, int64_t ldc,
+                      bool accumulate) {
+  constexpr int W = 2 * Simd<T>::L;
+  const int64_t panels = (N + W - 1) / W;
+  for (int64_t p = 0; p < panels; ++p) {
+    const T* bpp = bp + p * K * W;
+    const int cols = static_cast<int>(std::min<int64_t>(W, N - p * W));
+    T* cp = c + p * W;
+    switch (rows) {
+      case 6: gemm_narrow_block<T, 6>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
+      case 5: gemm_narrow_block<T, 5>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
+      case 4: gemm_narrow_block<T, 4>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
+      case 3: gemm_narrow_block<T, 3>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
+      case 2: gemm_narrow_block<T, 2>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
+      default: gemm_narrow_block<T, 1>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
+    }
+  }
+}
+
+// c[m, n] = a[m, k] * B (+ c when `accumulate`), B(k, n) as in gemm_narrow_pack.
+template <class T>
+void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, bool b_trans,
+                 bool accumulate, T* c, int64_t ldc) {
+  constexpr int W = 2 * Simd<T>::L, R = 6;
+  const int64_t panels = (N + W - 1) / W;
+  const Scratch<T> bp(panels * K * W);
+  gemm_narrow_pack(b, ldb, b_trans, K, N, bp.data());
+  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r += R) {
+      const int rows = static_cast<int>(std::min<int64_t>(R, r1 - r));
+      gemm_narrow_rows<T>(rows, a + r * lda, lda, bp.data(), K, N, c + r * ldc, ldc, accumulate);
+    }
+  });
+}
+
+}  // namespace wanwu::cpu
