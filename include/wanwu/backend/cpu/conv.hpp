@@ -233,6 +233,24 @@ void gemm_weight_grad_split(int64_t M, int64_t O, int64_t C, const T* gy, const 
 
 // ---------------------------------------------------------------- general (GEMM) path
 
+// Each group's [Og, K] weight block as a K' x N matrix B for gemm_narrow (B = w^T with `trans`,
+// K' = K, N = Og; else B = w, K' = Og, N = K), packed once per call for all column tiles when it
+// fits the kernel's limit.
+template <class T>
+struct PackedGroups {
+  bool packed;
+  int64_t size;
+  Scratch<T> buf;
+  PackedGroups(const ConvGeom& g, const T* w, int64_t kk, int64_t n, bool trans)
+      : packed(gemm_narrow_fits<T>(n, kk)),
+        size(packed ? gemm_narrow_packed_size<T>(kk, n) : 0),
+        buf(packed ? g.G * size : 0) {
+    for (int64_t grp = 0; packed && grp < g.G; ++grp)
+      gemm_narrow_pack(w + grp * g.Og * g.K, g.K, trans, kk, n, buf.data() + grp * size);
+  }
+  const T* group(int64_t grp) const { return buf.data() + grp * size; }
+};
+
 template <class T>
 void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const ConvGeom& g) {
   if (g.depthwise()) return depthwise_forward(out, x, w, bias, g);
@@ -254,13 +272,16 @@ void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const Con
   if constexpr (std::is_same_v<T, float>) {
     if (winograd_applies(g)) return winograd_forward(out, x, w, bias, g);
   }
+  // Each group's weight [Og, K], as B = w^T, packed once for all tiles.
+  const PackedGroups<T> wp(g, w, g.K, g.Og, /*trans=*/true);
   for_each_tile<T>(g, ImageParts(g), conv_tile_rows(g, sizeof(T)), [&](int64_t, int64_t, int64_t r0, int64_t r1, T* col) {
     const int64_t R = r1 - r0;
     if (bias) fill_bias(out + r0 * g.O, R);
     for (int64_t grp = 0; grp < g.G; ++grp) {
       im2col_rows(x, g, grp, r0, r1, col);
-      blas_gemm<T>(false, true, R, g.Og, g.K, T(1), col, g.K, w + grp * g.Og * g.K, g.K, beta,
-                   out + r0 * g.O + grp * g.Og, g.O);
+      T* dst = out + r0 * g.O + grp * g.Og;
+      if (wp.packed) gemm_narrow_packed<T>(R, g.Og, g.K, col, g.K, wp.group(grp), bias != nullptr, dst, g.O);
+      else blas_gemm<T>(false, true, R, g.Og, g.K, T(1), col, g.K, w + grp * g.Og * g.K, g.K, beta, dst, g.O);
     }
   });
 }
@@ -279,10 +300,12 @@ void conv_backward_input_typed(T* gx, const T* gy, const T* w, const ConvGeom& g
     if (winograd_input_grad_applies(g)) return winograd_backward_input(gx, gy, w, g);
   }
   std::memset(gx, 0, sizeof(T) * static_cast<size_t>(g.N * g.H * g.W * g.C));
+  const PackedGroups<T> wp(g, w, g.Og, g.K, /*trans=*/false);  // B = each group's weight [Og, K]
   for_each_tile<T>(g, ImageParts(g), conv_tile_rows(g, sizeof(T)), [&](int64_t, int64_t, int64_t r0, int64_t r1, T* col) {
     for (int64_t grp = 0; grp < g.G; ++grp) {
-      blas_gemm<T>(false, false, r1 - r0, g.K, g.Og, T(1), gy + r0 * g.O + grp * g.Og, g.O, w + grp * g.Og * g.K,
-                   g.K, T(0), col, g.K);
+      const T* src = gy + r0 * g.O + grp * g.Og;
+      if (wp.packed) gemm_narrow_packed<T>(r1 - r0, g.K, g.Og, src, g.O, wp.group(grp), false, col, g.K);
+      else blas_gemm<T>(false, false, r1 - r0, g.K, g.Og, T(1), src, g.O, w + grp * g.Og * g.K, g.K, T(0), col, g.K);
       col2im_add_rows(col, g, grp, r0, r1, gx);
     }
   });

@@ -24,10 +24,15 @@ namespace wanwu::cpu {
 // 1-2 MiB: 130-150 GFLOP/s against 110-145); at 4 MiB (M = 392) it was level, not ahead.
 inline constexpr int64_t kNarrowMaxBBytes = int64_t(2) << 20;
 
-// Whether gemm_narrow is the faster path: B within kNarrowMaxBBytes and rows for both threads.
+// Whether a K x N matrix B is within kNarrowMaxBBytes: for GEMMs run one per thread.
+template <class T>
+bool gemm_narrow_fits(int64_t n, int64_t k) {
+  return n * k * static_cast<int64_t>(sizeof(T)) <= kNarrowMaxBBytes;
+}
+// Whether gemm_narrow is the faster path for one GEMM: B fits, and there are rows for both threads.
 template <class T>
 bool gemm_narrow_applies(int64_t m, int64_t n, int64_t k) {
-  return n * k * static_cast<int64_t>(sizeof(T)) <= kNarrowMaxBBytes && m >= 128;
+  return gemm_narrow_fits<T>(n, k) && m >= 128;
 }
 
 // bp[(p * K + k) * W + j] = B(k, p * W + j), zero past N; B(k, n) = trans ? b[n * ldb + k] : b[k * ldb + n].
@@ -116,20 +121,34 @@ void gemm_narrow_rows(int rows, const T* a, int64_t lda, const T* bp, int64_t K,
   }
 }
 
+// Elements of the packed form of a K x N matrix B.
+template <class T>
+int64_t gemm_narrow_packed_size(int64_t K, int64_t N) {
+  constexpr int W = 2 * Simd<T>::L;
+  return (N + W - 1) / W * K * W;
+}
+
+// c[m, n] = a[m, k] * B (+ c when `accumulate`) with B packed by gemm_narrow_pack. Rows are split
+// over the threads (inside a parallel region, the calling thread does them all).
+template <class T>
+void gemm_narrow_packed(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const T* bp, bool accumulate, T* c,
+                        int64_t ldc) {
+  constexpr int R = 6;
+  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r += R) {
+      const int rows = static_cast<int>(std::min<int64_t>(R, r1 - r));
+      gemm_narrow_rows<T>(rows, a + r * lda, lda, bp, K, N, c + r * ldc, ldc, accumulate);
+    }
+  });
+}
+
 // c[m, n] = a[m, k] * B (+ c when `accumulate`), B(k, n) as in gemm_narrow_pack.
 template <class T>
 void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, bool b_trans,
                  bool accumulate, T* c, int64_t ldc) {
-  constexpr int W = 2 * Simd<T>::L, R = 6;
-  const int64_t panels = (N + W - 1) / W;
-  const Scratch<T> bp(panels * K * W);
+  const Scratch<T> bp(gemm_narrow_packed_size<T>(K, N));
   gemm_narrow_pack(b, ldb, b_trans, K, N, bp.data());
-  parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r += R) {
-      const int rows = static_cast<int>(std::min<int64_t>(R, r1 - r));
-      gemm_narrow_rows<T>(rows, a + r * lda, lda, bp.data(), K, N, c + r * ldc, ldc, accumulate);
-    }
-  });
+  gemm_narrow_packed(M, N, K, a, lda, bp.data(), accumulate, c, ldc);
 }
 
 }  // namespace wanwu::cpu

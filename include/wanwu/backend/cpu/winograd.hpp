@@ -28,6 +28,7 @@
 #include "../../core/allocator.hpp"
 #include "blas.hpp"
 #include "conv_geom.hpp"
+#include "gemm_narrow.hpp"
 #include "parallel.hpp"
 #include "scratch.hpp"
 
@@ -183,15 +184,29 @@ inline void winograd_conv(float* out, const float* x, const float* w, WinogradKe
   const std::vector<float> zeros(static_cast<size_t>(C), 0.0f);
   if (fwd) winograd_weights(w, O, C, ku, U.data(), kernel);  // U[k] [O][C]
   else winograd_weights(w, C, O, ku, U.data(), kernel);      // U[k] [C][O]
+  // The 16 U[k] packed for gemm_narrow when they fit its limit (every ResNet-50 shape does).
+  const bool packed = gemm_narrow_fits<float>(O, C);
+  const int64_t kp = packed ? gemm_narrow_packed_size<float>(C, O) : 0;
+  const Scratch<float> Up(16 * kp);
+  if (packed) {
+    parallel_for(16, 1, [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) gemm_narrow_pack(U.data() + k * ku, fwd ? C : O, fwd, C, O, Up.data() + k * kp);
+    });
+  }
   for (int64_t t0 = 0; t0 < T; t0 += TB) {
     const int64_t t1 = std::min(T, t0 + TB), R = t1 - t0;
     winograd_input(x, g, tiles_w, tiles_img, t0, t1, zeros.data(), kv, V.data());
     // 16 GEMMs, one per thread at a time (OpenBLAS runs single-threaded inside a parallel region):
     // with as few as 96 rows each, that beats splitting every GEMM across the threads.
     parallel_for(16, 1, [&](int64_t k0, int64_t k1) {
-      for (int64_t k = k0; k < k1; ++k)
+      for (int64_t k = k0; k < k1; ++k) {
+        if (packed) {
+          gemm_narrow_packed<float>(R, O, C, V.data() + k * kv, C, Up.data() + k * kp, false, M.data() + k * km, O);
+          continue;
+        }
         blas_gemm<float>(false, fwd, R, O, C, 1.0f, V.data() + k * kv, C, U.data() + k * ku, fwd ? C : O, 0.0f,
                          M.data() + k * km, O);
+      }
     });
     winograd_output(M.data(), km, bias, g, tiles_w, tiles_img, t0, t1, out);
   }
