@@ -196,8 +196,9 @@ inline void winograd_conv(float* out, const float* x, const float* w, WinogradKe
   for (int64_t t0 = 0; t0 < T; t0 += TB) {
     const int64_t t1 = std::min(T, t0 + TB), R = t1 - t0;
     winograd_input(x, g, tiles_w, tiles_img, t0, t1, zeros.data(), kv, V.data());
-    // 16 GEMMs, one per thread at a time (OpenBLAS runs single-threaded inside a parallel region):
-    // with as few as 96 rows each, that beats splitting every GEMM across the threads.
+    // 16 GEMMs, one per thread at a time (both the packed-weight kernel and OpenBLAS run
+    // single-threaded inside a parallel region): with as few as 96 rows each, that beats
+    // splitting every GEMM across the threads.
     parallel_for(16, 1, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
         if (packed) {
