@@ -146,14 +146,14 @@ TEST_CASE("conv2d f32 through Winograd F(2x2, 3x3) follows the f64 direct convol
   CHECK_FALSE(cpu::winograd_applies(cpu::ConvGeom({1, 7, 7, 512}, {512, 3, 3, 512}, {1, 5, 5, 512}, Conv2dParams{})));
 }
 
-TEST_CASE("1x1 conv2d (packed-weight kernel, split rows, split weight gradient) equals the matrix products it stands for") {
+TEST_CASE("1x1 conv2d (packed-weight kernel, split weight gradient) equals the matrix products it stands for") {
   // A 1x1 stride-1 convolution is y = x[M, C] w[O, C]^T, dx = dy w, dw = dy^T x with M = N*H*W.
   // The first four shapes take the packed-weight kernel (gemm_narrow.hpp) for the forward and the
   // input gradient, with partial column panels (5, 24, 136 columns) and row blocks cut short at
   // the threads' boundaries (odd M), and, with M of 2,000 and more, a weight gradient whose inner
-  // dimension is split into summed parts. A weight over the kernel's limit in f64 (64 x 4200)
-  // splits rows over OpenBLAS calls, and 25 rows take one OpenBLAS GEMM. matmul is the reference
-  // (a separate code path: one OpenBLAS GEMM).
+  // dimension is split into summed parts. A weight over the kernel's limit in f64 (64 x 4200) and
+  // 25 rows take one OpenBLAS GEMM. matmul is the reference (a separate code path: one OpenBLAS
+  // GEMM).
   struct Case {
     Shape x;
     int64_t O;

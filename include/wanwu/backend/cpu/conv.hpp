@@ -3,9 +3,8 @@
 // - 1x1, stride 1, no padding, one group: the whole batch is one GEMM ([N*H*W, C] x [O, C]^T),
 //   because NHWC makes the activations a row-major matrix already. The forward and input
 //   gradient run gemm_narrow.hpp's kernel (the weight packed once, the activations read in
-//   place) unless the weight is too large for it; a narrow GEMM it does not take splits its rows
-//   over the threads, one single-threaded OpenBLAS GEMM each; a long weight gradient splits its
-//   inner dimension and sums the parts (see kNarrowWidth, kWeightGradSplitRows).
+//   place) unless the weight is too large for it or the rows too few; a long weight gradient
+//   splits its inner dimension and sums the parts (see kWeightGradSplitRows).
 // - General case: im2col of a tile of output pixels into a bounded buffer (at most
 //   kColBytes), then one GEMM per tile and group; the weight [O, kH, kW, C/g] is already the
 //   [O, K] matrix that multiplies a column row in (kh, kw, c) order.
@@ -140,15 +139,7 @@ void col2im_add_rows(const T* col, const ConvGeom& g, int64_t group, int64_t r0,
 // noise, 3136 rows 20-40% faster, 12544 rows 1.3-1.8x faster.
 inline constexpr int64_t kWeightGradSplitRows = 1024;
 
-// A 1x1 convolution's forward and input gradient split their rows over the threads when C or O
-// is below this: OpenBLAS's threading of such skinny GEMMs (M = N*H*W in the tens of thousands,
-// K or N of 40-112) reaches 45-80 GFLOP/s on two cores where the split reaches 75-120. With both
-// 128 or more, the two were within noise or the split lost up to 20% (each thread packs the
-// whole weight).
-inline constexpr int64_t kNarrowWidth = 128;
 
-// The rows of a row-split GEMM come in chunks of at least this many per thread.
-inline constexpr int64_t kRowSplitMin = 64;
 
 // The batch in parts of whole images: one per thread when there are at least as many images as
 // threads (single-threaded GEMMs, no synchronization; whole images, so that two threads never add
@@ -197,16 +188,6 @@ void add_partials(T* gw, const T* partial, int64_t parts, int64_t size) {
 #pragma omp simd
       for (int64_t i = b; i < e; ++i) gw[i] += src[i];
     }
-  });
-}
-
-// c[m, n] = a[m, k] * op(b) (+ c when beta is 1): with `split`, the rows of a and c split over the
-// threads; else one GEMM on OpenBLAS's threads.
-template <class T>
-void gemm_rows(bool split, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
-               int64_t ldb, T beta, T* c, int64_t ldc) {
-  parallel_for(m, split ? kRowSplitMin : m, [&](int64_t r0, int64_t r1) {
-    blas_gemm<T>(false, tb, r1 - r0, n, k, T(1), a + r0 * lda, lda, b, ldb, beta, c + r0 * ldc, ldc);
   });
 }
 
@@ -266,7 +247,7 @@ void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const Con
     }
     if (gemm_narrow_applies<T>(rows, g.O, g.C))
       return gemm_narrow<T>(rows, g.O, g.C, x, g.C, w, g.C, /*b_trans=*/true, bias != nullptr, out, g.O);
-    gemm_rows<T>(std::min(g.C, g.O) < kNarrowWidth, true, rows, g.O, g.C, x, g.C, w, g.C, beta, out, g.O);
+    blas_gemm<T>(false, true, rows, g.O, g.C, T(1), x, g.C, w, g.C, beta, out, g.O);
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
@@ -293,7 +274,7 @@ void conv_backward_input_typed(T* gx, const T* gy, const T* w, const ConvGeom& g
   if (g.pointwise()) {  // [N*H*W, O] x [O, C]
     if (gemm_narrow_applies<T>(g.N * P, g.C, g.O))
       return gemm_narrow<T>(g.N * P, g.C, g.O, gy, g.O, w, g.C, /*b_trans=*/false, false, gx, g.C);
-    gemm_rows<T>(std::min(g.C, g.O) < kNarrowWidth, false, g.N * P, g.C, g.O, gy, g.O, w, g.C, T(0), gx, g.C);
+    blas_gemm<T>(false, false, g.N * P, g.C, g.O, T(1), gy, g.O, w, g.C, T(0), gx, g.C);
     return;
   }
   if constexpr (std::is_same_v<T, float>) {

@@ -26,6 +26,15 @@ struct RowChunks {
   }
 };
 
+// Calls row(m) for every row m of an [M, C] tensor, rows split over the threads in chunks of about
+// 16K elements: the per-element passes of batch norm, after the per-channel sums are known.
+template <class F>
+void for_each_row(int64_t M, int64_t C, F&& row) {
+  parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)), [&](int64_t mb, int64_t me) {
+    for (int64_t m = mb; m < me; ++m) row(m);
+  });
+}
+
 template <class T, class S>
 void batch_norm_forward_typed(T* y, S* mean_out, S* var_out, const T* x, const T* w, const T* b, int64_t M,
                               int64_t C, double eps) {
@@ -68,13 +77,11 @@ void batch_norm_forward_typed(T* y, S* mean_out, S* var_out, const T* x, const T
     mhi[c] = static_cast<T>(mean);
     mlo[c] = static_cast<T>(mean - static_cast<double>(mhi[c]));
   }
-  parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)), [&](int64_t mb, int64_t me) {
-    for (int64_t m = mb; m < me; ++m) {
-      const T* xr = x + m * C;
-      T* yr = y + m * C;
+  for_each_row(M, C, [&](int64_t m) {
+    const T* xr = x + m * C;
+    T* yr = y + m * C;
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) yr[c] = ((xr[c] - mhi[c]) - mlo[c]) * scale[c] + bias[c];
-    }
+    for (int64_t c = 0; c < C; ++c) yr[c] = ((xr[c] - mhi[c]) - mlo[c]) * scale[c] + bias[c];
   });
 }
 
@@ -116,14 +123,12 @@ void batch_norm_backward_typed(T* gx, T* gw, T* gb, const T* gy, const T* x, con
     k3[c] = static_cast<T>(wc * is * t1 * inv_m);                // constant
   }
   if (!gx) return;
-  parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)), [&](int64_t mb, int64_t me) {
-    for (int64_t m = mb; m < me; ++m) {
-      const T* xr = x + m * C;
-      const T* gr = gy + m * C;
-      T* dr = gx + m * C;
+  for_each_row(M, C, [&](int64_t m) {
+    const T* xr = x + m * C;
+    const T* gr = gy + m * C;
+    T* dr = gx + m * C;
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) dr[c] = gr[c] * k1[c] - (xr[c] - static_cast<T>(mean[c])) * k2[c] - k3[c];
-    }
+    for (int64_t c = 0; c < C; ++c) dr[c] = gr[c] * k1[c] - (xr[c] - static_cast<T>(mean[c])) * k2[c] - k3[c];
   });
 }
 
@@ -133,14 +138,12 @@ template <class T>
 void batch_norm_act_grad_typed(T* gh, const T* gy, const T* x, const T* scale, const T* shift, int64_t M, int64_t C,
                                BinaryOp bwd) {
   auto run = [&](auto f) {
-    parallel_for(M, std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)), [&](int64_t mb, int64_t me) {
-      for (int64_t m = mb; m < me; ++m) {
-        const T* xr = x + m * C;
-        const T* gr = gy + m * C;
-        T* hr = gh + m * C;
+    for_each_row(M, C, [&](int64_t m) {
+      const T* xr = x + m * C;
+      const T* gr = gy + m * C;
+      T* hr = gh + m * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) hr[c] = f(gr[c], xr[c] * scale[c] + shift[c]);
-      }
+      for (int64_t c = 0; c < C; ++c) hr[c] = f(gr[c], xr[c] * scale[c] + shift[c]);
     });
   };
   switch (bwd) {
