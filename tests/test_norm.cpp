@@ -56,6 +56,26 @@ TEST_CASE("normalization stays accurate when the mean dwarfs the spread") {
   wt::check_close(layer_norm(h.to(DType::bf16), {4}).to(DType::f32), layer_norm(h, {4}), 3e-2, 3e-2);
 }
 
+TEST_CASE("batch_norm in f32 over many rows equals the f64 computation: outputs and every gradient") {
+  // 30001 rows: the per-channel sums run over many partial blocks in f32 (and the odd last one)
+  // and over both threads' chunks; an offset of 50 makes an inexact mean show in the output.
+  Generator g(11);
+  const Tensor x64 = randn({30001, 5}, DType::f64, &g) * 2.0 + 50.0;
+  const Tensor dy64 = randn({30001, 5}, DType::f64, &g);
+  const Tensor w64 = tensor({0.5, 1.0, 2.0, -1.0, 3.0}, DType::f64), b64 = tensor({0.0, 1.0, -2.0, 0.5, 0.1}, DType::f64);
+  auto run = [&](DType dt) {
+    Tensor x = x64.to(DType::f32).to(dt).clone().requires_grad_();
+    Tensor w = w64.to(dt).clone().requires_grad_(), b = b64.to(dt).clone().requires_grad_();
+    const Tensor y = batch_norm(x, Tensor(), Tensor(), w, b, Mode::train);
+    y.backward(dy64.to(DType::f32).to(dt));
+    return V{y.detach().to(DType::f64), x.grad().to(DType::f64), w.grad().to(DType::f64), b.grad().to(DType::f64)};
+  };
+  const V ref = run(DType::f64), got = run(DType::f32);
+  wt::check_close(got[0], ref[0], 1e-5, 1e-5);
+  wt::check_close(got[1], ref[1], 1e-5, 1e-6);  // dx: a difference of terms of O(|w| |dy| / std)
+  wt::check_close(got[2], ref[2], 1e-5, 1e-3);
+  wt::check_close(got[3], ref[3], 1e-5, 1e-3);
+}
 TEST_CASE("layer_norm on wide rows (the vector lanes and their remainder) equals its composition from primitives") {
   // Rows of 100 and 37: three full 32-float lane blocks plus a remainder, and one block plus a
   // remainder. The reference is layer norm written out with mean/var/sqrt in f64 and
