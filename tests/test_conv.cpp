@@ -104,19 +104,21 @@ TEST_CASE("conv2d's column tiles span images: a batch equals its images one at a
   }
 }
 
-TEST_CASE("conv2d f32 through Winograd F(2x2, 3x3) follows the f64 direct convolution") {
-  // Shapes that take the Winograd path (3x3, stride 1, one group, >= 128 channels each way): odd and
-  // even maps (partial tiles at the right and bottom edges), padding 0, 1 and 2, a batch whose tiles
-  // span images, one block and several blocks, channel counts that are not multiples of 16, with and
-  // without bias.
+TEST_CASE("conv2d f32 through Winograd F(4x4, 3x3) and F(2x2, 3x3) follows the f64 direct convolution") {
+  // Shapes that take each Winograd tile (3x3, stride 1, one group; F(4x4) from 64 channels and 48
+  // tiles of 4x4, F(2x2) from 128 channels and 48 tiles of 2x2): odd and even maps (partial tiles
+  // at the right and bottom edges), padding 0, 1 and 2, a batch whose tiles span images, one block
+  // and several blocks, channel counts that are not multiples of 8 or 16, with and without bias.
   struct Case {
     Shape x;
     int64_t O, pad;
     bool bias;
+    int tile;
   };
-  const Case cases[] = {{{3, 9, 7, 128}, 128, 1, true},   {{2, 11, 13, 130}, 136, 2, true},
-                        {{2, 16, 12, 128}, 144, 0, false},  {{1, 40, 36, 128}, 128, 1, true},
-                        {{4, 7, 7, 256}, 256, 1, false}};
+  const Case cases[] = {{{3, 9, 7, 128}, 128, 1, true, 2},   {{2, 11, 13, 130}, 136, 2, true, 2},
+                        {{2, 16, 12, 128}, 144, 0, false, 2}, {{4, 7, 7, 256}, 256, 1, false, 2},
+                        {{1, 40, 36, 128}, 128, 1, true, 4},  {{5, 13, 11, 66}, 70, 1, true, 4},
+                        {{8, 30, 29, 64}, 72, 0, false, 4},   {{4, 14, 14, 96}, 80, 2, true, 4}};
   Generator g(11);
   for (const Case& c : cases) {
     CAPTURE(c.x);
@@ -127,7 +129,7 @@ TEST_CASE("conv2d f32 through Winograd F(2x2, 3x3) follows the f64 direct convol
     Conv2dParams p;
     p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = c.pad;
     const cpu::ConvGeom geom(x.shape(), w.shape(), ref.shape(), p);
-    CHECK(cpu::winograd_applies(geom));
+    CHECK(cpu::winograd_tile(geom) == c.tile);
     CHECK(cpu::winograd_input_grad_applies(geom));
     const Tensor xf = x.to(DType::f32).requires_grad_();
     const Tensor got = conv2d(xf, w.to(DType::f32), c.bias ? b.to(DType::f32) : Tensor(), 1, c.pad);
@@ -138,11 +140,14 @@ TEST_CASE("conv2d f32 through Winograd F(2x2, 3x3) follows the f64 direct convol
     got.backward(dy.to(DType::f32));
     wt::check_close(xf.grad(), xr.grad(), 2e-4, 2e-4);
   }
-  // Not taken: stride 2, few channels, few tiles (the im2col path, covered above).
+  // Not taken: stride 2, few channels, few tiles (the im2col path, covered above); F(2x2, 3x3)
+  // where 4x4 tiles are too few.
   Conv2dParams p;
   p.stride_h = p.stride_w = 2;
   CHECK_FALSE(cpu::winograd_applies(cpu::ConvGeom({4, 16, 16, 128}, {128, 3, 3, 128}, {4, 7, 7, 128}, p)));
-  CHECK_FALSE(cpu::winograd_applies(cpu::ConvGeom({8, 16, 16, 64}, {128, 3, 3, 64}, {8, 14, 14, 128}, Conv2dParams{})));
+  CHECK_FALSE(cpu::winograd_applies(cpu::ConvGeom({8, 16, 16, 32}, {128, 3, 3, 32}, {8, 14, 14, 128}, Conv2dParams{})));
+  CHECK_FALSE(cpu::winograd_applies(cpu::ConvGeom({1, 16, 16, 64}, {64, 3, 3, 64}, {1, 14, 14, 64}, Conv2dParams{})));
+  CHECK(cpu::winograd_tile(cpu::ConvGeom({1, 16, 16, 256}, {256, 3, 3, 256}, {1, 14, 14, 256}, Conv2dParams{})) == 2);
   CHECK_FALSE(cpu::winograd_applies(cpu::ConvGeom({1, 7, 7, 512}, {512, 3, 3, 512}, {1, 5, 5, 512}, Conv2dParams{})));
 }
 

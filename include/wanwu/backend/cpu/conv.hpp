@@ -8,9 +8,9 @@
 // - General case: im2col of a tile of output pixels into a bounded buffer (at most
 //   kColBytes), then one GEMM per tile and group; the weight [O, kH, kW, C/g] is already the
 //   [O, K] matrix that multiplies a column row in (kh, kw, c) order.
-// - 3x3, stride 1, one group, f32, 128+ channels each way: Winograd F(2x2, 3x3) (winograd.hpp),
-//   2.25x fewer multiplications, for the forward pass and the input gradient; the weight
-//   gradient stays on im2col.
+// - 3x3, stride 1, one group, f32, 64+ channels each way and enough output tiles: Winograd
+//   F(4x4, 3x3) or F(2x2, 3x3) (winograd.hpp), 4x or 2.25x fewer multiplications, for the forward
+//   pass and the input gradient; the weight gradient stays on im2col.
 // - Depthwise (groups == C): direct register-blocked kernels (depthwise.hpp).
 // Batches with at least as many images as threads are split into whole images per thread
 // (single-threaded GEMMs, no synchronization); smaller batches run with OpenBLAS's threads.
