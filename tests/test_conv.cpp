@@ -156,16 +156,18 @@ TEST_CASE("1x1 conv2d (packed-weight kernel, split weight gradient) equals the m
   // The first four shapes take the packed-weight kernel (gemm_narrow.hpp) for the forward and the
   // input gradient, with partial column panels (5, 24, 136 columns) and row blocks cut short at
   // the threads' boundaries (odd M), and, with M of 2,000 and more, a weight gradient whose inner
-  // dimension is split into summed parts. A weight over the kernel's limit in f64 (64 x 4200) and
-  // 25 rows take one OpenBLAS GEMM. matmul is the reference (a separate code path: one OpenBLAS
-  // GEMM).
+  // dimension is split into summed parts. A weight over the kernel's limit in f64 (64 x 4200) with
+  // 150 rows takes one OpenBLAS GEMM; 25 and 49 rows (fewer than kNarrowFewRows) take the kernel
+  // with the threads splitting column panels, the latter with a 4.5 MB weight and a partial last
+  // panel. matmul is the reference (a separate code path: one OpenBLAS GEMM).
   struct Case {
     Shape x;
     int64_t O;
   };
   Generator g(5);
   for (const Case c : {Case{{3, 37, 41, 16}, 24}, Case{{1, 9, 15, 8}, 5}, Case{{2, 33, 32, 64}, 64},
-                       Case{{1, 12, 11, 160}, 136}, Case{{1, 10, 15, 64}, 4200}, Case{{1, 5, 5, 16}, 8}}) {
+                       Case{{1, 12, 11, 160}, 136}, Case{{1, 10, 15, 64}, 4200}, Case{{1, 5, 5, 16}, 8},
+                       Case{{1, 7, 7, 512}, 1100}}) {
     CAPTURE(c.x);
     const int64_t M = c.x[0] * c.x[1] * c.x[2], C = c.x[3];
     const Tensor x = randn(c.x, DType::f64, &g).requires_grad_();
@@ -186,4 +188,73 @@ TEST_CASE("1x1 conv2d (packed-weight kernel, split weight gradient) equals the m
     wt::check_close(yf, y, 1e-4, 1e-4);
     wt::check_close(wf.grad(), w.grad(), 1e-3, 1e-4);
   }
+}
+
+TEST_CASE("conv2d keeps the prepared forms of weights nothing differentiates, and follows in-place changes") {
+  // Three paths that prepare their weight: Winograd F(4x4, 3x3), the packed 1x1 kernel, packed
+  // im2col (3x3 stride 2). Each result is checked against the f64 direct convolution (never cached).
+  Generator g(21);
+  const Tensor x = randn({4, 16, 16, 64}, DType::f32, &g);
+  struct Case {
+    Shape w;
+    int64_t stride, pad;
+  };
+  const Case cases[] = {{{64, 3, 3, 64}, 1, 1}, {{96, 1, 1, 64}, 1, 0}, {{32, 3, 3, 64}, 2, 1}};
+  auto ref = [&](const Tensor& w, const Case& c) {
+    return conv2d(x.to(DType::f64), w.to(DType::f64), Tensor(), c.stride, c.pad);
+  };
+  cpu::PreparedWeights& cache = cpu::prepared_weights();
+  std::vector<Tensor> alive;  // each case's weight outlives the loop: the count below is about live forms
+  for (const Case& c : cases) {
+    CAPTURE(c.w);
+    Tensor w = randn(c.w, DType::f32, &g) * 0.1;
+    alive.push_back(w);
+    NoGradGuard inference;  // forms are kept for calls made with autograd off
+    const size_t entries0 = cache.entries();
+    const uint64_t hits0 = cache.hits();
+    const Tensor y1 = conv2d(x, w, Tensor(), c.stride, c.pad);
+    wt::check_close(y1, ref(w, c), 2e-4, 2e-4);
+    CHECK(cache.entries() == entries0 + 1);  // prepared once
+    const Tensor y2 = conv2d(x, w, Tensor(), c.stride, c.pad);
+    CHECK(cache.hits() == hits0 + 1);  // and reused
+    wt::check_close(y2, y1, 0, 0);
+    // An in-place change bumps the weight's version: the stale form is replaced, not used.
+    w.mul_(-2.0);
+    const Tensor y3 = conv2d(x, w, Tensor(), c.stride, c.pad);
+    wt::check_close(y3, ref(w, c), 2e-4, 4e-4);
+    CHECK(cache.entries() == entries0 + 1);
+    // With autograd on (a training step), forms are prepared per call and never kept.
+    {
+      EnableGradGuard training;
+      const Tensor w2 = w.detach().clone().requires_grad_();
+      wt::check_close(conv2d(x, w2, Tensor(), c.stride, c.pad), y3, 0, 0);
+      wt::check_close(conv2d(x, w2.detach().clone(), Tensor(), c.stride, c.pad), y3, 0, 0);
+      CHECK(cache.entries() == entries0 + 1);
+    }
+  }
+  // A 3x3 convolution at 7x7 and batch 1 (49 rows, below kNarrowFewRows) with a 4.7 MB weight:
+  // packed im2col with the threads splitting column panels, forward and input gradient.
+  {
+    EnableGradGuard training;
+    const Tensor x7 = randn({1, 7, 7, 256}, DType::f64, &g).requires_grad_();
+    const Tensor w7 = (randn({520, 3, 3, 256}, DType::f64, &g) * 0.05).requires_grad_();
+    const Tensor y7 = conv2d(x7, w7, Tensor(), 1, 1);
+    const cpu::ConvGeom geom(x7.shape(), w7.shape(), y7.shape(), Conv2dParams{1, 1, 1, 1, 1, 1, 1, 1, 1});
+    CHECK(cpu::winograd_tile(geom) == 0);
+    const Tensor x7f = x7.detach().to(DType::f32).requires_grad_();
+    const Tensor y7f = conv2d(x7f, w7.detach().to(DType::f32), Tensor(), 1, 1);
+    wt::check_close(y7f, y7, 2e-4, 2e-4);
+    const Tensor dy = randn(y7.shape(), DType::f64, &g);
+    y7.backward(dy);
+    y7f.backward(dy.to(DType::f32));
+    wt::check_close(x7f.grad(), x7.grad(), 2e-4, 2e-4);
+  }
+  // Forms of weights that died are never served to a new weight at the same address, and go.
+  NoGradGuard inference;
+  const size_t entries1 = cache.entries();
+  for (int i = 0; i < 3; ++i) {
+    const Tensor w = randn({64, 3, 3, 64}, DType::f32, &g) * 0.1;
+    wt::check_close(conv2d(x, w, Tensor(), 1, 1), conv2d(x.to(DType::f64), w.to(DType::f64), Tensor(), 1, 1), 2e-4, 2e-4);
+  }
+  CHECK(cache.entries() <= entries1 + 1);
 }

@@ -19,6 +19,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include "blas.hpp"
@@ -27,6 +29,7 @@
 #include "gemm_narrow.hpp"
 #include "parallel.hpp"
 #include "scratch.hpp"
+#include "weight_cache.hpp"
 #include "winograd.hpp"
 
 namespace wanwu::cpu {
@@ -221,19 +224,39 @@ template <class T>
 struct PackedGroups {
   bool packed;
   int64_t size;
-  Scratch<T> buf;
-  PackedGroups(const ConvGeom& g, const T* w, int64_t kk, int64_t n, bool trans)
-      : packed(gemm_narrow_fits<T>(n, kk)),
-        size(packed ? gemm_narrow_packed_size<T>(kk, n) : 0),
-        buf(packed ? g.G * size : 0) {
-    for (int64_t grp = 0; packed && grp < g.G; ++grp)
-      gemm_narrow_pack(w + grp * g.Og * g.K, g.K, trans, kk, n, buf.data() + grp * size);
+  std::optional<Scratch<T>> buf;
+  std::shared_ptr<const PreparedBuffer> kept;  // the packed weights from prepared_weights(), if cached there
+  const T* base = nullptr;
+  // `rows`: the most rows one GEMM will have (B of any size is packed for fewer than
+  // kNarrowFewRows). `wkey`: the weight tensor, whose packed form may be kept across calls
+  // (weight_cache.hpp).
+  PackedGroups(const ConvGeom& g, const T* w, int64_t kk, int64_t n, bool trans, int64_t rows,
+               const Tensor* wkey = nullptr)
+      : packed(gemm_narrow_applies<T>(rows, n, kk)), size(packed ? gemm_narrow_packed_size<T>(kk, n) : 0) {
+    if (!packed) return;
+    auto pack = [&](T* dst) {
+      for (int64_t grp = 0; grp < g.G; ++grp) gemm_narrow_pack(w + grp * g.Og * g.K, g.K, trans, kk, n, dst + grp * size);
+    };
+    if constexpr (std::is_same_v<T, float>) {
+      if (wkey && PreparedWeights::cacheable(*wkey)) {
+        const PreparedForm form{static_cast<int64_t>(PreparedKind::narrow_packed), kk, n, trans ? 1 : 0, g.G};
+        kept = prepared_weights().get(*wkey, form, g.G * size, pack);
+        base = kept->data();
+        return;
+      }
+    }
+    buf.emplace(g.G * size);
+    pack(buf->data());
+    base = buf->data();
   }
-  const T* group(int64_t grp) const { return buf.data() + grp * size; }
+  const T* group(int64_t grp) const { return base + grp * size; }
 };
 
+// `wkey`, when given, is the weight tensor: its packed or transformed forms may then be kept
+// across calls (weight_cache.hpp).
 template <class T>
-void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const ConvGeom& g) {
+void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const ConvGeom& g,
+                        const Tensor* wkey = nullptr) {
   if (g.depthwise()) return depthwise_forward(out, x, w, bias, g);
   const int64_t P = g.Ho * g.Wo;
   auto fill_bias = [&](T* dst, int64_t rows) {
@@ -245,17 +268,21 @@ void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const Con
     if (bias) {
       parallel_for(rows, 4096, [&](int64_t b, int64_t e) { fill_bias(out + b * g.O, e - b); });
     }
-    if (gemm_narrow_applies<T>(rows, g.O, g.C))
-      return gemm_narrow<T>(rows, g.O, g.C, x, g.C, w, g.C, /*b_trans=*/true, bias != nullptr, out, g.O);
+    if (gemm_narrow_applies<T>(rows, g.O, g.C)) {
+      const PackedGroups<T> wp(g, w, g.C, g.O, /*trans=*/true, rows, wkey);  // one group: B = w^T [C, O]
+      return gemm_narrow_packed<T>(rows, g.O, g.C, x, g.C, wp.group(0), bias != nullptr, out, g.O);
+    }
     blas_gemm<T>(false, true, rows, g.O, g.C, T(1), x, g.C, w, g.C, beta, out, g.O);
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    if (winograd_applies(g)) return winograd_forward(out, x, w, bias, g);
+    if (winograd_applies(g)) return winograd_forward(out, x, w, bias, g, wkey);
   }
   // Each group's weight [Og, K], as B = w^T, packed once for all tiles.
-  const PackedGroups<T> wp(g, w, g.K, g.Og, /*trans=*/true);
-  for_each_tile<T>(g, ImageParts(g), conv_tile_rows(g, sizeof(T)), [&](int64_t, int64_t, int64_t r0, int64_t r1, T* col) {
+  const ImageParts ip(g);
+  const int64_t tile = conv_tile_rows(g, sizeof(T));
+  const PackedGroups<T> wp(g, w, g.K, g.Og, /*trans=*/true, std::min(tile, ip.per * P), wkey);
+  for_each_tile<T>(g, ip, tile, [&](int64_t, int64_t, int64_t r0, int64_t r1, T* col) {
     const int64_t R = r1 - r0;
     if (bias) fill_bias(out + r0 * g.O, R);
     for (int64_t grp = 0; grp < g.G; ++grp) {
@@ -281,8 +308,10 @@ void conv_backward_input_typed(T* gx, const T* gy, const T* w, const ConvGeom& g
     if (winograd_input_grad_applies(g)) return winograd_backward_input(gx, gy, w, g);
   }
   std::memset(gx, 0, sizeof(T) * static_cast<size_t>(g.N * g.H * g.W * g.C));
-  const PackedGroups<T> wp(g, w, g.Og, g.K, /*trans=*/false);  // B = each group's weight [Og, K]
-  for_each_tile<T>(g, ImageParts(g), conv_tile_rows(g, sizeof(T)), [&](int64_t, int64_t, int64_t r0, int64_t r1, T* col) {
+  const ImageParts ip(g);
+  const int64_t tile = conv_tile_rows(g, sizeof(T));
+  const PackedGroups<T> wp(g, w, g.Og, g.K, /*trans=*/false, std::min(tile, ip.per * P));  // B = each group's weight [Og, K]
+  for_each_tile<T>(g, ip, tile, [&](int64_t, int64_t, int64_t r0, int64_t r1, T* col) {
     for (int64_t grp = 0; grp < g.G; ++grp) {
       const T* src = gy + r0 * g.O + grp * g.Og;
       if (wp.packed) gemm_narrow_packed<T>(r1 - r0, g.K, g.Og, src, g.O, wp.group(grp), false, col, g.K);

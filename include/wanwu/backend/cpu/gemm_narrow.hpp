@@ -24,15 +24,20 @@ namespace wanwu::cpu {
 // 1-2 MiB: 130-150 GFLOP/s against 110-145); at 4 MiB (M = 392) it was level, not ahead.
 inline constexpr int64_t kNarrowMaxBBytes = int64_t(2) << 20;
 
+// Below this many rows the threads split C's column panels instead of its rows, and each panel of
+// B is read once for all rows: B's size no longer matters. (ResNet-50's last stage at batch 1:
+// 49 rows against 2-9 MiB weights, where OpenBLAS ran at 75-90 GFLOP/s.)
+inline constexpr int64_t kNarrowFewRows = 128;
+
 // Whether a K x N matrix B is within kNarrowMaxBBytes: for GEMMs run one per thread.
 template <class T>
 bool gemm_narrow_fits(int64_t n, int64_t k) {
   return n * k * static_cast<int64_t>(sizeof(T)) <= kNarrowMaxBBytes;
 }
-// Whether gemm_narrow is the faster path for one GEMM: B fits, and there are rows for both threads.
+// Whether gemm_narrow is the faster path for a GEMM of m rows: B fits, or the rows are few.
 template <class T>
 bool gemm_narrow_applies(int64_t m, int64_t n, int64_t k) {
-  return gemm_narrow_fits<T>(n, k) && m >= 128;
+  return m > 0 && (m < kNarrowFewRows || gemm_narrow_fits<T>(n, k));
 }
 
 // bp[(p * K + k) * W + j] = B(k, p * W + j), zero past N; B(k, n) = trans ? b[n * ldb + k] : b[k * ldb + n].
@@ -100,6 +105,20 @@ WANWU_ALWAYS_INLINE void gemm_narrow_block(const T* a, int64_t lda, const T* bp,
   gemm_narrow_store<T, R>(lo, hi, c, ldc, cols, accumulate);
 }
 
+// One panel of a block of `rows` (<= 6) rows of C.
+template <class T>
+WANWU_ALWAYS_INLINE void gemm_narrow_panel(int rows, const T* a, int64_t lda, const T* bpp, int64_t K, T* cp,
+                                           int64_t ldc, int cols, bool accumulate) {
+  switch (rows) {
+    case 6: return gemm_narrow_block<T, 6>(a, lda, bpp, K, cp, ldc, cols, accumulate);
+    case 5: return gemm_narrow_block<T, 5>(a, lda, bpp, K, cp, ldc, cols, accumulate);
+    case 4: return gemm_narrow_block<T, 4>(a, lda, bpp, K, cp, ldc, cols, accumulate);
+    case 3: return gemm_narrow_block<T, 3>(a, lda, bpp, K, cp, ldc, cols, accumulate);
+    case 2: return gemm_narrow_block<T, 2>(a, lda, bpp, K, cp, ldc, cols, accumulate);
+    default: return gemm_narrow_block<T, 1>(a, lda, bpp, K, cp, ldc, cols, accumulate);
+  }
+}
+
 // Every panel of a block of `rows` (<= 6) rows of C.
 template <class T>
 void gemm_narrow_rows(int rows, const T* a, int64_t lda, const T* bp, int64_t K, int64_t N, T* c, int64_t ldc,
@@ -109,15 +128,7 @@ void gemm_narrow_rows(int rows, const T* a, int64_t lda, const T* bp, int64_t K,
   for (int64_t p = 0; p < panels; ++p) {
     const T* bpp = bp + p * K * W;
     const int cols = static_cast<int>(std::min<int64_t>(W, N - p * W));
-    T* cp = c + p * W;
-    switch (rows) {
-      case 6: gemm_narrow_block<T, 6>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
-      case 5: gemm_narrow_block<T, 5>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
-      case 4: gemm_narrow_block<T, 4>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
-      case 3: gemm_narrow_block<T, 3>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
-      case 2: gemm_narrow_block<T, 2>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
-      default: gemm_narrow_block<T, 1>(a, lda, bpp, K, cp, ldc, cols, accumulate); break;
-    }
+    gemm_narrow_panel<T>(rows, a, lda, bpp, K, c + p * W, ldc, cols, accumulate);
   }
 }
 
@@ -129,11 +140,25 @@ int64_t gemm_narrow_packed_size(int64_t K, int64_t N) {
 }
 
 // c[m, n] = a[m, k] * B (+ c when `accumulate`) with B packed by gemm_narrow_pack. Rows are split
-// over the threads (inside a parallel region, the calling thread does them all).
+// over the threads, or with fewer than kNarrowFewRows the column panels, each run over all rows
+// while it sits in L1/L2 (inside a parallel region, the calling thread does it all).
 template <class T>
 void gemm_narrow_packed(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const T* bp, bool accumulate, T* c,
                         int64_t ldc) {
   constexpr int R = 6;
+  if (M < kNarrowFewRows) {
+    constexpr int W = 2 * Simd<T>::L;
+    parallel_for((N + W - 1) / W, 1, [&](int64_t pb, int64_t pe) {
+      for (int64_t p = pb; p < pe; ++p) {
+        const int cols = static_cast<int>(std::min<int64_t>(W, N - p * W));
+        for (int64_t r = 0; r < M; r += R) {
+          const int rows = static_cast<int>(std::min<int64_t>(R, M - r));
+          gemm_narrow_panel<T>(rows, a + r * lda, lda, bp + p * K * W, K, c + r * ldc + p * W, ldc, cols, accumulate);
+        }
+      }
+    });
+    return;
+  }
   parallel_for(M, 64, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r += R) {
       const int rows = static_cast<int>(std::min<int64_t>(R, r1 - r));

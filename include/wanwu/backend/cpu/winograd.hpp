@@ -24,6 +24,7 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -33,6 +34,7 @@
 #include "gemm_narrow.hpp"
 #include "parallel.hpp"
 #include "scratch.hpp"
+#include "weight_cache.hpp"
 
 namespace wanwu::cpu {
 
@@ -342,7 +344,7 @@ void winograd_output(const float* M, int64_t ks, const float* bias, const ConvGe
 // convolution whose input gradient this is stores them ([g.C, 3, 3, g.O], kernel rotated).
 template <int Mt>
 void winograd_conv(float* out, const float* x, const float* w, WinogradKernel kernel, const float* bias,
-                   const ConvGeom& g) {
+                   const ConvGeom& g, const Tensor* wkey) {
   constexpr int A2 = WinogradTransforms<Mt>::A * WinogradTransforms<Mt>::A;
   const int64_t C = g.C, O = g.O;
   const bool fwd = kernel == WinogradKernel::as_is;
@@ -357,9 +359,18 @@ void winograd_conv(float* out, const float* x, const float* w, WinogradKernel ke
   // else as plain matrices for OpenBLAS.
   const bool packed = gemm_narrow_fits<float>(O, C);
   const int64_t kp = packed ? winograd_plane(gemm_narrow_packed_size<float>(C, O)) : 0;
-  const Scratch<float> Up(A2 * kp), U(packed ? 0 : A2 * ku);
+  const WinogradLayout layout = fwd ? WinogradLayout::o_major : WinogradLayout::c_major;
+  auto prepare = [&](float* dst) { winograd_weights_packed<Mt>(w, O, C, layout, kernel, kp, dst); };
+  // Kept across calls for a weight nothing differentiates (weight_cache.hpp), else per call.
+  std::shared_ptr<const PreparedBuffer> kept;
+  if (packed && wkey && PreparedWeights::cacheable(*wkey)) {
+    const PreparedForm form{static_cast<int64_t>(PreparedKind::winograd_packed), Mt, C, O, fwd ? 0 : 1};
+    kept = prepared_weights().get(*wkey, form, A2 * kp, prepare);
+  }
+  const Scratch<float> Up(packed && !kept ? A2 * kp : 0), U(packed ? 0 : A2 * ku);
+  const float* up = kept ? kept->data() : Up.data();
   if (packed) {
-    winograd_weights_packed<Mt>(w, O, C, fwd ? WinogradLayout::o_major : WinogradLayout::c_major, kernel, kp, Up.data());
+    if (!kept) prepare(Up.data());
   } else if (fwd) {
     winograd_weights<Mt>(w, O, C, ku, U.data(), kernel);  // U[k] [O][C]
   } else {
@@ -374,7 +385,7 @@ void winograd_conv(float* out, const float* x, const float* w, WinogradKernel ke
     parallel_for(A2, 1, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
         if (packed) {
-          gemm_narrow_packed<float>(R, O, C, V.data() + k * kv, C, Up.data() + k * kp, false, M.data() + k * km, O);
+          gemm_narrow_packed<float>(R, O, C, V.data() + k * kv, C, up + k * kp, false, M.data() + k * km, O);
           continue;
         }
         blas_gemm<float>(false, fwd, R, O, C, 1.0f, V.data() + k * kv, C, U.data() + k * ku, fwd ? C : O, 0.0f,
@@ -386,14 +397,16 @@ void winograd_conv(float* out, const float* x, const float* w, WinogradKernel ke
 }
 
 // Runs the convolution g with the tile winograd_tile(g) chose (g must be one it applies to).
+// `wkey`: the weight tensor, whose transformed form may be kept across calls (weight_cache.hpp).
 inline void winograd_conv_dispatch(float* out, const float* x, const float* w, WinogradKernel kernel, const float* bias,
-                                   const ConvGeom& g) {
-  if (winograd_tile(g) == 4) return winograd_conv<4>(out, x, w, kernel, bias, g);
-  winograd_conv<2>(out, x, w, kernel, bias, g);
+                                   const ConvGeom& g, const Tensor* wkey) {
+  if (winograd_tile(g) == 4) return winograd_conv<4>(out, x, w, kernel, bias, g, wkey);
+  winograd_conv<2>(out, x, w, kernel, bias, g, wkey);
 }
 
-inline void winograd_forward(float* out, const float* x, const float* w, const float* bias, const ConvGeom& g) {
-  winograd_conv_dispatch(out, x, w, WinogradKernel::as_is, bias, g);
+inline void winograd_forward(float* out, const float* x, const float* w, const float* bias, const ConvGeom& g,
+                             const Tensor* wkey = nullptr) {
+  winograd_conv_dispatch(out, x, w, WinogradKernel::as_is, bias, g, wkey);
 }
 
 // The input gradient of the convolution g as a convolution of gy: [N, Ho, Wo, O] in, [N, H, W, C]
@@ -413,7 +426,7 @@ inline bool winograd_input_grad_applies(const ConvGeom& g) {
 
 // gx = the input gradient of the convolution g (weights w [O, 3, 3, C]) for output gradient gy.
 inline void winograd_backward_input(float* gx, const float* gy, const float* w, const ConvGeom& g) {
-  winograd_conv_dispatch(gx, gy, w, WinogradKernel::rotated, nullptr, winograd_input_grad_geom(g));
+  winograd_conv_dispatch(gx, gy, w, WinogradKernel::rotated, nullptr, winograd_input_grad_geom(g), nullptr);
 }
 
 }  // namespace wanwu::cpu

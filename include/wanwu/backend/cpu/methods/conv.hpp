@@ -19,7 +19,7 @@ WANWU_CPU_METHOD void CpuBackend::conv2d_forward(const Tensor& out, const Tensor
     using T = typename decltype(tag)::type;
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
       cpu::conv_forward_typed<T>(static_cast<T*>(out.data_ptr()), static_cast<const T*>(x.data_ptr()),
-                                 static_cast<const T*>(w.data_ptr()), cpu::ptr_or_null<const T>(bias), g);
+                                 static_cast<const T*>(w.data_ptr()), cpu::ptr_or_null<const T>(bias), g, &w);
   });
 }
 
