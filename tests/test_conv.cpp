@@ -104,6 +104,25 @@ TEST_CASE("conv2d's column tiles span images: a batch equals its images one at a
   }
 }
 
+// A stride-1 convolution of x (f64) with weight w and bias b (may be undefined) in f32 follows f64:
+// the output and the input gradient, 2e-4. Returns the geometry, for checks of the path taken.
+cpu::ConvGeom check_f32_conv_follows_f64(const Tensor& x, const Tensor& w, const Tensor& b, int64_t pad,
+                                         Generator& g) {
+  EnableGradGuard grads;
+  const Tensor xr = x.clone().requires_grad_();
+  const Tensor ref = conv2d(xr, w, b, 1, pad);
+  const Tensor xf = x.to(DType::f32).requires_grad_();
+  const Tensor got = conv2d(xf, w.to(DType::f32), b.defined() ? b.to(DType::f32) : Tensor(), 1, pad);
+  wt::check_close(got, ref, 2e-4, 2e-4);
+  const Tensor dy = randn(ref.shape(), DType::f64, &g);
+  ref.backward(dy);
+  got.backward(dy.to(DType::f32));
+  wt::check_close(xf.grad(), xr.grad(), 2e-4, 2e-4);
+  Conv2dParams p;
+  p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = pad;
+  return cpu::ConvGeom(x.shape(), w.shape(), ref.shape(), p);
+}
+
 TEST_CASE("conv2d f32 through Winograd F(4x4, 3x3) and F(2x2, 3x3) follows the f64 direct convolution") {
   // Shapes that take each Winograd tile (3x3, stride 1, one group; F(4x4) from 64 channels and 48
   // tiles of 4x4, F(2x2) from 128 channels and 48 tiles of 2x2): odd and even maps (partial tiles
@@ -124,21 +143,10 @@ TEST_CASE("conv2d f32 through Winograd F(4x4, 3x3) and F(2x2, 3x3) follows the f
     CAPTURE(c.x);
     const Tensor x = randn(c.x, DType::f64, &g), w = randn({c.O, 3, 3, c.x[3]}, DType::f64, &g) * 0.1;
     const Tensor b = c.bias ? randn({c.O}, DType::f64, &g) : Tensor();
-    const Tensor xr = x.clone().requires_grad_();
-    const Tensor ref = conv2d(xr, w, b, 1, c.pad);
-    Conv2dParams p;
-    p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = c.pad;
-    const cpu::ConvGeom geom(x.shape(), w.shape(), ref.shape(), p);
+    // the input gradient: Winograd on gy with the rotated kernel, against f64 im2col
+    const cpu::ConvGeom geom = check_f32_conv_follows_f64(x, w, b, c.pad, g);
     CHECK(cpu::winograd_tile(geom) == c.tile);
     CHECK(cpu::winograd_input_grad_applies(geom));
-    const Tensor xf = x.to(DType::f32).requires_grad_();
-    const Tensor got = conv2d(xf, w.to(DType::f32), c.bias ? b.to(DType::f32) : Tensor(), 1, c.pad);
-    wt::check_close(got, ref, 2e-4, 2e-4);
-    // the input gradient: Winograd on gy with the rotated kernel, against f64 im2col
-    const Tensor dy = randn(ref.shape(), DType::f64, &g);
-    ref.backward(dy);
-    got.backward(dy.to(DType::f32));
-    wt::check_close(xf.grad(), xr.grad(), 2e-4, 2e-4);
   }
   // Not taken: stride 2, few channels, few tiles (the im2col path, covered above); F(2x2, 3x3)
   // where 4x4 tiles are too few.
@@ -234,21 +242,8 @@ TEST_CASE("conv2d keeps the prepared forms of weights nothing differentiates, an
   }
   // A 3x3 convolution at 7x7 and batch 1 (49 rows, below kNarrowFewRows) with a 4.7 MB weight:
   // packed im2col with the threads splitting column panels, forward and input gradient.
-  {
-    EnableGradGuard training;
-    const Tensor x7 = randn({1, 7, 7, 256}, DType::f64, &g).requires_grad_();
-    const Tensor w7 = (randn({520, 3, 3, 256}, DType::f64, &g) * 0.05).requires_grad_();
-    const Tensor y7 = conv2d(x7, w7, Tensor(), 1, 1);
-    const cpu::ConvGeom geom(x7.shape(), w7.shape(), y7.shape(), Conv2dParams{1, 1, 1, 1, 1, 1, 1, 1, 1});
-    CHECK(cpu::winograd_tile(geom) == 0);
-    const Tensor x7f = x7.detach().to(DType::f32).requires_grad_();
-    const Tensor y7f = conv2d(x7f, w7.detach().to(DType::f32), Tensor(), 1, 1);
-    wt::check_close(y7f, y7, 2e-4, 2e-4);
-    const Tensor dy = randn(y7.shape(), DType::f64, &g);
-    y7.backward(dy);
-    y7f.backward(dy.to(DType::f32));
-    wt::check_close(x7f.grad(), x7.grad(), 2e-4, 2e-4);
-  }
+  const Tensor x7 = randn({1, 7, 7, 256}, DType::f64, &g), w7 = randn({520, 3, 3, 256}, DType::f64, &g) * 0.05;
+  CHECK(cpu::winograd_tile(check_f32_conv_follows_f64(x7, w7, Tensor(), 1, g)) == 0);
   // Forms of weights that died are never served to a new weight at the same address, and go.
   NoGradGuard inference;
   const size_t entries1 = cache.entries();
