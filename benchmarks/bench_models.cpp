@@ -52,7 +52,12 @@ void eval_forward(benchmark::State& state, const std::string& arch) {
   NoGradGuard no_grad;
   const Tensor x = randn({batch, kImage, kImage, 3});
   // Google Benchmark times a single iteration when one takes longer than --benchmark_min_time
-  // (a ViT-B/16 batch-16 forward does here); that iteration must not be the cold first one.
+  // (a ViT-B/16 batch-16 forward does here); that iteration must not be a cold one. Two calls
+  // warm up: the first folds the batch norms into the convolutions, whose folded weights stay
+  // allocated in blocks the activations had used, so the second still takes fresh memory
+  // (ResNet-50 at batch 16: 128 MiB, 1.2x slower than the calls after it), as `wanwu serve`'s
+  // warm-up found. compare_pytorch.py's PyTorch side times the median of 3+ steps after one.
+  model->forward(x);
   model->forward(x);
   for (auto _ : state) {
     Tensor y = model->forward(x);
