@@ -3,7 +3,7 @@
 // - 1x1, stride 1, no padding, one group: the whole batch is one GEMM ([N*H*W, C] x [O, C]^T),
 //   because NHWC makes the activations a row-major matrix already. The forward and input
 //   gradient run gemm_narrow.hpp's kernel (the weight packed once, the activations read in
-//   place) unless the weight is too large for it or the rows too few; a long weight gradient
+//   place) unless the weight is too large for it and the rows many; a long weight gradient
 //   splits its inner dimension and sums the parts (see kWeightGradSplitRows).
 // - General case: im2col of a tile of output pixels into a bounded buffer (at most
 //   kColBytes), then one GEMM per tile and group; the weight [O, kH, kW, C/g] is already the
@@ -12,6 +12,7 @@
 //   F(4x4, 3x3) or F(2x2, 3x3) (winograd.hpp), 4x or 2.25x fewer multiplications, for the forward
 //   pass and the input gradient; the weight gradient stays on im2col.
 // - Depthwise (groups == C): direct register-blocked kernels (depthwise.hpp).
+// With autograd off, the packed and transformed weights are kept across calls (weight_cache.hpp).
 // Batches with at least as many images as threads are split into whole images per thread
 // (single-threaded GEMMs, no synchronization); smaller batches run with OpenBLAS's threads.
 // Column tiles span the images of a part, so 7x7 and 14x14 maps still give GEMMs of 256+ rows.
