@@ -20,7 +20,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <memory>
 #include <optional>
 #include <vector>
 
@@ -143,8 +142,6 @@ void col2im_add_rows(const T* col, const ConvGeom& g, int64_t group, int64_t r0,
 // noise, 3136 rows 20-40% faster, 12544 rows 1.3-1.8x faster.
 inline constexpr int64_t kWeightGradSplitRows = 1024;
 
-
-
 // The batch in parts of whole images: one per thread when there are at least as many images as
 // threads (single-threaded GEMMs, no synchronization; whole images, so that two threads never add
 // into the same input rows), else one part run with OpenBLAS's threads. `min_rows` is the fewest
@@ -219,15 +216,13 @@ void gemm_weight_grad_split(int64_t M, int64_t O, int64_t C, const T* gy, const 
 // ---------------------------------------------------------------- general (GEMM) path
 
 // Each group's [Og, K] weight block as a K' x N matrix B for gemm_narrow (B = w^T with `trans`,
-// K' = K, N = Og; else B = w, K' = Og, N = K), packed once per call for all column tiles when it
-// fits the kernel's limit.
+// K' = K, N = Og; else B = w, K' = Og, N = K), packed once for all column tiles when the kernel
+// applies (kept across calls when the weight may be cached).
 template <class T>
 struct PackedGroups {
   bool packed;
   int64_t size;
-  std::optional<Scratch<T>> buf;
-  std::shared_ptr<const PreparedBuffer> kept;  // the packed weights from prepared_weights(), if cached there
-  const T* base = nullptr;
+  std::optional<PreparedOrScratch<T>> buf;
   // `rows`: the most rows one GEMM will have (B of any size is packed for fewer than
   // kNarrowFewRows). `wkey`: the weight tensor, whose packed form may be kept across calls
   // (weight_cache.hpp).
@@ -235,22 +230,12 @@ struct PackedGroups {
                const Tensor* wkey = nullptr)
       : packed(gemm_narrow_applies<T>(rows, n, kk)), size(packed ? gemm_narrow_packed_size<T>(kk, n) : 0) {
     if (!packed) return;
-    auto pack = [&](T* dst) {
+    const PreparedForm form{static_cast<int64_t>(PreparedKind::narrow_packed), kk, n, trans ? 1 : 0, g.G};
+    buf.emplace(wkey, form, g.G * size, [&](T* dst) {
       for (int64_t grp = 0; grp < g.G; ++grp) gemm_narrow_pack(w + grp * g.Og * g.K, g.K, trans, kk, n, dst + grp * size);
-    };
-    if constexpr (std::is_same_v<T, float>) {
-      if (wkey && PreparedWeights::cacheable(*wkey)) {
-        const PreparedForm form{static_cast<int64_t>(PreparedKind::narrow_packed), kk, n, trans ? 1 : 0, g.G};
-        kept = prepared_weights().get(*wkey, form, g.G * size, pack);
-        base = kept->data();
-        return;
-      }
-    }
-    buf.emplace(g.G * size);
-    pack(buf->data());
-    base = buf->data();
+    });
   }
-  const T* group(int64_t grp) const { return base + grp * size; }
+  const T* group(int64_t grp) const { return buf->data() + grp * size; }
 };
 
 // `wkey`, when given, is the weight tensor: its packed or transformed forms may then be kept
@@ -269,10 +254,8 @@ void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const Con
     if (bias) {
       parallel_for(rows, 4096, [&](int64_t b, int64_t e) { fill_bias(out + b * g.O, e - b); });
     }
-    if (gemm_narrow_applies<T>(rows, g.O, g.C)) {
-      const PackedGroups<T> wp(g, w, g.C, g.O, /*trans=*/true, rows, wkey);  // one group: B = w^T [C, O]
-      return gemm_narrow_packed<T>(rows, g.O, g.C, x, g.C, wp.group(0), bias != nullptr, out, g.O);
-    }
+    const PackedGroups<T> wp(g, w, g.C, g.O, /*trans=*/true, rows, wkey);  // one group: B = w^T [C, O]
+    if (wp.packed) return gemm_narrow_packed<T>(rows, g.O, g.C, x, g.C, wp.group(0), bias != nullptr, out, g.O);
     blas_gemm<T>(false, true, rows, g.O, g.C, T(1), x, g.C, w, g.C, beta, out, g.O);
     return;
   }
@@ -300,8 +283,8 @@ void conv_backward_input_typed(T* gx, const T* gy, const T* w, const ConvGeom& g
   if (g.depthwise()) return depthwise_backward_input(gx, gy, w, g);
   const int64_t P = g.Ho * g.Wo;
   if (g.pointwise()) {  // [N*H*W, O] x [O, C]
-    if (gemm_narrow_applies<T>(g.N * P, g.C, g.O))
-      return gemm_narrow<T>(g.N * P, g.C, g.O, gy, g.O, w, g.C, /*b_trans=*/false, false, gx, g.C);
+    const PackedGroups<T> wp(g, w, g.O, g.C, /*trans=*/false, g.N * P);  // B = w [O, C]
+    if (wp.packed) return gemm_narrow_packed<T>(g.N * P, g.C, g.O, gy, g.O, wp.group(0), false, gx, g.C);
     blas_gemm<T>(false, false, g.N * P, g.C, g.O, T(1), gy, g.O, w, g.C, T(0), gx, g.C);
     return;
   }

@@ -16,7 +16,6 @@
 #include <cstring>
 
 #include "parallel.hpp"
-#include "scratch.hpp"
 #include "simd.hpp"
 
 namespace wanwu::cpu {
@@ -166,15 +165,6 @@ void gemm_narrow_packed(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda
       gemm_narrow_rows<T>(rows, a + r * lda, lda, bp, K, N, c + r * ldc, ldc, accumulate);
     }
   });
-}
-
-// c[m, n] = a[m, k] * B (+ c when `accumulate`), B(k, n) as in gemm_narrow_pack.
-template <class T>
-void gemm_narrow(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const T* b, int64_t ldb, bool b_trans,
-                 bool accumulate, T* c, int64_t ldc) {
-  const Scratch<T> bp(gemm_narrow_packed_size<T>(K, N));
-  gemm_narrow_pack(b, ldb, b_trans, K, N, bp.data());
-  gemm_narrow_packed(M, N, K, a, lda, bp.data(), accumulate, c, ldc);
 }
 
 }  // namespace wanwu::cpu

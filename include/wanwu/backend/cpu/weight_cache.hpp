@@ -25,11 +25,14 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "../../autograd/grad_mode.hpp"
 #include "../../core/allocator.hpp"
 #include "../../core/tensor.hpp"
+#include "scratch.hpp"
 
 namespace wanwu::cpu {
 
@@ -147,5 +150,31 @@ inline PreparedWeights& prepared_weights() {
   static PreparedWeights cache(size_t(512) << 20);
   return cache;
 }
+
+// A weight's prepared form for one call: kept in prepared_weights() when `wkey` (the weight
+// tensor) may be cached and T is f32, else built into scratch for this call alone.
+template <class T>
+class PreparedOrScratch {
+ public:
+  template <class Fill>
+  PreparedOrScratch(const Tensor* wkey, const PreparedForm& form, int64_t elems, Fill&& fill) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (wkey && PreparedWeights::cacheable(*wkey)) {
+        kept_ = prepared_weights().get(*wkey, form, elems, fill);
+        data_ = kept_->data();
+        return;
+      }
+    }
+    scratch_.emplace(elems);
+    fill(scratch_->data());
+    data_ = scratch_->data();
+  }
+  const T* data() const { return data_; }
+
+ private:
+  std::shared_ptr<const PreparedBuffer> kept_;
+  std::optional<Scratch<T>> scratch_;
+  const T* data_ = nullptr;
+};
 
 }  // namespace wanwu::cpu

@@ -24,7 +24,7 @@
 #pragma once
 
 #include <algorithm>
-#include <memory>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -360,22 +360,17 @@ void winograd_conv(float* out, const float* x, const float* w, WinogradKernel ke
   const bool packed = gemm_narrow_fits<float>(O, C);
   const int64_t kp = packed ? winograd_plane(gemm_narrow_packed_size<float>(C, O)) : 0;
   const WinogradLayout layout = fwd ? WinogradLayout::o_major : WinogradLayout::c_major;
-  auto prepare = [&](float* dst) { winograd_weights_packed<Mt>(w, O, C, layout, kernel, kp, dst); };
-  // Kept across calls for a weight nothing differentiates (weight_cache.hpp), else per call.
-  std::shared_ptr<const PreparedBuffer> kept;
-  if (packed && wkey && PreparedWeights::cacheable(*wkey)) {
-    const PreparedForm form{static_cast<int64_t>(PreparedKind::winograd_packed), Mt, C, O, fwd ? 0 : 1};
-    kept = prepared_weights().get(*wkey, form, A2 * kp, prepare);
-  }
-  const Scratch<float> Up(packed && !kept ? A2 * kp : 0), U(packed ? 0 : A2 * ku);
-  const float* up = kept ? kept->data() : Up.data();
+  const PreparedForm form{static_cast<int64_t>(PreparedKind::winograd_packed), Mt, C, O, fwd ? 0 : 1};
+  std::optional<PreparedOrScratch<float>> Up;  // kept across calls when the weight may be cached
+  const Scratch<float> U(packed ? 0 : A2 * ku);
   if (packed) {
-    if (!kept) prepare(Up.data());
+    Up.emplace(wkey, form, A2 * kp, [&](float* dst) { winograd_weights_packed<Mt>(w, O, C, layout, kernel, kp, dst); });
   } else if (fwd) {
     winograd_weights<Mt>(w, O, C, ku, U.data(), kernel);  // U[k] [O][C]
   } else {
     winograd_weights<Mt>(w, C, O, ku, U.data(), kernel);  // U[k] [C][O]
   }
+  const float* up = packed ? Up->data() : nullptr;
   for (int64_t t0 = 0; t0 < T; t0 += TB) {
     const int64_t t1 = std::min(T, t0 + TB), R = t1 - t0;
     winograd_input<Mt>(x, g, tiles_w, tiles_img, t0, t1, zeros.data(), kv, V.data());
