@@ -446,6 +446,10 @@ class Sweep {
     } catch (const std::exception& e) {
       status = "failed", error = e.what();
     }
+    // The failed trial's tensors went back to the allocator's cache. Give them to the system: after
+    // an out-of-memory trial, that cache holds the address space the next trial needs, and OpenBLAS,
+    // whose first GEMM may come only then, retries its buffer allocation forever instead of failing.
+    cpu_allocator().empty_cache();
     for (char& c : error)
       if (c == '\n') c = ' ';
     std::printf("%s %s: %s\n", t.id.c_str(), status.c_str(), error.c_str());
