@@ -3,9 +3,13 @@
 // GLOBAL is only a name; REDUCE of a known name (OrderedDict, torch's tensor rebuild functions)
 // builds the value, and any other call is kept as an opaque object, an error only if something
 // needs its value. Every read is bounds-checked; a malformed stream is an IOError naming the file
-// and the byte offset.
+// and the byte offset. The object graph is kept a tree of bounded depth: the memo would let a
+// corrupt stream put a container inside itself (a cycle that recursive readers would follow
+// forever and reference counting would never free) or nest containers deeply enough to overflow
+// the stack, so both are refused as they are built.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 
@@ -15,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -34,6 +39,7 @@ struct Object {
   std::vector<Ref> items;                   // list, tuple; reduce: {callable, args}; persistent: {pid}
   std::vector<std::pair<Ref, Ref>> pairs;   // dict (insertion order)
   std::vector<Ref> build_states;            // BUILD states applied to a reduce result
+  uint32_t depth = 1;                       // 1 + the deepest child's (a lower bound once shared)
 
   static Ref make(Kind k) {
     auto r = std::make_shared<Object>();
@@ -120,7 +126,7 @@ class Unpickler {
           if (stack_.size() < k) bad("tuple of more items than the stack holds");
           t->items.assign(stack_.end() - static_cast<long>(k), stack_.end());
           stack_.resize(stack_.size() - k);
-          push(t);
+          push(built(t));
           break;
         }
         case 't': case 'l': {
@@ -128,7 +134,7 @@ class Unpickler {
           auto t = Object::make(op == 't' ? Object::Kind::tuple : Object::Kind::list);
           t->items.assign(stack_.begin() + static_cast<long>(m), stack_.end());
           stack_.resize(m);
-          push(t);
+          push(built(t));
           break;
         }
         case 'd': {
@@ -137,30 +143,37 @@ class Unpickler {
           if ((stack_.size() - m) % 2) bad("dict with an odd number of items");
           for (size_t k = m; k < stack_.size(); k += 2) d->pairs.emplace_back(stack_[k], stack_[k + 1]);
           stack_.resize(m);
-          push(d);
+          push(built(d));
           break;
         }
         case 'a': {
           Ref v = pop();
-          list_of(top())->items.push_back(v);
+          Ref l = list_of(top());
+          adopt(l, v);
+          l->items.push_back(v);
           break;
         }
         case 'e': {
           const size_t m = pop_mark();
           Ref l = list_of(below_mark(m));
+          for (size_t k = m; k < stack_.size(); ++k) adopt(l, stack_[k]);
           l->items.insert(l->items.end(), stack_.begin() + static_cast<long>(m), stack_.end());
           stack_.resize(m);
           break;
         }
         case 's': {
           Ref v = pop(), k = pop();
-          dict_of(top())->pairs.emplace_back(k, v);
+          Ref d = dict_of(top());
+          adopt(d, k);
+          adopt(d, v);
+          d->pairs.emplace_back(k, v);
           break;
         }
         case 'u': {
           const size_t m = pop_mark();
           if ((stack_.size() - m) % 2) bad("SETITEMS with an odd number of items");
           Ref d = dict_of(below_mark(m));
+          for (size_t k = m; k < stack_.size(); ++k) adopt(d, stack_[k]);
           for (size_t k = m; k < stack_.size(); k += 2) d->pairs.emplace_back(stack_[k], stack_[k + 1]);
           stack_.resize(m);
           break;
@@ -169,6 +182,7 @@ class Unpickler {
         case 0x90: {                                               // ADDITEMS
           const size_t m = pop_mark();
           Ref l = list_of(below_mark(m));
+          for (size_t k = m; k < stack_.size(); ++k) adopt(l, stack_[k]);
           l->items.insert(l->items.end(), stack_.begin() + static_cast<long>(m), stack_.end());
           stack_.resize(m);
           break;
@@ -189,18 +203,20 @@ class Unpickler {
         }
         case 'R': case 0x81: {  // REDUCE, NEWOBJ: call(callable, args)
           Ref args = pop(), callable = pop();
-          push(reduce(callable, args));
+          push(built(reduce(callable, args)));
           break;
         }
         case 'b': {  // BUILD
           Ref state = pop();
-          top()->build_states.push_back(state);
+          Ref o = top();
+          adopt(o, state);
+          o->build_states.push_back(state);
           break;
         }
         case 'Q': {
           auto o = Object::make(Object::Kind::persistent);
           o->items.push_back(pop());
-          push(o);
+          push(built(o));
           break;
         }
         case 'q': memo_[u8()] = top(); break;
@@ -303,6 +319,32 @@ class Unpickler {
     auto it = memo_.find(k);
     if (it == memo_.end()) bad(wanwu::detail::str("memo key ", k, " not defined"));
     return it->second;
+  }
+  static constexpr uint32_t kMaxDepth = 256;  // torch's state dicts nest a handful of levels
+  // A new container: its depth from its children's.
+  Ref built(Ref o) {
+    for (const auto* v : {&o->items, &o->build_states})
+      for (const Ref& c : *v) o->depth = std::max(o->depth, c->depth + 1);
+    for (const auto& [k, v] : o->pairs) o->depth = std::max({o->depth, k->depth + 1, v->depth + 1});
+    if (o->depth > kMaxDepth) bad(wanwu::detail::str("objects nested deeper than ", kMaxDepth, " levels"));
+    return o;
+  }
+  // `child` is about to go into the existing `container`: refuse it if the container is reachable
+  // from it (the memo can hand back any earlier object, the container included).
+  void adopt(const Ref& container, const Ref& child) {
+    std::vector<const Object*> todo{child.get()};
+    std::unordered_set<const Object*> seen;
+    while (!todo.empty()) {
+      const Object* o = todo.back();
+      todo.pop_back();
+      if (o == container.get()) bad("a container that would hold itself");
+      if (!seen.insert(o).second) continue;
+      for (const auto* v : {&o->items, &o->build_states})
+        for (const Ref& c : *v) todo.push_back(c.get());
+      for (const auto& [k, v] : o->pairs) todo.push_back(k.get()), todo.push_back(v.get());
+    }
+    container->depth = std::max(container->depth, child->depth + 1);
+    if (container->depth > kMaxDepth) bad(wanwu::detail::str("objects nested deeper than ", kMaxDepth, " levels"));
   }
   Ref list_of(const Ref& r) {
     if (!r->is(Object::Kind::list)) bad("APPEND to something that is not a list");

@@ -47,7 +47,7 @@ class TensorBuilder {
     int64_t numel = 0;
   };
   StorageRef storage_ref(const pickle::Ref& pid) const {
-    const pickle::Ref& t = pid->items[0];
+    const pickle::Ref& t = pid->items.at(0);  // a persistent object always holds its id
     if (!t->is(pickle::Object::Kind::tuple) || t->items.size() < 5 || t->items[0]->s != "storage")
       bad("an unexpected persistent id (not a torch storage)");
     const auto dt = storage_dtype(t->items[1]->s);
@@ -55,6 +55,7 @@ class TensorBuilder {
     StorageRef r{t->items[2]->s, *dt, 0, t->items[4]->i};
     if (t->items.size() > 5 && t->items[5]->is(pickle::Object::Kind::tuple)) {  // legacy view of a storage
       const auto& view = t->items[5]->items;
+      if (view.size() < 3) bad("a storage view that is not (key, offset, size)");
       r.offset = view[1]->i;
       r.numel = view[2]->i;
     }
@@ -62,22 +63,23 @@ class TensorBuilder {
   }
 
   bool is_tensor(const pickle::Ref& o) const {
-    if (!o->is(pickle::Object::Kind::reduce)) return false;
+    if (!o->is(pickle::Object::Kind::reduce) || o->items.size() != 2) return false;
     const std::string& f = o->items[0]->s;
     return f == "torch._utils._rebuild_tensor_v2" || f == "torch._utils._rebuild_tensor" ||
            f == "torch._utils._rebuild_parameter";
   }
 
+  // `o` must satisfy is_tensor().
   Tensor tensor(const pickle::Ref& o) const {
     const std::string& f = o->items[0]->s;
     const auto& args = o->items[1]->items;
     if (f == "torch._utils._rebuild_parameter") {
-      if (args.empty() || !is_tensor(args[0])) bad("_rebuild_parameter without a tensor");
+      if (args.empty() || !is_tensor(args[0]) || args[0]->items[0]->s == f)
+        bad("_rebuild_parameter without a tensor");
       return tensor(args[0]);
     }
     if (args.size() < 4 || !args[0]->is(pickle::Object::Kind::persistent)) bad("a tensor without a storage");
     const StorageRef s = storage_ref(args[0]);
-    const int64_t offset = args[1]->i + s.offset;
     Shape shape;
     Strides strides;
     for (const auto& d : args[2]->items) shape.push_back(d->i);
@@ -85,15 +87,30 @@ class TensorBuilder {
     if (shape.size() != strides.size()) bad("a tensor whose size and stride differ in length");
     const StorageBytes b = storage_(s.key, s.dtype, s.numel);
     const int64_t avail = static_cast<int64_t>(b.size / itemsize(s.dtype));
-    int64_t last = offset;  // the highest element the view touches
+    // the highest element the view touches, and the element count; any overflow is a corrupt file
+    int64_t offset = 0, last = 0, numel = 1;
+    bool overflow = __builtin_add_overflow(args[1]->i, s.offset, &offset);
+    last = offset;
     for (int i = 0; i < shape.size(); ++i) {
       if (shape[i] < 0 || strides[i] < 0) bad("a tensor with a negative size or stride");
       if (shape[i] == 0) last = -1;
-      if (last >= 0) last += (shape[i] - 1) * strides[i];
+      int64_t reach = 0;
+      overflow = overflow || __builtin_mul_overflow(shape[i], numel, &numel);
+      if (last >= 0)
+        overflow = overflow || __builtin_mul_overflow(shape[i] - 1, strides[i], &reach) ||
+                   __builtin_add_overflow(last, reach, &last);
     }
-    if (offset < 0 || (last >= 0 && last >= avail))
-      bad(wanwu::detail::str("a tensor of shape ", shape, " reaches element ", last, " of a storage of ", avail));
-    Tensor out = empty_tensor(shape, s.dtype, Device::cpu());
+    // more elements than the storage holds (zero strides) is legitimate but rare: bounded, so a
+    // corrupt size cannot ask for terabytes
+    if (overflow || offset < 0 || (last >= 0 && last >= avail) || (numel > avail && numel > (int64_t{1} << 26)))
+      bad(wanwu::detail::str("a tensor of shape ", shape, " with strides ", strides, " at offset ", offset,
+                             " does not fit its storage of ", avail, " elements"));
+    Tensor out;
+    try {
+      out = empty_tensor(shape, s.dtype, Device::cpu());
+    } catch (const std::bad_alloc&) {
+      bad(wanwu::detail::str("no memory for a tensor of shape ", shape));
+    }
     if (out.numel() == 0) return out;
     // the storage bytes may be unaligned: copy them into an owned, aligned block first
     Tensor raw = empty_tensor(Shape{avail}, s.dtype, Device::cpu());
@@ -190,22 +207,26 @@ inline nn::StateDict load_pth_legacy(const std::string& path, const std::shared_
   std::map<std::string, StorageBytes> storages;
   std::map<std::string, DType> dtypes;
   // collect dtypes of the storages referenced in the pickle
-  std::function<void(const pickle::Ref&)> walk = [&](const pickle::Ref& o) {
+  // (iteratively, each object once: the memo lets objects be shared, so a tree walk could take
+  // exponential time on a hostile file)
+  std::vector<const pickle::Object*> todo{root.get()};
+  std::set<const pickle::Object*> seen;
+  while (!todo.empty()) {
+    const pickle::Object* o = todo.back();
+    todo.pop_back();
+    if (!seen.insert(o).second) continue;
     if (o->is(pickle::Object::Kind::persistent)) {
-      const auto& t = o->items[0];
+      const auto& t = o->items.at(0);
       if (t->is(pickle::Object::Kind::tuple) && t->items.size() >= 5 && t->items[0]->s == "storage") {
         const auto dt = storage_dtype(t->items[1]->s);
         if (dt) dtypes[t->items[2]->s] = *dt;
       }
     }
-    for (const auto& c : o->items) walk(c);
-    for (const auto& [k, v] : o->pairs) {
-      walk(k);
-      walk(v);
-    }
-  };
-  walk(root);
+    for (const auto& c : o->items) todo.push_back(c.get());
+    for (const auto& [k, v] : o->pairs) todo.push_back(k.get()), todo.push_back(v.get());
+  }
   for (const auto& k : keys->items) {
+    if (!k->is(pickle::Object::Kind::string)) throw IOError(path + ": a storage key that is not a string");
     auto it = dtypes.find(k->s);
     if (it == dtypes.end()) throw IOError(path + ": storage '" + k->s + "' is listed but never used");
     if (pos + 8 > m->size) throw IOError(path + ": truncated storage section");

@@ -38,7 +38,7 @@ class ZipReader {
  private:
   const unsigned char* bytes() const { return static_cast<const unsigned char*>(file_->base); }
   uint64_t rd(uint64_t pos, int n) const {
-    if (pos + static_cast<uint64_t>(n) > file_->size) bad("a record extends past the end of the file (truncated?)");
+    if (pos > file_->size || static_cast<uint64_t>(n) > file_->size - pos) bad("a record extends past the end of the file (truncated?)");
     uint64_t v = 0;
     for (int i = n - 1; i >= 0; --i) v = (v << 8) | bytes()[pos + i];
     return v;
@@ -74,7 +74,7 @@ class ZipReader {
       uint64_t csize = rd(p + 20, 4), usize = rd(p + 24, 4);
       const uint64_t nlen = rd(p + 28, 2), xlen = rd(p + 30, 2), clen = rd(p + 32, 2);
       uint64_t local = rd(p + 42, 4);
-      if (p + 46 + nlen > size) bad("a file name extends past the end of the file");
+      if (nlen > size - p - 46) bad("a file name extends past the end of the file");  // p + 46 <= size: rd above
       std::string name(reinterpret_cast<const char*>(bytes() + p + 46), nlen);
       // zip64 extra field: the 0xFFFFFFFF fields, in order
       for (uint64_t x = p + 46 + nlen; x + 4 <= p + 46 + nlen + xlen;) {
@@ -90,7 +90,7 @@ class ZipReader {
       if (method != 0) bad("entry '" + name + "' is compressed (only stored entries are supported)");
       if (csize != usize) bad("entry '" + name + "' has different stored and original sizes");
       if (rd(local, 4) != 0x04034b50) bad("bad local header for '" + name + "'");
-      const uint64_t data = local + 30 + rd(local + 26, 2) + rd(local + 28, 2);
+      const uint64_t data = local + 30 + rd(local + 26, 2) + rd(local + 28, 2);  // local + 30 <= size: rd above
       if (data > size || usize > size - data) bad("entry '" + name + "' extends past the end of the file (truncated?)");
       entries_[name] = {data, usize};
       p += 46 + nlen + xlen + clen;
