@@ -15,6 +15,11 @@ The servers run one at a time in turns (wanwu 32, wanwu 1, Flask at each concurr
 change in what else the machine runs touches all of them alike; between runs it waits until the
 server has finished the requests wrk left behind (its CPU time stops growing).
 
+Where wanwu's time goes, from its GET /metrics before and after each run: the mean images per
+forward pass, the forward pass's milliseconds per image, and its share of the run's wall time (the
+forward passes of requests wrk left in flight count too, so the share can pass 100% slightly). A
+share near 100% means the server is bound by the model, not by HTTP, decoding or batching.
+
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=2 /usr/bin/python3 \\
         benchmarks/serve_compare.py --wanwu build/bin/wanwu [--seconds 20] [--conns 1,8,32] [--markdown out.md]
 """
@@ -110,6 +115,16 @@ class Proc:
             last = now
         sys.exit(f"{self.name} still busy {timeout} s after the load stopped")
 
+    def metrics(self):
+        """GET /metrics as {name: value} (wanwu only)."""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=30).read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
+
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -177,9 +192,22 @@ def main():
         rows = []
         for c in conns:
             for s in servers:
+                wanwu = s.name.startswith("wanwu")
+                before, t0 = s.metrics() if wanwu else None, time.monotonic()
                 r = wrk_run(s.port, c, args.seconds, photo, work, MULTIPART_LUA, timeout_s=120)
+                wall = time.monotonic() - t0
                 s.settle()
                 r.update(server=s.name, conns=c)
+                if wanwu:
+                    after = s.metrics()
+                    d = {k: after[k] - before.get(k, 0.0) for k in after}
+                    images, passes = d["wanwu_batch_size_sum"], d["wanwu_batch_size_count"]
+                    forward = d["wanwu_inference_seconds_sum"]
+                    r.update(mean_batch=images / max(passes, 1), forward_ms=1e3 * forward / max(images, 1),
+                             forward_share=forward / wall)
+                    print(f"{'':26s} {images:.0f} images in {passes:.0f} forward passes (mean {r['mean_batch']:.2f}), "
+                          f"{r['forward_ms']:.1f} ms per image, forward pass {100 * r['forward_share']:.0f}% of the "
+                          f"wall time", flush=True)
                 rows.append(r)
                 print(f"{s.name:26s} connections {c:2d}: {r['rps']:7.2f} req/s  p50 {r['p50_ms']:8.1f} ms  "
                       f"p99 {r['p99_ms']:8.1f} ms  requests {r['requests']}  errors {r['errors']}", flush=True)
@@ -188,11 +216,14 @@ def main():
         for s in servers:
             s.stop()
 
-    lines = ["| server | connections | requests/s | p50 ms | p99 ms | requests | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| server | connections | requests/s | p50 ms | p99 ms | requests | errors | images per pass | "
+             "forward ms per image | forward share of wall time |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        extra = (f"{r['mean_batch']:.2f} | {r['forward_ms']:.1f} | {100 * r['forward_share']:.0f}%"
+                 if "mean_batch" in r else "- | - | -")
         lines.append(f"| {r['server']} | {r['conns']} | {r['rps']:.2f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
-                     f"{r['requests']} | {r['errors']} |")
+                     f"{r['requests']} | {r['errors']} | {extra} |")
     lines.append("")
     by = {(r["server"], r["conns"]): r for r in rows}
     for c in conns:
