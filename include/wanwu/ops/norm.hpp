@@ -7,6 +7,8 @@
 // primitives and get their gradients from autograd.
 #pragma once
 
+#include <utility>
+
 #include "activation.hpp"
 #include "conv.hpp"
 #include "elementwise.hpp"
@@ -21,6 +23,17 @@ inline DType stat_dtype(DType dt) { return dt == DType::f64 ? DType::f64 : DType
 
 namespace detail {
 
+// Batch norm as a per-channel affine map, y = x * scale + shift: scale = invstd * weight,
+// shift = bias - mean * scale, in the statistics' dtype. Eval mode applies it; the backward of a
+// fused activation recomputes the batch norm's output with it.
+inline std::pair<Tensor, Tensor> batch_norm_scale_shift(const Tensor& mean, const Tensor& invstd, const Tensor& weight,
+                                                        const Tensor& bias) {
+  const Tensor scale = weight.defined() ? invstd * weight.to(invstd.dtype()) : invstd;
+  Tensor shift = -(mean * scale);
+  if (bias.defined()) shift = shift + bias.to(shift.dtype());
+  return {scale, shift};
+}
+
 // The gradient reaching the batch norm's output when `act` follows it: gy * act'(h), h the batch
 // norm's output. ReLU reads its mask from the block's output y; the others recompute
 // h = x * scale + shift from the saved input (scale = invstd * weight, shift = bias - mean * scale)
@@ -31,9 +44,7 @@ inline Tensor batch_norm_act_grad(Activation act, const Tensor& gy, const Tensor
   if (act == Activation::none) return gy;
   NoGradGuard ng;
   if (act == Activation::relu) return binary_raw(BinaryOp::relu_backward, gy, y, gy.dtype());
-  const Tensor scale = weight.defined() ? invstd * weight.to(invstd.dtype()) : invstd;
-  Tensor shift = -(mean * scale);
-  if (bias.defined()) shift = shift + bias.to(shift.dtype());
+  const auto [scale, shift] = batch_norm_scale_shift(mean, invstd, weight, bias);
   Tensor gh = empty_like(x);
   backend_for(x.device()).batch_norm_act_grad(gh, gy, x, contiguous_no_grad(scale), contiguous_no_grad(shift),
                                               act == Activation::silu ? BinaryOp::silu_backward
@@ -65,10 +76,7 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
                       "batch_norm: eval mode needs running_mean and running_var");
     // y = x * scale + shift with per-channel scale/shift, computed in the statistics' dtype and
     // applied in x's (channels are last, so they broadcast).
-    Tensor scale = rsqrt(running_var + eps);
-    if (weight.defined()) scale = scale * weight;
-    Tensor shift = -(running_mean * scale);
-    if (bias.defined()) shift = shift + bias;
+    const auto [scale, shift] = detail::batch_norm_scale_shift(running_mean, rsqrt(running_var + eps), weight, bias);
     return activate(x * scale.to(x.dtype()) + shift.to(x.dtype()), act);
   }
   const int64_t M = x.numel() / std::max<int64_t>(C, 1);
