@@ -116,10 +116,20 @@ std::string zip_file(const std::vector<std::pair<std::string, std::string>>& ent
 std::string floats(const std::vector<float>& v) { return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4); }
 std::string longs(const std::vector<int64_t>& v) { return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 8); }
 
+// The files go to a folder of this process's own, removed when the program ends.
+struct TempDir {
+  std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("wanwu_test_io_pth_" + std::to_string(::getpid()));
+  TempDir() { std::filesystem::create_directories(path); }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
 std::string write(const std::string& name, const std::string& bytes) {
-  const auto dir = std::filesystem::temp_directory_path() / ("wanwu_test_io_pth_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const std::string path = (dir / name).string();
+  static const TempDir dir;
+  const std::string path = (dir.path / name).string();
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
   return path;
 }
