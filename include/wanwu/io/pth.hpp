@@ -28,6 +28,12 @@ inline std::optional<DType> storage_dtype(const std::string& global) {
   return it->second;
 }
 
+// The ('storage', type, key, location, numel[, view]) tuple a persistent id holds, or nullptr.
+inline const pickle::Object* storage_tuple(const pickle::Object& pid) {
+  const pickle::Ref& t = pid.items.at(0);  // a persistent object always holds its id
+  return t->is(pickle::Object::Kind::tuple) && t->items.size() >= 5 && t->items[0]->s == "storage" ? t.get() : nullptr;
+}
+
 struct StorageBytes {
   const unsigned char* data = nullptr;
   uint64_t size = 0;  // bytes
@@ -47,9 +53,8 @@ class TensorBuilder {
     int64_t numel = 0;
   };
   StorageRef storage_ref(const pickle::Ref& pid) const {
-    const pickle::Ref& t = pid->items.at(0);  // a persistent object always holds its id
-    if (!t->is(pickle::Object::Kind::tuple) || t->items.size() < 5 || t->items[0]->s != "storage")
-      bad("an unexpected persistent id (not a torch storage)");
+    const pickle::Object* t = storage_tuple(*pid);
+    if (!t) bad("an unexpected persistent id (not a torch storage)");
     const auto dt = storage_dtype(t->items[1]->s);
     if (!dt) bad("unsupported storage type " + t->items[1]->s);
     StorageRef r{t->items[2]->s, *dt, 0, t->items[4]->i};
@@ -215,13 +220,9 @@ inline nn::StateDict load_pth_legacy(const std::string& path, const std::shared_
     const pickle::Object* o = todo.back();
     todo.pop_back();
     if (!seen.insert(o).second) continue;
-    if (o->is(pickle::Object::Kind::persistent)) {
-      const auto& t = o->items.at(0);
-      if (t->is(pickle::Object::Kind::tuple) && t->items.size() >= 5 && t->items[0]->s == "storage") {
-        const auto dt = storage_dtype(t->items[1]->s);
-        if (dt) dtypes[t->items[2]->s] = *dt;
-      }
-    }
+    if (o->is(pickle::Object::Kind::persistent))
+      if (const pickle::Object* t = storage_tuple(*o))
+        if (const auto dt = storage_dtype(t->items[1]->s)) dtypes[t->items[2]->s] = *dt;
     for (const auto& c : o->items) todo.push_back(c.get());
     for (const auto& [k, v] : o->pairs) todo.push_back(k.get()), todo.push_back(v.get());
   }
