@@ -40,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "cli"))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 from convert_weights import save_safetensors  # noqa: E402
-from serve_e2e import wrk_run  # noqa: E402
+from serve_e2e import metric, request, wrk_run  # noqa: E402
 
 # The multipart body a browser form sends: field `image`, a JPEG file.
 MULTIPART_LUA = r"""
@@ -115,15 +115,10 @@ class Proc:
             last = now
         sys.exit(f"{self.name} still busy {timeout} s after the load stopped")
 
-    def metrics(self):
-        """GET /metrics as {name: value} (wanwu only)."""
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=30).read().decode()
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-        return out
+    def metrics(self, names):
+        """{name: value} of the named counters from GET /metrics (wanwu only)."""
+        text = request(self.port, "GET", "/metrics")[2]
+        return {n: metric(text, n) for n in names}
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -193,14 +188,15 @@ def main():
         for c in conns:
             for s in servers:
                 wanwu = s.name.startswith("wanwu")
-                before, t0 = s.metrics() if wanwu else None, time.monotonic()
+                counters = ("wanwu_batch_size_sum", "wanwu_batch_size_count", "wanwu_inference_seconds_sum")
+                before, t0 = s.metrics(counters) if wanwu else None, time.monotonic()
                 r = wrk_run(s.port, c, args.seconds, photo, work, MULTIPART_LUA, timeout_s=120)
                 wall = time.monotonic() - t0
                 s.settle()
                 r.update(server=s.name, conns=c)
                 if wanwu:
-                    after = s.metrics()
-                    d = {k: after[k] - before.get(k, 0.0) for k in after}
+                    after = s.metrics(counters)
+                    d = {k: after[k] - before[k] for k in counters}
                     images, passes = d["wanwu_batch_size_sum"], d["wanwu_batch_size_count"]
                     forward = d["wanwu_inference_seconds_sum"]
                     r.update(mean_batch=images / max(passes, 1), forward_ms=1e3 * forward / max(images, 1),
