@@ -1,8 +1,12 @@
-// Times wanwu's CUDA kernels at the shapes that dominate fine-tuning (a bf16 and an f32 GEMM, a
-// ResNet 3x3 convolution forward and backward in NHWC, ViT-B softmax and layer_norm, an Adam
-// step, an elementwise add) and prints one JSON object per line: {"name", "ms"}. Wall-clock time
-// over many iterations between two device synchronizations, so launch overheads count as they
-// do in training. benchmarks/gpu_compare.py runs the same ops in PyTorch and writes the table.
+// Times wanwu's CUDA kernels at the shapes that dominate fine-tuning and prints one JSON object per
+// line: {"name", "ms"} plus, where it means something, "bytes" (memory traffic, for bandwidth),
+// "images_per_s" and "peak_mib". The set: bf16 GEMM 8192³ and f32 GEMM 4096³; ResNet-50's
+// convolutions (1x1 and 3x3, NHWC, bf16) forward, backward-data and backward-filter; a plain copy
+// (the bandwidth ceiling), an elementwise add, and softmax / layer_norm at ViT-B shapes; an Adam
+// step; and a whole ResNet-50 training step in bf16 autocast at batch 256 with its peak memory.
+// Wall-clock time over many iterations between two device synchronizations, so launch overheads
+// count as they do in training. benchmarks/gpu_compare.py runs the same work in PyTorch and writes
+// the table.
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -17,18 +21,71 @@ const Device kDev = Device::cuda(0);
 
 void sync() { backend_for(kDev).synchronize(0); }
 
-void bench(const std::string& name, int iters, const std::function<void()>& f) {
+double time_ms(int iters, const std::function<void()>& f) {
   for (int i = 0; i < 3; ++i) f();  // warm-up: cuDNN/cuBLASLt heuristics, allocator pool
   sync();
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < iters; ++i) f();
   sync();
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
-  std::printf("{\"name\": \"%s\", \"ms\": %.5f}\n", name.c_str(), ms);
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
+}
+
+void bench(const std::string& name, int iters, const std::function<void()>& f, double bytes = 0) {
+  const double ms = time_ms(iters, f);
+  std::printf("{\"name\": \"%s\", \"ms\": %.5f, \"bytes\": %.0f}\n", name.c_str(), ms, bytes);
   std::fflush(stdout);
 }
 
 Tensor dev_randn(const Shape& s, DType dt) { return randn(s, TensorOptions(dt).device(kDev)); }
+
+// One ResNet-50 convolution at batch 32, bf16 NHWC: forward, backward-data, backward-filter.
+void conv_bench(const std::string& tag, int64_t hw, int64_t cin, int64_t cout, int64_t k, int64_t stride) {
+  const int64_t pad = k / 2, ohw = (hw + 2 * pad - k) / stride + 1;
+  const Tensor x = dev_randn({32, hw, hw, cin}, DType::bf16), w = dev_randn({cout, k, k, cin}, DType::bf16);
+  const Tensor gy = dev_randn({32, ohw, ohw, cout}, DType::bf16);
+  Conv2dParams p;
+  p.stride_h = p.stride_w = stride;
+  p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = pad;
+  Tensor gx = empty_like(x), gw = empty_like(w);
+  bench("conv " + tag + " fwd", 20, [&] { (void)conv2d(x, w, Tensor(), stride, pad); });
+  bench("conv " + tag + " bwd-data", 20, [&] { backend_for(kDev).conv2d_backward_input(gx, gy, w, p); });
+  bench("conv " + tag + " bwd-filter", 20, [&] { backend_for(kDev).conv2d_backward_weight(gw, gy, x, p); });
+}
+
+// torchvision's ResNet-50 training step as a user writes it: bf16 autocast forward, cross-entropy,
+// backward, SGD with momentum and weight decay; synthetic data already on the GPU.
+void resnet50_train_step(int64_t batch, int iters) {
+  Generator g(0);
+  models::ModelOptions mo;
+  mo.layer.device = kDev;
+  mo.layer.generator = &g;
+  auto model = models::create_model("resnet50", mo);
+  model->train();
+  optim::SGDOptions so;
+  so.lr = 0.1;
+  so.momentum = 0.9;
+  so.weight_decay = 1e-4;
+  optim::SGD opt(model->parameters(), so);
+  const Tensor x = dev_randn({batch, 224, 224, 3}, DType::f32);
+  const Tensor y = randint(0, 1000, {batch}, TensorOptions(DType::i64).device(kDev));
+  sync();
+  reset_peak_memory_stats(kDev);
+  const double ms = time_ms(iters, [&] {
+    opt.zero_grad();
+    Tensor loss;
+    {
+      amp::Autocast ac(DType::bf16);
+      loss = cross_entropy((*model)(x), y);
+    }
+    loss.backward();
+    opt.step();
+  });
+  const MemoryStats st = memory_stats(kDev);
+  std::printf("{\"name\": \"resnet50 train step bf16 autocast, batch %lld\", \"ms\": %.5f, \"images_per_s\": %.1f, "
+              "\"peak_mib\": %.1f}\n",
+              static_cast<long long>(batch), ms, batch * 1000.0 / ms, st.peak_allocated / 1048576.0);
+  std::fflush(stdout);
+}
 }  // namespace
 
 int main() {
@@ -36,45 +93,51 @@ int main() {
     std::printf("no CUDA device\n");
     return 77;
   }
-  NoGradGuard no_grad;
   {
-    const Tensor a = dev_randn({4096, 4096}, DType::bf16), b = dev_randn({4096, 4096}, DType::bf16);
-    bench("gemm bf16 4096^3", 20, [&] { (void)matmul(a, b); });
+    NoGradGuard no_grad;
+    {
+      const Tensor a = dev_randn({8192, 8192}, DType::bf16), b = dev_randn({8192, 8192}, DType::bf16);
+      bench("gemm bf16 8192^3", 20, [&] { (void)matmul(a, b); });
+    }
+    {
+      const Tensor a = dev_randn({4096, 4096}, DType::f32), b = dev_randn({4096, 4096}, DType::f32);
+      bench("gemm f32 4096^3", 10, [&] { (void)matmul(a, b); });
+    }
+    conv_bench("3x3 56x56 64->64", 56, 64, 64, 3, 1);
+    conv_bench("1x1 56x56 256->64", 56, 256, 64, 1, 1);
+    conv_bench("3x3/2 56x56 128->128", 56, 128, 128, 3, 2);
+    conv_bench("3x3 14x14 256->256", 14, 256, 256, 3, 1);
+    conv_bench("1x1 7x7 512->2048", 7, 512, 2048, 1, 1);
+    const int64_t n = int64_t(64) << 20;
+    {
+      const Tensor a = dev_randn({n}, DType::f32), b = dev_randn({n}, DType::f32);
+      bench("copy f32 64M", 20, [&] { (void)a.clone(); }, 2.0 * 4 * n);
+      bench("add f32 64M", 20, [&] { (void)(a + b); }, 3.0 * 4 * n);
+    }
+    {
+      const int64_t rows = 64 * 12 * 197, cols = 197;
+      const Tensor s = dev_randn({rows, cols}, DType::f32);
+      bench("softmax f32 [151296,197]", 20, [&] { (void)softmax(s, -1); }, 2.0 * 4 * rows * cols);
+      const Tensor sh = s.to(DType::bf16);
+      bench("softmax bf16 [151296,197]", 20, [&] { (void)softmax(sh, -1); }, 2.0 * 2 * rows * cols);
+    }
+    {
+      const int64_t rows = 256 * 197;
+      const Tensor x = dev_randn({rows, 768}, DType::f32), w = dev_randn({768}, DType::f32),
+                   b = dev_randn({768}, DType::f32);
+      bench("layer_norm f32 [50432,768]", 20, [&] { (void)layer_norm(x, {768}, w, b); }, 2.0 * 4 * rows * 768);
+      const Tensor xh = x.to(DType::bf16), wh = w.to(DType::bf16), bh = b.to(DType::bf16);
+      bench("layer_norm bf16 [50432,768]", 20, [&] { (void)layer_norm(xh, {768}, wh, bh); }, 2.0 * 2 * rows * 768);
+    }
+    {
+      const int64_t np = int64_t(25) << 20;
+      Tensor p = dev_randn({np}, DType::f32), g = dev_randn({np}, DType::f32),
+             m = zeros({np}, TensorOptions(DType::f32).device(kDev)), v = zeros({np}, TensorOptions(DType::f32).device(kDev));
+      AdamStepParams s;
+      s.step_size = 1e-3;
+      bench("adam step f32 26M", 20, [&] { backend_for(kDev).adam_step(p, g, m, v, Tensor(), s); }, 7.0 * 4 * np);
+    }
   }
-  {
-    const Tensor a = dev_randn({4096, 4096}, DType::f32), b = dev_randn({4096, 4096}, DType::f32);
-    bench("gemm f32 4096^3", 10, [&] { (void)matmul(a, b); });
-  }
-  {
-    const Tensor x = dev_randn({32, 56, 56, 64}, DType::bf16), w = dev_randn({64, 3, 3, 64}, DType::bf16);
-    const Tensor gy = dev_randn({32, 56, 56, 64}, DType::bf16);
-    bench("conv3x3 fwd bf16 32x56x56x64", 20, [&] { (void)conv2d(x, w, Tensor(), 1, 1); });
-    Conv2dParams p;
-    p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = 1;
-    Tensor gx = empty_like(x), gw = empty_like(w);
-    bench("conv3x3 bwd-data bf16", 20, [&] { backend_for(kDev).conv2d_backward_input(gx, gy, w, p); });
-    bench("conv3x3 bwd-filter bf16", 20, [&] { backend_for(kDev).conv2d_backward_weight(gw, gy, x, p); });
-  }
-  {
-    const Tensor s = dev_randn({64 * 12 * 197, 197}, DType::f32);
-    bench("softmax f32 [151296,197]", 20, [&] { (void)softmax(s, -1); });
-  }
-  {
-    const Tensor x = dev_randn({64 * 197, 768}, DType::f32), w = dev_randn({768}, DType::f32),
-                 b = dev_randn({768}, DType::f32);
-    bench("layer_norm f32 [12608,768]", 20, [&] { (void)layer_norm(x, {768}, w, b); });
-  }
-  {
-    const int64_t n = int64_t(25) << 20;
-    Tensor p = dev_randn({n}, DType::f32), g = dev_randn({n}, DType::f32), m = zeros({n}, TensorOptions(DType::f32).device(kDev)),
-           v = zeros({n}, TensorOptions(DType::f32).device(kDev));
-    AdamStepParams s;
-    s.step_size = 1e-3;
-    bench("adam step f32 26M", 20, [&] { backend_for(kDev).adam_step(p, g, m, v, Tensor(), s); });
-  }
-  {
-    const Tensor a = dev_randn({int64_t(64) << 20}, DType::f32), b = dev_randn({int64_t(64) << 20}, DType::f32);
-    bench("add f32 64M", 20, [&] { (void)(a + b); });
-  }
+  resnet50_train_step(256, 10);
   return 0;
 }

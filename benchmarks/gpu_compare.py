@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Runs benchmarks/gpu_bench (wanwu) and the same ops in PyTorch on the same GPU; writes a
-markdown table of both times and the ratio torch/wanwu (> 1: wanwu is faster).
+"""Runs benchmarks/gpu_bench (wanwu) and the same work in PyTorch on the same GPU; writes a markdown
+report: per op both times and the ratio torch/wanwu (> 1: wanwu is faster); for the memory-bound
+ops the bandwidth each reaches as a share of the copy bandwidth PyTorch reaches in the same run
+(the issue's yardstick: >= 80%); for the ResNet-50 training step images/s and peak memory, against
+PyTorch eager with channels_last (cudnn.benchmark off, its default, and on).
 
 usage: gpu_compare.py --bench BUILD/gpu_bench --out results.md
 """
@@ -21,7 +24,7 @@ def torch_times():
     torch.backends.cudnn.benchmark = False
     out = {}
 
-    def bench(name, iters, f):
+    def timed(iters, f):
         for _ in range(3):
             f()
         torch.cuda.synchronize()
@@ -29,37 +32,93 @@ def torch_times():
         for _ in range(iters):
             f()
         torch.cuda.synchronize()
-        out[name] = (time.perf_counter() - t0) * 1000.0 / iters
+        return (time.perf_counter() - t0) * 1000.0 / iters
 
+    def bench(name, iters, f, nbytes=0):
+        out[name] = {"ms": timed(iters, f), "bytes": nbytes}
+
+    cl = torch.channels_last
     with torch.no_grad():
-        a = torch.randn(4096, 4096, device=dev, dtype=torch.bfloat16)
-        b = torch.randn(4096, 4096, device=dev, dtype=torch.bfloat16)
-        bench("gemm bf16 4096^3", 20, lambda: a @ b)
-        a32, b32 = a.float(), b.float()
+        a = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
+        b = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
+        bench("gemm bf16 8192^3", 20, lambda: a @ b)
+        a32, b32 = torch.randn(4096, 4096, device=dev), torch.randn(4096, 4096, device=dev)
         bench("gemm f32 4096^3", 10, lambda: a32 @ b32)
-        x = torch.randn(32, 64, 56, 56, device=dev, dtype=torch.bfloat16).to(memory_format=torch.channels_last)
-        w = torch.randn(64, 64, 3, 3, device=dev, dtype=torch.bfloat16).to(memory_format=torch.channels_last)
-        gy = torch.randn(32, 64, 56, 56, device=dev, dtype=torch.bfloat16).to(memory_format=torch.channels_last)
-        bench("conv3x3 fwd bf16 32x56x56x64", 20, lambda: F.conv2d(x, w, padding=1))
-        bench("conv3x3 bwd-data bf16", 20,
-              lambda: torch.ops.aten.convolution_backward(gy, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
-                                                          [True, False, False]))
-        bench("conv3x3 bwd-filter bf16", 20,
-              lambda: torch.ops.aten.convolution_backward(gy, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
-                                                          [False, True, False]))
-        s = torch.randn(64 * 12 * 197, 197, device=dev)
-        bench("softmax f32 [151296,197]", 20, lambda: torch.softmax(s, -1))
-        xl = torch.randn(64 * 197, 768, device=dev)
+        del a, b, a32, b32
+
+        def conv(tag, hw, cin, cout, k, stride):
+            pad = k // 2
+            ohw = (hw + 2 * pad - k) // stride + 1
+            x = torch.randn(32, cin, hw, hw, device=dev, dtype=torch.bfloat16).to(memory_format=cl)
+            w = torch.randn(cout, cin, k, k, device=dev, dtype=torch.bfloat16).to(memory_format=cl)
+            gy = torch.randn(32, cout, ohw, ohw, device=dev, dtype=torch.bfloat16).to(memory_format=cl)
+            args = (gy, x, w, None, [stride] * 2, [pad] * 2, [1, 1], False, [0, 0], 1)
+            bench(f"conv {tag} fwd", 20, lambda: F.conv2d(x, w, stride=stride, padding=pad))
+            bench(f"conv {tag} bwd-data", 20,
+                  lambda: torch.ops.aten.convolution_backward(*args, [True, False, False]))
+            bench(f"conv {tag} bwd-filter", 20,
+                  lambda: torch.ops.aten.convolution_backward(*args, [False, True, False]))
+
+        conv("3x3 56x56 64->64", 56, 64, 64, 3, 1)
+        conv("1x1 56x56 256->64", 56, 256, 64, 1, 1)
+        conv("3x3/2 56x56 128->128", 56, 128, 128, 3, 2)
+        conv("3x3 14x14 256->256", 14, 256, 256, 3, 1)
+        conv("1x1 7x7 512->2048", 7, 512, 2048, 1, 1)
+
+        n = 64 << 20
+        ea, eb = torch.randn(n, device=dev), torch.randn(n, device=dev)
+        bench("copy f32 64M", 20, lambda: ea.clone(), 2 * 4 * n)
+        bench("add f32 64M", 20, lambda: ea + eb, 3 * 4 * n)
+        del ea, eb
+        rows, cols = 64 * 12 * 197, 197
+        s = torch.randn(rows, cols, device=dev)
+        bench("softmax f32 [151296,197]", 20, lambda: torch.softmax(s, -1), 2 * 4 * rows * cols)
+        sh = s.bfloat16()
+        bench("softmax bf16 [151296,197]", 20, lambda: torch.softmax(sh, -1), 2 * 2 * rows * cols)
+        del s, sh
+        rows = 256 * 197
+        xl = torch.randn(rows, 768, device=dev)
         wl, bl = torch.randn(768, device=dev), torch.randn(768, device=dev)
-        bench("layer_norm f32 [12608,768]", 20, lambda: F.layer_norm(xl, (768,), wl, bl))
-        n = 25 << 20
-        p = torch.randn(n, device=dev)
-        p.grad = torch.randn(n, device=dev)
+        bench("layer_norm f32 [50432,768]", 20, lambda: F.layer_norm(xl, (768,), wl, bl), 2 * 4 * rows * 768)
+        xh, wh, bh = xl.bfloat16(), wl.bfloat16(), bl.bfloat16()
+        bench("layer_norm bf16 [50432,768]", 20, lambda: F.layer_norm(xh, (768,), wh, bh), 2 * 2 * rows * 768)
+        del xl, xh
+        np_ = 25 << 20
+        p = torch.randn(np_, device=dev)
+        p.grad = torch.randn(np_, device=dev)
         opt = torch.optim.Adam([p], lr=1e-3, fused=True)
-        bench("adam step f32 26M", 20, opt.step)
-        ea, eb = torch.randn(64 << 20, device=dev), torch.randn(64 << 20, device=dev)
-        bench("add f32 64M", 20, lambda: ea + eb)
-    return out, torch.__version__, torch.cuda.get_device_name()
+        bench("adam step f32 26M", 20, opt.step, 7 * 4 * np_)
+        del p, opt
+
+    train = {}
+    try:
+        import torchvision
+        for bm in (False, True):
+            torch.backends.cudnn.benchmark = bm
+            torch.manual_seed(0)
+            model = torchvision.models.resnet50().to(dev).to(memory_format=cl).train()
+            opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+            x = torch.randn(256, 3, 224, 224, device=dev).to(memory_format=cl)
+            y = torch.randint(0, 1000, (256,), device=dev)
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            ms = timed(10, step)
+            train[bm] = {"ms": ms, "images_per_s": 256 * 1000.0 / ms,
+                         "peak_mib": torch.cuda.max_memory_allocated() / 1048576.0}
+            del model, opt, x, y
+            torch.cuda.empty_cache()
+    except Exception as e:  # noqa: BLE001 - report what failed rather than drop the row silently
+        train["error"] = repr(e)
+    torch.backends.cudnn.benchmark = False
+    return out, train, torch.__version__, torch.cuda.get_device_name()
 
 
 def main():
@@ -67,30 +126,76 @@ def main():
     ap.add_argument("--bench", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    res = subprocess.run([args.bench], capture_output=True, text=True, timeout=300)
-    ours = {}
-    for line in res.stdout.splitlines():
+    try:
+        res = subprocess.run([args.bench], capture_output=True, text=True, timeout=150)
+        stdout, stderr, rc = res.stdout, res.stderr, res.returncode
+    except subprocess.TimeoutExpired as e:  # keep the rows it finished
+        stdout = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        stderr, rc = f"gpu_bench: stopped after {e.timeout} s", 124
+    ours, our_train = {}, None
+    for line in stdout.splitlines():
         if line.startswith("{"):
             r = json.loads(line)
-            ours[r["name"]] = r["ms"]
-    if res.returncode != 0 or res.stderr:
-        print(res.stdout, res.stderr[-20000:], file=sys.stderr)
+            if "images_per_s" in r:
+                our_train = r
+            else:
+                ours[r["name"]] = r
+    if rc != 0 or stderr:
+        print(stdout, stderr[-20000:], file=sys.stderr)
     try:
-        theirs, version, gpu = torch_times()
+        theirs, their_train, version, gpu = torch_times()
     except Exception as e:  # noqa: BLE001 - report, do not hide, a missing torch
-        theirs, version, gpu = {}, f"unavailable ({e})", "?"
+        theirs, their_train, version, gpu = {}, {"error": repr(e)}, f"unavailable ({e})", "?"
+
+    def fmt(v, spec):
+        return format(v, spec) if v is not None else "-"
+
     lines = [f"# wanwu CUDA vs PyTorch {version} on {gpu}", "",
              "| op | wanwu ms | torch ms | torch/wanwu |", "|---|---:|---:|---:|"]
-    for name in ours.keys() | theirs.keys():
-        w, t = ours.get(name), theirs.get(name)
-        ratio = f"{t / w:.2f}" if w and t else "-"
-        lines.append(f"| {name} | {w:.4f} | {t:.4f} | {ratio} |".replace("None", "-") if w and t else
-                     f"| {name} | {w if w else '-'} | {t if t else '-'} | {ratio} |")
+    names = list(ours) + [n for n in theirs if n not in ours]
+    for name in names:
+        w = ours.get(name, {}).get("ms")
+        t = theirs.get(name, {}).get("ms")
+        lines.append(f"| {name} | {fmt(w, '.4f')} | {fmt(t, '.4f')} | {fmt(t / w if w and t else None, '.2f')} |")
+
+    copy_t = theirs.get("copy f32 64M")
+    ceiling = copy_t["bytes"] / copy_t["ms"] / 1e6 if copy_t else None  # GB/s
+    lines += ["", f"Memory-bound ops, GB/s (bytes read + written / time); torch's copy: {fmt(ceiling, '.0f')} GB/s",
+              "", "| op | wanwu GB/s | torch GB/s | wanwu / torch copy |", "|---|---:|---:|---:|"]
+    for name in names:
+        nbytes = (ours.get(name) or theirs.get(name) or {}).get("bytes", 0)
+        if not nbytes:
+            continue
+        w = ours.get(name, {}).get("ms")
+        t = theirs.get(name, {}).get("ms")
+        wg = nbytes / w / 1e6 if w else None
+        tg = nbytes / t / 1e6 if t else None
+        share = f"{100 * wg / ceiling:.0f}%" if wg and ceiling else "-"
+        lines.append(f"| {name} | {fmt(wg, '.0f')} | {fmt(tg, '.0f')} | {share} |")
+
+    lines += ["", "ResNet-50 training step, batch 256, bf16 autocast, SGD momentum (synthetic data on the GPU)", "",
+              "| | ms/step | images/s | peak MiB |", "|---|---:|---:|---:|"]
+    if our_train:
+        lines.append(f"| wanwu (NHWC) | {our_train['ms']:.1f} | {our_train['images_per_s']:.0f} | "
+                     f"{our_train['peak_mib']:.0f} |")
+    else:
+        lines.append("| wanwu | failed (see bench.log) | | |")
+    for bm in (False, True):
+        r = their_train.get(bm)
+        if r:
+            lines.append(f"| torch eager channels_last, cudnn.benchmark={bm} | {r['ms']:.1f} | "
+                         f"{r['images_per_s']:.0f} | {r['peak_mib']:.0f} |")
+    if "error" in their_train:
+        lines.append(f"| torch | failed: {their_train['error']} | | |")
+    if our_train and their_train.get(False):
+        r = their_train[False]
+        lines += ["", f"wanwu / torch (benchmark off): {our_train['images_per_s'] / r['images_per_s']:.2f}x images/s "
+                      f"at {our_train['peak_mib'] / r['peak_mib']:.2f}x its peak memory"]
     text = "\n".join(lines) + "\n"
     with open(args.out, "w") as f:
         f.write(text)
     print(text)
-    return 0 if res.returncode == 0 else 1
+    return 0 if rc == 0 else 1
 
 
 if __name__ == "__main__":

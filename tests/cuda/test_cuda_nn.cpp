@@ -42,6 +42,14 @@ TEST_CASE("softmax and log_softmax on the last and on a middle axis") {
     cp::parity("log_softmax first", [](const std::vector<Tensor>& in) { return log_softmax(in[0], 0); }, {x}, dt);
     cp::parity("softmax of a permuted view", [](const std::vector<Tensor>& in) { return softmax(in[0].transpose(1, 2), -1); },
                {x}, dt);
+    // every register width of the warp-per-row kernel (rows up to 32, 64, ..., 1024 long), both
+    // sides of each boundary, and the block-per-row kernel beyond
+    for (int64_t D : {1, 31, 32, 33, 64, 100, 128, 197, 256, 257, 512, 700, 1024, 1025, 3000}) {
+      CAPTURE(D);
+      const Tensor r = cp::rnd({3, 5, D}, -6, 6, 30 + D);
+      cp::parity("softmax rows", [](const std::vector<Tensor>& in) { return softmax(in[0], -1); }, {r}, dt);
+      cp::parity("log_softmax rows", [](const std::vector<Tensor>& in) { return log_softmax(in[0], -1); }, {r}, dt);
+    }
   }
 }
 
@@ -54,6 +62,18 @@ TEST_CASE("layer_norm forward and backward, with and without affine parameters")
     // a large mean: the variance must not cancel (the offset is in the data, rounded to dt)
     cp::parity("layer_norm offset", [](const std::vector<Tensor>& in) { return layer_norm(in[0], {96}, in[1]); },
                {x + 100.0, w}, dt, true, dt == DType::f32 ? cp::Tol{1e-3, 1e-4} : cp::tol_for(dt));
+    // every register width of the warp-per-row forward, its boundaries, and block rows beyond
+    for (int64_t M : {1, 32, 33, 100, 256, 300, 512, 768, 769, 1024, 1100}) {
+      CAPTURE(M);
+      const Tensor r = cp::rnd({7, M}, -3, 3, 50 + M), rw = cp::rnd({M}, 0.5, 1.5, 51), rb = cp::rnd({M}, -1, 1, 52);
+      cp::parity("layer_norm rows", [M](const std::vector<Tensor>& in) { return layer_norm(in[0], {M}, in[1], in[2]); },
+                 {r, rw, rb}, dt);
+    }
+    // f16/bf16 activations with f32 weight and bias (a model's parameters under autocast)
+    cp::parity("layer_norm, parameters in f32", [](const std::vector<Tensor>& in) {
+      const DType pd = in[0].dtype() == DType::f64 ? DType::f64 : DType::f32;
+      return layer_norm(in[0], {96}, in[1].to(pd), in[2].to(pd));
+    }, {x, w, b}, dt);
   }
 }
 
@@ -82,6 +102,15 @@ TEST_CASE("batch_norm in training and eval mode, forward, backward and running s
         const bool dev = in[0].device().is_cuda();
         return batch_norm_act(in[0], dev ? rm_d : rm_c, dev ? rv_d : rv_c, in[1], in[2], Mode::train, act, 0.1,
                               1e-5);
+      }, {x, w, b}, dt);
+    }
+    // Under autocast a f16/bf16 activation meets the model's f32 weight and bias: the kernels must
+    // read them as f32 and write their gradients as f32.
+    for (Activation act : {Activation::none, Activation::silu}) {
+      CAPTURE(static_cast<int>(act));
+      cp::parity("batch_norm train, parameters in f32", [&](const std::vector<Tensor>& in) {
+        const DType pd = in[0].dtype() == DType::f64 ? DType::f64 : DType::f32;
+        return batch_norm_act(in[0], Tensor(), Tensor(), in[1].to(pd), in[2].to(pd), Mode::train, act);
       }, {x, w, b}, dt);
     }
     cp::parity("batch_norm 2-D no affine", [&](const std::vector<Tensor>& in) {
