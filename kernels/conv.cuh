@@ -1,10 +1,11 @@
 // CUDA 2-D convolution, NHWC (DESIGN D4): forward, backward-data and backward-filter.
 //
 // f32, f16 and bf16 go through cuDNN: NHWC activations and the NHWC filter layout, which is
-// exactly wanwu's weight [O, kH, kW, C/groups], so nothing is transposed. f16/bf16 use tensor-op
-// math with f32 accumulation; f32 uses FMA math (no TF32), so results match the CPU to f32
-// rounding. cuDNN's heuristics choose the algorithm once per shape (the plan is cached); its
-// workspace comes from the stream-ordered allocator.
+// exactly wanwu's weight [O, kH, kW, C/groups], so nothing is transposed. f16/bf16 run graph-API
+// plans (conv_graph.cuh: cuDNN's Hopper kernels are reachable only there) with f32 accumulation,
+// and the legacy API where no plan qualifies; f32 uses the legacy API with FMA math (no TF32), so
+// results match the CPU to f32 rounding. cuDNN's heuristics choose once per shape (the plan is
+// cached); its workspace comes from the stream-ordered allocator.
 //
 // Direct kernels cover what cuDNN does not: f64 (gradient checks), asymmetric padding (PyTorch's
 // padding="same" with an even kernel), and any configuration cuDNN reports as unsupported. They
@@ -15,6 +16,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "conv_graph.cuh"
 #include "reduce.cuh"
 
 namespace wanwu::cuda {
@@ -177,6 +179,7 @@ struct ConvPlan {
 struct ConvPlanCache {
   std::mutex mu;
   std::unordered_map<std::string, std::unique_ptr<ConvPlan>> plans;
+  std::unordered_map<std::string, std::unique_ptr<GraphConvPlan>> graph_plans;  // f16/bf16, conv_graph.cuh
 };
 inline ConvPlanCache& conv_plans() {
   static ConvPlanCache* cache = new ConvPlanCache;  // never destroyed: see runtime.cuh
@@ -235,8 +238,39 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
   return ok;
 }
 
+// f16/bf16 through cuDNN's graph API (conv_graph.cuh): x, w, y are the buffers of the pass's
+// input, filter and output roles (for a backward pass: dx or x, w or dw, dy). False sends the call
+// to the legacy path: f32, unaligned buffers, or a shape the graph API gave no usable plan for.
+inline bool graph_conv(ConvPass pass, DType dt, const ConvGeom& g, int dev, void* x, void* w, void* y) {
+  if (dt != DType::f16 && dt != DType::bf16) return false;
+  for (const void* ptr : {x, w, y})
+    if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) return false;
+  const std::string key = conv_key(dev, pass, dt, g);
+  cudnnHandle_t h = cudnn_handle(dev);
+  GraphConvPlan* plan = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(conv_plans().mu);
+    auto it = conv_plans().graph_plans.find(key);
+    if (it != conv_plans().graph_plans.end()) plan = it->second.get();
+  }
+  if (!plan) {  // the build runs the chosen plan on this call's buffers
+    auto fresh = graph_conv_build(h, pass, ConvPass::forward, ConvPass::backward_input, cudnn_dtype(dt), g,
+                                  static_cast<int64_t>(kCudnnMaxWorkspace), x, w, y, dev);
+    const bool ran = fresh->usable;
+    std::lock_guard<std::mutex> lock(conv_plans().mu);
+    conv_plans().graph_plans.emplace(key, std::move(fresh));
+    return ran;
+  }
+  if (!plan->usable) return false;
+  const Tensor ws = plan->workspace > 0 ? empty({plan->workspace}, DType::u8, dev) : Tensor();
+  const cudnnStatus_t st = graph_execute(h, *plan, x, w, y, ws.defined() ? ws.data_ptr() : nullptr);
+  WANWU_CHECK_T(DeviceError, st == CUDNN_STATUS_SUCCESS, "conv2d (cuDNN graph plan): ", cudnnGetErrorString(st));
+  return true;
+}
+
 inline bool cudnn_forward(const Tensor& out, const Tensor& x, const Tensor& w, const ConvGeom& g) {
   const int dev = out.device().index;
+  if (graph_conv(ConvPass::forward, out.dtype(), g, dev, x.data_ptr(), w.data_ptr(), out.data_ptr())) return true;
   cudnnHandle_t h = cudnn_handle(dev);
   const float alpha = 1.f, beta = 0.f;
   return cudnn_run<cudnnConvolutionFwdAlgoPerf_t>(
@@ -254,6 +288,8 @@ inline bool cudnn_forward(const Tensor& out, const Tensor& x, const Tensor& w, c
 
 inline bool cudnn_backward_input(const Tensor& gx, const Tensor& gy, const Tensor& w, const ConvGeom& g) {
   const int dev = gx.device().index;
+  if (graph_conv(ConvPass::backward_input, gx.dtype(), g, dev, gx.data_ptr(), w.data_ptr(), gy.data_ptr()))
+    return true;
   cudnnHandle_t h = cudnn_handle(dev);
   const float alpha = 1.f, beta = 0.f;
   return cudnn_run<cudnnConvolutionBwdDataAlgoPerf_t>(
@@ -272,6 +308,8 @@ inline bool cudnn_backward_input(const Tensor& gx, const Tensor& gy, const Tenso
 
 inline bool cudnn_backward_weight(const Tensor& gw, const Tensor& gy, const Tensor& x, const ConvGeom& g) {
   const int dev = gw.device().index;
+  if (graph_conv(ConvPass::backward_weight, gw.dtype(), g, dev, x.data_ptr(), gw.data_ptr(), gy.data_ptr()))
+    return true;
   cudnnHandle_t h = cudnn_handle(dev);
   const float alpha = 1.f, beta = 0.f;
   return cudnn_run<cudnnConvolutionBwdFilterAlgoPerf_t>(
