@@ -53,29 +53,52 @@ __global__ void softmax_row_kernel(T* out, const T* x, int64_t D, bool log_kind)
 inline constexpr int64_t kWarpRowMax = 1024;
 inline constexpr int kRowsPerBlock = kThreads / 32;
 
-template <class T>
-__global__ void softmax_warp_kernel(T* out, const T* x, int64_t rows, int64_t D, bool log_kind) {
+// A warp per row, the row held in registers: PER values per lane (PER * 32 >= D). All of a lane's
+// loads are issued before the first use, so a warp has PER loads in flight instead of one per
+// trip of a loop, and the row is read from memory once (the earlier three-pass loop re-read it
+// and ran at half of the copy bandwidth on ViT's 197-long rows).
+template <class T, int PER>
+__global__ void softmax_warp_kernel(T* out, const T* x, int64_t rows, int D, bool log_kind) {
   using A = acc_t<T>;
   const int64_t row = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;  // whole warps leave together: the shuffles below see full warps
   const T* xr = x + row * D;
   T* orow = out + row * D;
-  A mx = neg_inf<A>();
-  for (int64_t d = lane; d < D; d += 32) {
-    const A v = cv<A>(xr[d]);
-    mx = v > mx ? v : mx;
+  A v[PER];
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    const int d = lane + 32 * i;
+    v[i] = d < D ? cv<A>(xr[d]) : neg_inf<A>();
   }
+  A mx = v[0];
+#pragma unroll
+  for (int i = 1; i < PER; ++i) mx = v[i] > mx ? v[i] : mx;
   mx = warp_max(mx);
   if (mx == neg_inf<A>()) mx = A(0);
   A s = 0;
-  for (int64_t d = lane; d < D; d += 32) s += fm::exp(cv<A>(xr[d]) - mx);
+#pragma unroll
+  for (int i = 0; i < PER; ++i)
+    if (lane + 32 * i < D) s += fm::exp(v[i] - mx);
   s = warp_sum(s);
   const A lse = mx + fm::log(s), inv = A(1) / s;
-  for (int64_t d = lane; d < D; d += 32) {
-    const A v = cv<A>(xr[d]);
-    orow[d] = cv<T>(log_kind ? v - lse : fm::exp(v - mx) * inv);
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    const int d = lane + 32 * i;
+    if (d < D) orow[d] = cv<T>(log_kind ? v[i] - lse : fm::exp(v[i] - mx) * inv);
   }
+}
+
+template <class T>
+void launch_softmax_warp(T* out, const T* x, int64_t rows, int64_t D, bool log_kind, cudaStream_t s) {
+  const unsigned blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  const int d = static_cast<int>(D);
+  if (D <= 32) softmax_warp_kernel<T, 1><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
+  else if (D <= 64) softmax_warp_kernel<T, 2><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
+  else if (D <= 128) softmax_warp_kernel<T, 4><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
+  else if (D <= 256) softmax_warp_kernel<T, 8><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
+  else if (D <= 512) softmax_warp_kernel<T, 16><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
+  else softmax_warp_kernel<T, 32><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
 }
 
 template <class T>
@@ -162,8 +185,7 @@ inline void softmax_forward(const Tensor& out, const Tensor& x_, int dim, Softma
   dispatch_floating(x.dtype(), "softmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (g.inner == 1 && g.D <= kWarpRowMax)
-      softmax_warp_kernel<T><<<static_cast<unsigned>((g.outer + kRowsPerBlock - 1) / kRowsPerBlock), kThreads, 0, s>>>(
-          ptr<T>(out), ptr<const T>(x), g.outer, g.D, log_kind);
+      launch_softmax_warp<T>(ptr<T>(out), ptr<const T>(x), g.outer, g.D, log_kind, s);
     else if (g.inner == 1)
       softmax_row_kernel<T><<<static_cast<unsigned>(g.outer), kThreads, 0, s>>>(ptr<T>(out), ptr<const T>(x), g.D,
                                                                                log_kind);
