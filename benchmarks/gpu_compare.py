@@ -113,6 +113,25 @@ def torch_times():
             ms = timed(10, step)
             train[bm] = {"ms": ms, "images_per_s": 256 * 1000.0 / ms,
                          "peak_mib": torch.cuda.max_memory_allocated() / 1048576.0}
+            if not bm:  # where the step's time goes: a synchronization after each phase
+                phases = [0.0, 0.0, 0.0]
+                for _ in range(5):
+                    opt.zero_grad(set_to_none=True)
+                    torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    with torch.autocast("cuda", dtype=torch.bfloat16):
+                        loss = F.cross_entropy(model(x), y)
+                    torch.cuda.synchronize()
+                    t1 = time.perf_counter()
+                    loss.backward()
+                    torch.cuda.synchronize()
+                    t2 = time.perf_counter()
+                    opt.step()
+                    torch.cuda.synchronize()
+                    t3 = time.perf_counter()
+                    for k, dt in enumerate((t1 - t0, t2 - t1, t3 - t2)):
+                        phases[k] += dt * 1000.0 / 5
+                train["phases"] = phases
             del model, opt, x, y
             torch.cuda.empty_cache()
     except Exception as e:  # noqa: BLE001 - report what failed rather than drop the row silently
@@ -132,11 +151,13 @@ def main():
     except subprocess.TimeoutExpired as e:  # keep the rows it finished
         stdout = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         stderr, rc = f"gpu_bench: stopped after {e.timeout} s", 124
-    ours, our_train = {}, None
+    ours, our_train, our_phases = {}, None, None
     for line in stdout.splitlines():
         if line.startswith("{"):
             r = json.loads(line)
-            if "images_per_s" in r:
+            if "phases" in r:
+                our_phases = [r["forward_ms"], r["backward_ms"], r["optimizer_ms"]]
+            elif "images_per_s" in r:
                 our_train = r
             else:
                 ours[r["name"]] = r
@@ -191,6 +212,14 @@ def main():
         r = their_train[False]
         lines += ["", f"wanwu / torch (benchmark off): {our_train['images_per_s'] / r['images_per_s']:.2f}x images/s "
                       f"at {our_train['peak_mib'] / r['peak_mib']:.2f}x its peak memory"]
+    their_phases = their_train.get("phases")
+    if our_phases or their_phases:
+        lines += ["", "The same step with a device synchronization after each phase (ms, mean of 5):", "",
+                  "| phase | wanwu | torch (benchmark off) |", "|---|---:|---:|"]
+        for k, name in enumerate(("forward + loss (autocast)", "backward", "optimizer step")):
+            w = our_phases[k] if our_phases else None
+            t = their_phases[k] if their_phases else None
+            lines.append(f"| {name} | {fmt(w, '.2f')} | {fmt(t, '.2f')} |")
     text = "\n".join(lines) + "\n"
     with open(args.out, "w") as f:
         f.write(text)
