@@ -184,6 +184,34 @@ TEST_CASE("4 micro-batches of 8 accumulate the gradient of one batch of 32") {
   CHECK_THROWS_AS(optim::GradAccumulation(0, 5), ValueError);
 }
 
+TEST_CASE("GradScaler: one NaN among several gradients skips the step; every gradient is divided first") {
+  Tensor a = param({1.0, 2.0}), b = param({3.0}), c = param({4.0, 5.0, 6.0});
+  optim::SGDOptions o;
+  o.lr = 1.0;
+  optim::SGD sgd({a, b, c}, o);
+  amp::GradScalerOptions so;
+  so.init_scale = 4.0;
+  amp::GradScaler scaler(so);
+  a.set_grad(from_vector(std::vector<double>{8.0, -4.0}, {2}, DType::f64));
+  b.set_grad(from_vector(std::vector<double>{NAN}, {1}, DType::f64));
+  c.set_grad(from_vector(std::vector<double>{4.0, 0.0, 2.0}, {3}, DType::f64));
+  CHECK_FALSE(scaler.step(sgd));
+  check_close(a.grad(), {2.0, -1.0}, 0, 0);  // divided by the scale, exactly
+  check_close(c.grad(), {1.0, 0.0, 0.5}, 0, 0);
+  check_close(a, {1.0, 2.0}, 0, 0);  // not stepped
+  scaler.update();
+  CHECK(scaler.get_scale() == 2.0);
+  // the check reads the gradients as they came: a finite one that the division would overflow
+  // (scale below 1) does not skip the step, as in torch
+  amp::GradScalerOptions tiny;
+  tiny.init_scale = 1e-30;
+  amp::GradScaler small(tiny);
+  Tensor d = tensor({0.0}, DType::f32).requires_grad_();
+  optim::SGD sgd_d({d}, o);
+  d.set_grad(from_vector(std::vector<double>{1e10}, {1}, DType::f32));
+  CHECK(small.step(sgd_d));
+}
+
 TEST_CASE("GradScaler: skips steps with inf gradients, backs off, grows after the interval") {
   Tensor p = param({1.0});
   optim::SGDOptions o;

@@ -5,8 +5,11 @@
 // Call order per step: scale(loss).backward(); [unscale_(opt); clip...]; step(opt); update().
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "../optim/optimizer.hpp"
 #include "../ops/elementwise.hpp"
@@ -45,13 +48,23 @@ class GradScaler {
     NoGradGuard ng;
     // PyTorch: inv_scale = float(1 / double(scale))
     const double inv = static_cast<double>(static_cast<float>(1.0 / static_cast<double>(scale_)));
+    // The inf/NaN flags stay on each gradient's device and are read once per device at the end,
+    // as torch's _amp_foreach_non_finite_check_and_unscale_ does: reading one per parameter would
+    // make the host wait for the GPU after every gradient. Each flag is taken before the gradient
+    // is divided (queued first), so a finite gradient that the division overflows does not count.
+    std::vector<std::pair<Device, Tensor>> bad;  // per device: any non-finite gradient so far
     for (auto& g : opt.param_groups())
       for (auto& p : g.params) {
         Tensor grad = p.grad();
         if (!grad.defined()) continue;
-        if (!all(isfinite(grad)).item<bool>()) st.found_inf = true;
+        const Tensor b = any(logical_not(isfinite(grad)));
+        auto it = std::find_if(bad.begin(), bad.end(), [&](const auto& e) { return e.first == grad.device(); });
+        if (it == bad.end()) bad.emplace_back(grad.device(), b);
+        else it->second = logical_or(it->second, b);
         grad.mul_(inv);
       }
+    for (const auto& [dev, b] : bad)
+      if (b.item<bool>()) st.found_inf = true;
     st.unscaled = true;
   }
 
