@@ -2,8 +2,9 @@
 // channel, the innermost NHWC axis), forward and backward.
 //
 // Layer norm: a warp (or, for long rows, a block) per row computes the mean, then the mean squared
-// deviation (two passes, so no E[x^2] - E[x]^2 cancellation), then writes y; the forward's warp
-// holds its row in registers, the others re-read a row that stays in L1/L2. The weight
+// deviation (two passes, so no E[x^2] - E[x]^2 cancellation), then writes y; the forward loads
+// a row that splits into 16-byte vectors once into registers, the other kernels re-read a row that
+// stays in L1/L2. The weight
 // and bias gradients are column sums over rows: each block sums a chunk of rows per column and
 // adds its partial with one atomic per column.
 // Batch norm: per-channel sums over [M, C] the same way, in f64 (shifted by the first row, as

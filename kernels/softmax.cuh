@@ -3,7 +3,8 @@
 // row of up to 1024 values (ViT's 197-long score rows would leave most of a block idle) and a
 // block owns a longer one, reducing with shuffles / shared memory (max, then sum of exp);
 // otherwise one thread owns an (outer, inner) column and walks D, so neighbouring threads read
-// neighbouring addresses. Re-reads of a row in the later passes hit L1/L2.
+// neighbouring addresses. The forward's warp holds its row in registers (one read from memory);
+// elsewhere re-reads of a row in the later passes hit L1/L2.
 // Always shifted by the maximum; an all -inf row gives 0 / -inf like the CPU. Math in f32 (f64
 // for f64).
 #pragma once
