@@ -29,9 +29,9 @@ struct CifarResNetConfig {
   }
 };
 
-class CifarResNet : public Classifier {
+class CifarResNet : public FcHeadClassifier {
  public:
-  explicit CifarResNet(const CifarResNetConfig& c, std::string arch = "cifar_resnet") : options_(c.options) {
+  explicit CifarResNet(const CifarResNetConfig& c, std::string arch = "cifar_resnet") : FcHeadClassifier(c.options) {
     WANWU_CHECK_VALUE(c.blocks_per_stage >= 1 && c.width >= 1, "CifarResNet: need blocks_per_stage >= 1 and width >= 1");
     arch_ = std::move(arch);
     conv1 = register_module("conv1", detail::resnet_conv(3, c.width, 3, 1, options_));
@@ -47,8 +47,7 @@ class CifarResNet : public Classifier {
       }
       layers[static_cast<size_t>(li)] = register_module("layer" + std::to_string(li + 1), layer);
     }
-    features_ = inplanes;
-    fc = register_module("fc", std::make_shared<nn::Linear>(features_, c.num_classes, nn::Bias::yes, options_));
+    add_fc_head(inplanes, c.num_classes);
   }
   Tensor forward_features(const Tensor& x) override {
     WANWU_CHECK_SHAPE(x.dim() == 4 && x.size(3) == 3, arch_, ": expected NHWC images [N, H, W, 3], got ", x.shape());
@@ -56,24 +55,11 @@ class CifarResNet : public Classifier {
     for (auto& l : layers) h = l->forward(h);
     return mean(h, {1, 2});
   }
-  Tensor forward_head(const Tensor& f) override { return fc->forward(f); }
-  void reset_classifier(int64_t num_classes) override {
-    replace_module("fc", fc = std::make_shared<nn::Linear>(features_, num_classes, nn::Bias::yes, options_));
-    fc->train(mode());
-  }
-  int64_t num_classes() const override { return fc->out_features; }
-  int64_t num_features() const override { return features_; }
-  std::string head_prefix() const override { return "fc"; }
   std::string type_name() const override { return "CifarResNet"; }
 
   std::shared_ptr<nn::Conv2d> conv1;
   std::shared_ptr<nn::BatchNorm2d> bn1;
   std::array<std::shared_ptr<nn::Sequential>, 3> layers;
-  std::shared_ptr<nn::Linear> fc;
-
- private:
-  nn::LayerOptions options_;
-  int64_t features_ = 0;
 };
 
 }  // namespace wanwu::models

@@ -45,4 +45,32 @@ class Classifier : public nn::Module {
   std::string arch_;
 };
 
+// A classifier whose head is one Linear named "fc" over the pooled features, as torchvision's
+// ResNets (and the small-image ResNets) have it: the head methods, written once.
+class FcHeadClassifier : public Classifier {
+ public:
+  Tensor forward_head(const Tensor& f) override { return fc->forward(f); }
+  void reset_classifier(int64_t num_classes) override {
+    replace_module("fc", fc = std::make_shared<nn::Linear>(features_, num_classes, nn::Bias::yes, options_));
+    fc->train(mode());
+  }
+  int64_t num_classes() const override { return fc->out_features; }
+  int64_t num_features() const override { return features_; }
+  std::string head_prefix() const override { return "fc"; }
+
+  std::shared_ptr<nn::Linear> fc;
+
+ protected:
+  explicit FcHeadClassifier(const nn::LayerOptions& o) : options_(o) {}
+  // Registers the head; the constructors call it last, so "fc" comes last in the state dict as in
+  // torchvision's.
+  void add_fc_head(int64_t features, int64_t num_classes) {
+    features_ = features;
+    fc = register_module("fc", std::make_shared<nn::Linear>(features_, num_classes, nn::Bias::yes, options_));
+  }
+
+  nn::LayerOptions options_;  // dtype, device and initialization of every layer
+  int64_t features_ = 0;
+};
+
 }  // namespace wanwu::models

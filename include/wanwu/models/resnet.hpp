@@ -107,9 +107,9 @@ class Bottleneck : public nn::Module {
   std::shared_ptr<detail::ConvBn> downsample;
 };
 
-class ResNet : public Classifier {
+class ResNet : public FcHeadClassifier {
  public:
-  explicit ResNet(const ResNetConfig& c, std::string arch = "resnet") : options_(c.options) {
+  explicit ResNet(const ResNetConfig& c, std::string arch = "resnet") : FcHeadClassifier(c.options) {
     arch_ = std::move(arch);
     const int64_t expansion = c.block == ResNetBlock::basic ? BasicBlock::expansion : Bottleneck::expansion;
     conv1 = register_module("conv1", detail::resnet_conv(3, 64, 7, 2, options_));
@@ -128,8 +128,7 @@ class ResNet : public Classifier {
       }
       layers[li] = register_module("layer" + std::to_string(li + 1), layer);
     }
-    features_ = 512 * expansion;
-    fc = register_module("fc", std::make_shared<nn::Linear>(features_, c.num_classes, nn::Bias::yes, options_));
+    add_fc_head(512 * expansion, c.num_classes);
   }
   Tensor forward_features(const Tensor& x) override {
     WANWU_CHECK_SHAPE(x.dim() == 4 && x.size(3) == 3, arch_, ": expected NHWC images [N, H, W, 3], got ", x.shape());
@@ -137,24 +136,11 @@ class ResNet : public Classifier {
     for (auto& l : layers) h = l->forward(h);
     return mean(h, {1, 2});  // global average pooling
   }
-  Tensor forward_head(const Tensor& f) override { return fc->forward(f); }
-  void reset_classifier(int64_t num_classes) override {
-    replace_module("fc", fc = std::make_shared<nn::Linear>(features_, num_classes, nn::Bias::yes, options_));
-    fc->train(mode());
-  }
-  int64_t num_classes() const override { return fc->out_features; }
-  int64_t num_features() const override { return features_; }
-  std::string head_prefix() const override { return "fc"; }
   std::string type_name() const override { return "ResNet"; }
 
   std::shared_ptr<nn::Conv2d> conv1;
   std::shared_ptr<nn::BatchNorm2d> bn1;
   std::array<std::shared_ptr<nn::Sequential>, 4> layers;
-  std::shared_ptr<nn::Linear> fc;
-
- private:
-  nn::LayerOptions options_;
-  int64_t features_ = 0;
 };
 
 }  // namespace wanwu::models
