@@ -5,8 +5,8 @@
 // otherwise one thread owns an (outer, inner) column and walks D, so neighbouring threads read
 // neighbouring addresses. The forward's warp holds its row in registers (one read from memory);
 // elsewhere re-reads of a row in the later passes hit L1/L2.
-// Always shifted by the maximum; an all -inf row gives 0 / -inf like the CPU. Math in f32 (f64
-// for f64).
+// Always shifted by the maximum; an all -inf row gives NaN, as on the CPU and in PyTorch. Math in
+// f32 (f64 for f64).
 #pragma once
 
 #include "reduce.cuh"
