@@ -3,7 +3,8 @@
 // "images_per_s" and "peak_mib". The set: bf16 GEMM 8192³ and f32 GEMM 4096³; ResNet-50's
 // convolutions (1x1 and 3x3, NHWC, bf16) forward, backward-data and backward-filter; a plain copy
 // (the bandwidth ceiling), an elementwise add, and softmax / layer_norm at ViT-B shapes; an Adam
-// step; and a whole ResNet-50 training step in bf16 autocast at batch 256 with its peak memory.
+// step; training batch norm + ReLU forward and backward at ResNet-50 shapes; and a whole ResNet-50
+// training step in bf16 autocast at batch 256 with its peak memory and its phases.
 // Wall-clock time over many iterations between two device synchronizations, so launch overheads
 // count as they do in training. benchmarks/gpu_compare.py runs the same work in PyTorch and writes
 // the table.
@@ -50,6 +51,25 @@ void conv_bench(const std::string& tag, int64_t hw, int64_t cin, int64_t cout, i
   bench("conv " + tag + " fwd", 20, [&] { (void)conv2d(x, w, Tensor(), stride, pad); });
   bench("conv " + tag + " bwd-data", 20, [&] { backend_for(kDev).conv2d_backward_input(gx, gy, w, p); });
   bench("conv " + tag + " bwd-filter", 20, [&] { backend_for(kDev).conv2d_backward_weight(gw, gy, x, p); });
+}
+
+// Training batch norm + ReLU forward and backward at ResNet-50 shapes (batch 256), bf16
+// activations with f32 parameters and running statistics as autocast hands them over: the
+// training step's backward trails PyTorch's, and this is its largest memory-bound piece.
+void batch_norm_bench(int64_t hw, int64_t c) {
+  const Tensor x0 = dev_randn({256, hw, hw, c}, DType::bf16), gy = dev_randn({256, hw, hw, c}, DType::bf16);
+  const TensorOptions f32 = TensorOptions(DType::f32).device(kDev);
+  Tensor w = ones({c}, f32).requires_grad_(true), b = zeros({c}, f32).requires_grad_(true);
+  Tensor rm = zeros({c}, f32), rv = ones({c}, f32);
+  Tensor x = x0.detach().requires_grad_(true);
+  bench("batch_norm+relu fwd+bwd bf16 256x" + std::to_string(hw) + "x" + std::to_string(hw) + "x" + std::to_string(c),
+        20, [&] {
+          const Tensor y = batch_norm_act(x, rm, rv, w, b, Mode::train, Activation::relu);
+          y.backward(gy);
+          x.set_grad(Tensor());
+          w.set_grad(Tensor());
+          b.set_grad(Tensor());
+        });
 }
 
 // torchvision's ResNet-50 training step as a user writes it: bf16 autocast forward, cross-entropy,
@@ -165,6 +185,9 @@ int main() {
       bench("adam step f32 26M", 20, [&] { backend_for(kDev).adam_step(p, g, m, v, Tensor(), s); }, 7.0 * 4 * np);
     }
   }
+  batch_norm_bench(56, 64);
+  batch_norm_bench(56, 256);
+  batch_norm_bench(14, 1024);
   resnet50_train_step(256, 10);
   return 0;
 }

@@ -90,6 +90,26 @@ def torch_times():
         bench("adam step f32 26M", 20, opt.step, 7 * 4 * np_)
         del p, opt
 
+    # training batch norm + ReLU, bf16 activations with f32 parameters (what autocast hands over)
+    for hw, c in ((56, 64), (56, 256), (14, 1024)):
+        try:
+            xb = torch.randn(256, c, hw, hw, device=dev, dtype=torch.bfloat16).to(memory_format=cl)
+            xb.requires_grad_(True)
+            gyb = torch.randn_like(xb)
+            wb = torch.ones(c, device=dev, requires_grad=True)
+            bb = torch.zeros(c, device=dev, requires_grad=True)
+            rm, rv = torch.zeros(c, device=dev), torch.ones(c, device=dev)
+
+            def bn_step():
+                y = torch.relu(F.batch_norm(xb, rm, rv, wb, bb, training=True))
+                y.backward(gyb)
+                xb.grad = wb.grad = bb.grad = None
+
+            bench(f"batch_norm+relu fwd+bwd bf16 256x{hw}x{hw}x{c}", 20, bn_step)
+            del xb, gyb
+        except Exception as e:  # noqa: BLE001 - keep the other rows
+            print(f"torch batch_norm {hw}x{c}: {e!r}", file=sys.stderr)
+
     train = {}
     try:
         import torchvision
