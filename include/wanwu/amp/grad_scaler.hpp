@@ -52,19 +52,19 @@ class GradScaler {
     // as torch's _amp_foreach_non_finite_check_and_unscale_ does: reading one per parameter would
     // make the host wait for the GPU after every gradient. Each flag is taken before the gradient
     // is divided (queued first), so a finite gradient that the division overflows does not count.
-    std::vector<std::pair<Device, Tensor>> bad;  // per device: any non-finite gradient so far
+    std::vector<std::pair<Device, Tensor>> finite;  // per device: every gradient so far finite
     for (auto& g : opt.param_groups())
       for (auto& p : g.params) {
         Tensor grad = p.grad();
         if (!grad.defined()) continue;
-        const Tensor b = any(logical_not(isfinite(grad)));
-        auto it = std::find_if(bad.begin(), bad.end(), [&](const auto& e) { return e.first == grad.device(); });
-        if (it == bad.end()) bad.emplace_back(grad.device(), b);
-        else it->second = logical_or(it->second, b);
+        const Tensor ok = all(isfinite(grad));
+        auto it = std::find_if(finite.begin(), finite.end(), [&](const auto& e) { return e.first == grad.device(); });
+        if (it == finite.end()) finite.emplace_back(grad.device(), ok);
+        else it->second = logical_and(it->second, ok);
         grad.mul_(inv);
       }
-    for (const auto& [dev, b] : bad)
-      if (b.item<bool>()) st.found_inf = true;
+    for (const auto& [dev, ok] : finite)
+      if (!ok.item<bool>()) st.found_inf = true;
     st.unscaled = true;
   }
 
