@@ -16,19 +16,11 @@
 #include <string>
 #include <unordered_map>
 
+#include "conv_common.cuh"
 #include "conv_graph.cuh"
 #include "reduce.cuh"
 
 namespace wanwu::cuda {
-
-struct ConvGeom {
-  int64_t N, H, W, C, O, KH, KW, Ho, Wo, G, Cg, Og;
-  Conv2dParams p;
-  ConvGeom(const Shape& x, const Shape& w, const Shape& out, const Conv2dParams& prm)
-      : N(x[0]), H(x[1]), W(x[2]), C(x[3]), O(w[0]), KH(w[1]), KW(w[2]), Ho(out[1]), Wo(out[2]), G(prm.groups),
-        Cg(x[3] / prm.groups), Og(w[0] / prm.groups), p(prm) {}
-  bool symmetric() const { return p.pad_top == p.pad_bottom && p.pad_left == p.pad_right; }
-};
 
 template <class T>
 __global__ void conv_forward_direct(T* out, const T* x, const T* w, const T* bias, ConvGeom g, int64_t total) {
@@ -118,15 +110,6 @@ __global__ void add_bias_kernel(T* out, const T* bias, int64_t n, int64_t O) {
 }
 
 // ---- cuDNN ----
-inline cudnnDataType_t cudnn_dtype(DType d) {
-  switch (d) {
-    case DType::f32: return CUDNN_DATA_FLOAT;
-    case DType::f16: return CUDNN_DATA_HALF;
-    case DType::bf16: return CUDNN_DATA_BFLOAT16;
-    default: return CUDNN_DATA_DOUBLE;
-  }
-}
-
 // The four descriptors of one convolution, destroyed together.
 struct CudnnConv {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
@@ -157,15 +140,11 @@ struct CudnnConv {
   CudnnConv& operator=(const CudnnConv&) = delete;
 };
 
-inline constexpr size_t kCudnnMaxWorkspace = size_t(1) << 30;
-
 // Whether cuDNN should run this convolution; false sends it to the direct kernels.
 inline bool use_cudnn(const ConvGeom& g, DType dt) {
   if (dt == DType::f64 || !g.symmetric()) return false;
   return g.N * g.H * g.W * g.C < (int64_t(1) << 31) && g.N * g.Ho * g.Wo * g.O < (int64_t(1) << 31);
 }
-
-enum class ConvPass : uint8_t { forward, backward_input, backward_weight };
 
 // What one convolution shape needs from cuDNN, found once per (device, pass, dtype, geometry) and
 // then reused: cuDNN 9's heuristics query and descriptor setup cost more host time than the
@@ -205,12 +184,9 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
     auto it = conv_plans().plans.find(key);
     if (it != conv_plans().plans.end()) plan = it->second.get();
   }
-  auto workspace = [dev](size_t bytes) {
-    return bytes > 0 ? empty({static_cast<int64_t>(bytes)}, DType::u8, dev) : Tensor();
-  };
   if (plan) {
     if (plan->algo < 0) return false;
-    const Tensor ws = workspace(plan->workspace);
+    const Tensor ws = cudnn_workspace(plan->workspace, dev);
     const cudnnStatus_t st = run(*plan->d, plan->algo, ws.defined() ? ws.data_ptr() : nullptr, plan->workspace);
     WANWU_CHECK_T(DeviceError, st == CUDNN_STATUS_SUCCESS, op, ": cuDNN failed: ", cudnnGetErrorString(st));
     return true;
@@ -223,7 +199,7 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
   cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
   for (int i = 0; i < found; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kCudnnMaxWorkspace) continue;
-    const Tensor ws = workspace(perf[i].memory);
+    const Tensor ws = cudnn_workspace(perf[i].memory, dev);
     last = run(*fresh->d, static_cast<int>(perf[i].algo), ws.defined() ? ws.data_ptr() : nullptr, perf[i].memory);
     if (last == CUDNN_STATUS_SUCCESS) {
       fresh->algo = static_cast<int>(perf[i].algo);
@@ -254,15 +230,14 @@ inline bool graph_conv(ConvPass pass, DType dt, const ConvGeom& g, int dev, void
     if (it != conv_plans().graph_plans.end()) plan = it->second.get();
   }
   if (!plan) {  // the build runs the chosen plan on this call's buffers
-    auto fresh = graph_conv_build(h, pass, ConvPass::forward, ConvPass::backward_input, cudnn_dtype(dt), g,
-                                  static_cast<int64_t>(kCudnnMaxWorkspace), x, w, y, dev);
+    auto fresh = graph_conv_build(h, pass, dt, g, x, w, y, dev);
     const bool ran = fresh->usable;
     std::lock_guard<std::mutex> lock(conv_plans().mu);
     conv_plans().graph_plans.emplace(key, std::move(fresh));
     return ran;
   }
   if (!plan->usable) return false;
-  const Tensor ws = plan->workspace > 0 ? empty({plan->workspace}, DType::u8, dev) : Tensor();
+  const Tensor ws = cudnn_workspace(plan->workspace, dev);
   const cudnnStatus_t st = graph_execute(h, *plan, x, w, y, ws.defined() ? ws.data_ptr() : nullptr);
   WANWU_CHECK_T(DeviceError, st == CUDNN_STATUS_SUCCESS, "conv2d (cuDNN graph plan): ", cudnnGetErrorString(st));
   return true;

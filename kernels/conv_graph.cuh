@@ -19,7 +19,7 @@
 #include <memory>
 #include <vector>
 
-#include "allocator.cuh"
+#include "conv_common.cuh"
 
 namespace wanwu::cuda {
 
@@ -115,10 +115,9 @@ inline cudnnStatus_t graph_execute(cudnnHandle_t h, const GraphConvPlan& p, void
 
 // Builds the operation graph of one convolution pass and picks its plan, running it once on the
 // call's own buffers (the run is the call's result). Returns the plan, usable or not.
-template <class Geom, class Pass>
-std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, Pass pass, Pass fwd, Pass bwd_data,
-                                                cudnnDataType_t t, const Geom& g, int64_t max_workspace, void* x,
-                                                void* w, void* y, int dev) {
+inline std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, ConvPass pass, DType dt, const ConvGeom& g,
+                                                       void* x, void* w, void* y, int dev) {
+  const cudnnDataType_t t = cudnn_dtype(dt);
   auto p = std::make_unique<GraphConvPlan>();
   BackendBuild b;
   BackendDesc xd = graph_tensor(b, kUidX, t, g.N, g.C, g.H, g.W);
@@ -143,21 +142,30 @@ std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, Pass pass, Pass
     cudnnBackendDescriptorType_t type;
     cudnnBackendAttributeName_t x, w, y, conv, alpha, beta;
   };
-  const OpAttrs a =
-      pass == fwd ? OpAttrs{CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
-                            CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W,
-                            CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
-                            CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA}
-      : pass == bwd_data
-          ? OpAttrs{CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR,
-                    CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W,
-                    CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC,
-                    CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA}
-          : OpAttrs{CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR,
-                    CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW,
-                    CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY,
-                    CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC,
-                    CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA};
+  const OpAttrs fwd_attrs{CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
+                          CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X,
+                          CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W,
+                          CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y,
+                          CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
+                          CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA,
+                          CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA};
+  const OpAttrs data_attrs{CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR,
+                           CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX,
+                           CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W,
+                           CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY,
+                           CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC,
+                           CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA,
+                           CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA};
+  const OpAttrs filter_attrs{CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR,
+                             CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X,
+                             CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW,
+                             CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY,
+                             CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC,
+                             CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA,
+                             CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA};
+  const OpAttrs& a = pass == ConvPass::forward          ? fwd_attrs
+                     : pass == ConvPass::backward_input ? data_attrs
+                                                        : filter_attrs;
   const float alpha = 1.f, beta = 0.f;
   BackendDesc op(a.type);
   b.set_desc(op, a.x, xd);
@@ -204,10 +212,10 @@ std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, Pass pass, Pass
     if (!pb.ok() || cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
                                              1, &n, &ws) != CUDNN_STATUS_SUCCESS)
       continue;
-    if (ws < 0 || ws > max_workspace) continue;
+    if (ws < 0 || ws > static_cast<int64_t>(kCudnnMaxWorkspace)) continue;
     p->plan = std::move(plan);
     p->workspace = ws;
-    const Tensor wst = ws > 0 ? empty({ws}, DType::u8, dev) : Tensor();
+    const Tensor wst = cudnn_workspace(static_cast<size_t>(ws), dev);
     if (graph_execute(h, *p, x, w, y, wst.defined() ? wst.data_ptr() : nullptr) != CUDNN_STATUS_SUCCESS) continue;
     p->usable = true;
     p->keep.push_back(std::move(cfgs[i]));
