@@ -90,45 +90,40 @@ void resnet50_train_step(int64_t batch, int iters) {
   const Tensor y = randint(0, 1000, {batch}, TensorOptions(DType::i64).device(kDev));
   sync();
   reset_peak_memory_stats(kDev);
-  const double ms = time_ms(iters, [&] {
+  // One step; given `phases`, a device synchronization after each phase (forward + loss,
+  // backward, optimizer) adds that phase's milliseconds to it.
+  using clock = std::chrono::steady_clock;
+  auto step = [&](double* phases) {
     opt.zero_grad();
+    if (phases) sync();
+    auto mark = clock::now();
+    auto lap = [&](int k) {
+      if (!phases) return;
+      sync();
+      const auto now = clock::now();
+      phases[k] += std::chrono::duration<double, std::milli>(now - mark).count();
+      mark = now;
+    };
     Tensor loss;
     {
       amp::Autocast ac(DType::bf16);
       loss = cross_entropy((*model)(x), y);
     }
+    lap(0);
     loss.backward();
+    lap(1);
     opt.step();
-  });
+    lap(2);
+  };
+  const double ms = time_ms(iters, [&] { step(nullptr); });
   const MemoryStats st = memory_stats(kDev);
   std::printf("{\"name\": \"resnet50 train step bf16 autocast, batch %lld\", \"ms\": %.5f, \"images_per_s\": %.1f, "
               "\"peak_mib\": %.1f}\n",
               static_cast<long long>(batch), ms, batch * 1000.0 / ms, st.peak_allocated / 1048576.0);
-  // Where the step's time goes: the same step with a device synchronization after each phase.
-  using clock = std::chrono::steady_clock;
   double phase[3] = {0, 0, 0};
   const int reps = 5;
-  for (int i = 0; i < reps; ++i) {
-    opt.zero_grad();
-    sync();
-    const auto t0 = clock::now();
-    Tensor loss;
-    {
-      amp::Autocast ac(DType::bf16);
-      loss = cross_entropy((*model)(x), y);
-    }
-    sync();
-    const auto t1 = clock::now();
-    loss.backward();
-    sync();
-    const auto t2 = clock::now();
-    opt.step();
-    sync();
-    const auto t3 = clock::now();
-    phase[0] += std::chrono::duration<double, std::milli>(t1 - t0).count() / reps;
-    phase[1] += std::chrono::duration<double, std::milli>(t2 - t1).count() / reps;
-    phase[2] += std::chrono::duration<double, std::milli>(t3 - t2).count() / reps;
-  }
+  for (int i = 0; i < reps; ++i) step(phase);
+  for (double& t : phase) t /= reps;
   std::printf("{\"phases\": \"resnet50\", \"forward_ms\": %.3f, \"backward_ms\": %.3f, \"optimizer_ms\": %.3f}\n",
               phase[0], phase[1], phase[2]);
   std::fflush(stdout);

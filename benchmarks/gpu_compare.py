@@ -121,37 +121,37 @@ def torch_times():
             x = torch.randn(256, 3, 224, 224, device=dev).to(memory_format=cl)
             y = torch.randint(0, 1000, (256,), device=dev)
 
-            def step():
+            def step(phases=None):
+                # given `phases`, a synchronization after each phase adds its milliseconds there
                 opt.zero_grad(set_to_none=True)
+                marks = []
+
+                def lap():
+                    if phases is not None:
+                        torch.cuda.synchronize()
+                        marks.append(time.perf_counter())
+
+                lap()
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     loss = F.cross_entropy(model(x), y)
+                lap()
                 loss.backward()
+                lap()
                 opt.step()
+                lap()
+                for k in range(len(marks) - 1):
+                    phases[k] += (marks[k + 1] - marks[k]) * 1000.0
 
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             ms = timed(10, step)
             train[bm] = {"ms": ms, "images_per_s": 256 * 1000.0 / ms,
                          "peak_mib": torch.cuda.max_memory_allocated() / 1048576.0}
-            if not bm:  # where the step's time goes: a synchronization after each phase
+            if not bm:  # where the step's time goes
                 phases = [0.0, 0.0, 0.0]
                 for _ in range(5):
-                    opt.zero_grad(set_to_none=True)
-                    torch.cuda.synchronize()
-                    t0 = time.perf_counter()
-                    with torch.autocast("cuda", dtype=torch.bfloat16):
-                        loss = F.cross_entropy(model(x), y)
-                    torch.cuda.synchronize()
-                    t1 = time.perf_counter()
-                    loss.backward()
-                    torch.cuda.synchronize()
-                    t2 = time.perf_counter()
-                    opt.step()
-                    torch.cuda.synchronize()
-                    t3 = time.perf_counter()
-                    for k, dt in enumerate((t1 - t0, t2 - t1, t3 - t2)):
-                        phases[k] += dt * 1000.0 / 5
-                train["phases"] = phases
+                    step(phases)
+                train["phases"] = [t / 5 for t in phases]
             del model, opt, x, y
             torch.cuda.empty_cache()
     except Exception as e:  # noqa: BLE001 - report what failed rather than drop the row silently
