@@ -1,5 +1,5 @@
 // Whole-model benchmarks (Google Benchmark) for resnet50, efficientnet_b0 and vit_b_16 at
-// 224x224: the eval-mode forward without autograd at batch 1 and 16 (what `wanwu predict` or a
+// 224x224: the eval-mode forward without autograd at batch 1, 8 and 16 (what `wanwu predict` or a
 // server runs), and a full training step at batch 16 — forward, cross-entropy, backward, AdamW
 // step, zero_grad — in f32 and with the forward and loss under bf16 autocast. The counter is
 // images/s. benchmarks/compare_pytorch.py (suite `models`) runs the same torchvision models next to
@@ -104,7 +104,7 @@ void train_step(benchmark::State& state, const std::string& arch, DType autocast
 
 #define WANWU_MODEL_BENCHMARKS(arch)                                                                              \
   BENCHMARK_CAPTURE(eval_forward, arch, std::string(#arch))                                                       \
-      ->Arg(1)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);                                             \
+      ->Arg(1)->Arg(8)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);                                     \
   BENCHMARK_CAPTURE(train_step, arch##_f32, std::string(#arch), DType::f32)                                        \
       ->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);                                                     \
   BENCHMARK_CAPTURE(train_step, arch##_bf16, std::string(#arch), DType::bf16)                                      \

@@ -202,7 +202,7 @@ def ops_workloads():
 # ---------------------------------------------------------------- whole models
 
 MODEL_ARCHS = ("resnet50", "efficientnet_b0", "vit_b_16")
-EVAL_BATCHES = (1, 16)
+EVAL_BATCHES = (1, 8, 16)
 TRAIN_BATCH = 16
 SGEMM_REF = ("bench_core", "BM_openblas_sgemm/1024/1024/1024/real_time", 2 * 1024 ** 3)
 
