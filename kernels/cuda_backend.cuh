@@ -11,6 +11,7 @@
 #include "elementwise.cuh"
 #include "gemm.cuh"
 #include "index.cuh"
+#include "loss.cuh"
 #include "norm.cuh"
 #include "optim.cuh"
 #include "pinned.cuh"
@@ -86,6 +87,11 @@ class CudaBackend final : public Backend {
   void gemm(const Tensor& out, const Tensor& a, const Tensor& b, double alpha, double beta) override {
     DeviceGuard g(out.device().index);
     cuda::gemm(out, a, b, alpha, beta);
+  }
+  void gemm_bias_act(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias,
+                     GemmEpilogue act) override {
+    DeviceGuard g(out.device().index);
+    cuda::gemm_bias_act(out, a, b, bias, act);
   }
 
   void index_select(const Tensor& out, const Tensor& in, int dim, const Tensor& index) override {
@@ -193,6 +199,17 @@ class CudaBackend final : public Backend {
     DeviceGuard g(out.device().index);
     cuda::softmax_backward(grad_x, grad_out, out, dim, kind);
   }
+  void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits, const Tensor& target,
+                             const Tensor& weight, const CrossEntropyParams& p) override {
+    DeviceGuard g(logits.device().index);
+    cuda::cross_entropy_forward(loss, lse, logits, target, weight, p);
+  }
+  void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss, const Tensor& logits,
+                              const Tensor& lse, const Tensor& target, const Tensor& weight,
+                              const CrossEntropyParams& p) override {
+    DeviceGuard g(logits.device().index);
+    cuda::cross_entropy_backward(grad_logits, grad_loss, logits, lse, target, weight, p);
+  }
 
   void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
                          const Tensor& mask, const AttentionParams& p) override {
@@ -215,6 +232,16 @@ class CudaBackend final : public Backend {
                  const Tensor& max_exp_avg_sq, const AdamStepParams& p) override {
     DeviceGuard g(param.device().index);
     cuda::adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, p);
+  }
+  void sgd_step_multi(const std::vector<SgdTensors>& ts, const SgdStepParams& p) override {
+    if (ts.empty()) return;
+    DeviceGuard g(ts[0].param.device().index);
+    cuda::sgd_step_multi(ts, p);
+  }
+  void adam_step_multi(const std::vector<AdamTensors>& ts, const AdamStepParams& p) override {
+    if (ts.empty()) return;
+    DeviceGuard g(ts[0].param.device().index);
+    cuda::adam_step_multi(ts, p);
   }
 };
 

@@ -7,6 +7,15 @@
 // common `x @ w.T` of a linear layer) is read as a transposed operand instead. Only operands with
 // neither unit stride (rare: a strided slice) are copied to contiguous memory first. A batch
 // stride of 0 (broadcast) is passed through as such.
+//
+// gemm_bias_act (linear's forward) runs the bias and the activation in cuBLASLt's epilogue. In
+// cuBLAS's terms out^T is C [m = N, n = M], so linear's bias [N] is one value per row of C: the
+// vector the BIAS epilogues broadcast over C's columns, and over the batch (bias batch stride 0).
+// f64, and any product cuBLASLt declines with that epilogue, runs the plain GEMM and then one
+// elementwise pass with the functors the CPU applies.
+//
+// f32 products use TF32 tensor cores when the calling thread's float32_matmul_precision() is tf32
+// (core/matmul_precision.hpp); the setting is read here, on the op's thread, and passed down.
 #pragma once
 
 #include "elementwise.cuh"
@@ -82,9 +91,31 @@ inline cublasLtMatrixLayout_t lt_layout(cudaDataType_t t, int64_t rows, int64_t 
   return l;
 }
 
-// Column-major C[m, n] (ld = m, batch stride m * n) = alpha op(A)[m, k] op(B)[k, n] + beta C.
-inline void blas_gemm(int dev, DType dt, int64_t m, int64_t n, int64_t k, int64_t batch, const BlasOperand& A,
-                      const BlasOperand& B, void* C, double alpha, double beta) {
+// What cuBLASLt's epilogue adds to the product: bias (m values of C's dtype, one per row of C;
+// null: none), then the activation.
+struct BlasEpilogue {
+  const void* bias = nullptr;
+  GemmEpilogue act = GemmEpilogue::none;
+  bool empty() const { return bias == nullptr && act == GemmEpilogue::none; }
+};
+
+inline cublasLtEpilogue_t lt_epilogue(const BlasEpilogue& ep) {
+  const bool b = ep.bias != nullptr;
+  switch (ep.act) {
+    case GemmEpilogue::none: return b ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    case GemmEpilogue::relu: return b ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+    case GemmEpilogue::gelu_tanh: return b ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+  }
+  return CUBLASLT_EPILOGUE_DEFAULT;
+}
+
+// Column-major C[m, n] (ld = m, batch stride m * n) = alpha op(A)[m, k] op(B)[k, n] + beta C, then
+// `ep`. tf32: f32 products may round their inputs to TF32. Returns false when the epilogue was not
+// applied (f64, or cuBLASLt found no kernel with it): C then holds the plain product and the
+// caller applies the epilogue itself.
+inline bool blas_gemm(int dev, DType dt, int64_t m, int64_t n, int64_t k, int64_t batch, const BlasOperand& A,
+                      const BlasOperand& B, void* C, double alpha, double beta, bool tf32 = false,
+                      const BlasEpilogue& ep = {}) {
   DeviceContext& ctx = context(dev);
   const cudaDataType_t t = cuda_dtype(dt);
   if (dt == DType::f64) {
@@ -93,19 +124,29 @@ inline void blas_gemm(int dev, DType dt, int64_t m, int64_t n, int64_t k, int64_
         static_cast<const double*>(A.p), static_cast<int>(A.ld), A.stride, static_cast<const double*>(B.p),
         static_cast<int>(B.ld), B.stride, &beta, static_cast<double*>(C), static_cast<int>(m), m * n,
         static_cast<int>(batch)));
-    return;
+    return ep.empty();
   }
   const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
+  const cublasComputeType_t compute = tf32 && dt == DType::f32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   // cuBLASLt first: its heuristics pick the Hopper kernels; cuBLAS's GemmEx is the fallback for
   // layouts Lt declines (odd leading dimensions with 16-bit types).
   std::unique_ptr<std::remove_pointer_t<cublasLtMatmulDesc_t>, LtDeleter> desc;
   {
     cublasLtMatmulDesc_t d = nullptr;
-    WANWU_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    WANWU_CUBLAS_CHECK(cublasLtMatmulDescCreate(&d, compute, CUDA_R_32F));
     desc.reset(d);
   }
   WANWU_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.get(), CUBLASLT_MATMUL_DESC_TRANSA, &A.op, sizeof A.op));
   WANWU_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.get(), CUBLASLT_MATMUL_DESC_TRANSB, &B.op, sizeof B.op));
+  if (!ep.empty()) {
+    const cublasLtEpilogue_t e = lt_epilogue(ep);
+    WANWU_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.get(), CUBLASLT_MATMUL_DESC_EPILOGUE, &e, sizeof e));
+    // Set before the heuristic: it picks kernels by the bias pointer's alignment. The bias's dtype
+    // defaults to D's and its batch stride to 0 (the same bias for every batch entry).
+    if (ep.bias)
+      WANWU_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, &ep.bias,
+                                                        sizeof ep.bias));
+  }
   const bool at = A.op == CUBLAS_OP_T, bt = B.op == CUBLAS_OP_T;
   std::unique_ptr<std::remove_pointer_t<cublasLtMatrixLayout_t>, LtDeleter> la(
       lt_layout(t, at ? k : m, at ? m : k, A.ld, batch, A.stride));
@@ -129,13 +170,20 @@ inline void blas_gemm(int dev, DType dt, int64_t m, int64_t n, int64_t k, int64_
   if (hs == CUBLAS_STATUS_SUCCESS && found > 0) {
     const cublasStatus_t st = cublasLtMatmul(ctx.cublaslt, desc.get(), &fa, A.p, la.get(), B.p, lb.get(), &fb, C,
                                              lc.get(), C, lc.get(), &heur.algo, ws, ws_bytes, ctx.stream);
-    if (st == CUBLAS_STATUS_SUCCESS) return;
+    if (st == CUBLAS_STATUS_SUCCESS) return true;
   }
   WANWU_CUBLAS_CHECK(cublasGemmStridedBatchedEx(ctx.cublas, A.op, B.op, static_cast<int>(m), static_cast<int>(n),
                                                 static_cast<int>(k), &fa, A.p, t, static_cast<int>(A.ld), A.stride,
                                                 B.p, t, static_cast<int>(B.ld), B.stride, &fb, C, t,
-                                                static_cast<int>(m), m * n, static_cast<int>(batch),
-                                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                                static_cast<int>(m), m * n, static_cast<int>(batch), compute,
+                                                CUBLAS_GEMM_DEFAULT));
+  return ep.empty();
+}
+
+// Whether f32 products of the calling thread may use TF32 (read on the op's thread: the setting is
+// thread-local).
+inline bool tf32_enabled(DType dt) {
+  return dt == DType::f32 && float32_matmul_precision() == MatmulPrecision::tf32;
 }
 
 template <class T>
@@ -154,17 +202,48 @@ inline void scale_inplace(const Tensor& t, double s) {
   WANWU_CUDA_LAUNCH_CHECK();
 }
 
-// Row-major out[b] (contiguous [B, M, N]) = alpha a[b] @ b[b] + beta out[b].
-inline void gemm(const Tensor& out, const Tensor& a, const Tensor& b, double alpha, double beta) {
-  const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
-  if (B == 0 || M == 0 || N == 0) return;
-  if (K == 0) return scale_inplace(out, beta);
-  const int dev = out.device().index;
-  WANWU_CHECK_SHAPE(M < (int64_t(1) << 31) && N < (int64_t(1) << 31) && K < (int64_t(1) << 31),
-                    "gemm: dimensions ", a.shape(), " x ", b.shape(), " exceed cuBLAS's 32-bit sizes");
-  Tensor ac = a, bc = b;
-  BlasOperand A, Bo;
-  // cuBLAS: C^T[N, M] = op(b^T)[N, K] op(a^T)[K, M]
+// The epilogue cuBLASLt could not fuse: out[r, c] = act(out[r, c] + bias[c]) over contiguous
+// [rows, N], with the activations' shared functors (the CPU's math).
+template <class T, GemmEpilogue Act>
+__global__ void bias_act_kernel(T* out, const T* bias, int64_t total, int64_t N) {
+  using C = compute_t<T>;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    C v = cv<C>(out[i]);
+    if (bias) v += cv<C>(bias[i % N]);
+    if constexpr (Act == GemmEpilogue::relu) v = ReluF()(v);
+    else if constexpr (Act == GemmEpilogue::gelu_tanh) v = GeluTanhF()(v);
+    out[i] = cv<T>(v);
+  }
+}
+
+inline void bias_act_inplace(const Tensor& out, const Tensor& bias, GemmEpilogue act) {
+  const int64_t total = out.numel(), N = out.size(out.dim() - 1);
+  if (total == 0 || (!bias.defined() && act == GemmEpilogue::none)) return;
+  const cudaStream_t s = stream(out.device().index);
+  dispatch_floating(out.dtype(), "linear epilogue", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* b = ptr_or_null<const T>(bias);
+    switch (act) {
+      case GemmEpilogue::none:
+        bias_act_kernel<T, GemmEpilogue::none><<<blocks_for(total), kThreads, 0, s>>>(ptr<T>(out), b, total, N);
+        break;
+      case GemmEpilogue::relu:
+        bias_act_kernel<T, GemmEpilogue::relu><<<blocks_for(total), kThreads, 0, s>>>(ptr<T>(out), b, total, N);
+        break;
+      case GemmEpilogue::gelu_tanh:
+        bias_act_kernel<T, GemmEpilogue::gelu_tanh><<<blocks_for(total), kThreads, 0, s>>>(ptr<T>(out), b, total, N);
+        break;
+    }
+  });
+  WANWU_CUDA_LAUNCH_CHECK();
+}
+
+// a [B, M, K] and b [B, K, N] as cuBLAS's operands of C^T[N, M] = op(b^T)[N, K] op(a^T)[K, M];
+// ac / bc keep alive the contiguous copies of operands cuBLAS cannot read in place.
+inline void gemm_operands(const Tensor& a, const Tensor& b, Tensor& ac, Tensor& bc, BlasOperand& A, BlasOperand& Bo) {
+  const int64_t B = a.size(0), M = a.size(1), K = a.size(2), N = b.size(2);
+  ac = a;
+  bc = b;
   if (!row_major_operand(bc.data_ptr(), K, N, bc.stride(1), bc.stride(2), bc.stride(0), A)) {
     bc = contiguous(b);
     row_major_operand(bc.data_ptr(), K, N, N, 1, K * N, A);
@@ -174,7 +253,43 @@ inline void gemm(const Tensor& out, const Tensor& a, const Tensor& b, double alp
     row_major_operand(ac.data_ptr(), M, K, K, 1, M * K, Bo);
   }
   if (B == 1) A.stride = Bo.stride = 0;
-  blas_gemm(dev, out.dtype(), N, M, K, B, A, Bo, out.data_ptr(), alpha, beta);
+}
+
+inline void check_gemm_sizes(const Tensor& a, const Tensor& b, int64_t M, int64_t N, int64_t K) {
+  WANWU_CHECK_SHAPE(M < (int64_t(1) << 31) && N < (int64_t(1) << 31) && K < (int64_t(1) << 31),
+                    "gemm: dimensions ", a.shape(), " x ", b.shape(), " exceed cuBLAS's 32-bit sizes");
+}
+
+// Row-major out[b] (contiguous [B, M, N]) = alpha a[b] @ b[b] + beta out[b].
+inline void gemm(const Tensor& out, const Tensor& a, const Tensor& b, double alpha, double beta) {
+  const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
+  if (B == 0 || M == 0 || N == 0) return;
+  if (K == 0) return scale_inplace(out, beta);
+  check_gemm_sizes(a, b, M, N, K);
+  Tensor ac, bc;
+  BlasOperand A, Bo;
+  gemm_operands(a, b, ac, bc, A, Bo);
+  blas_gemm(out.device().index, out.dtype(), N, M, K, B, A, Bo, out.data_ptr(), alpha, beta, tf32_enabled(out.dtype()));
+}
+
+// Row-major out[b] = act(a[b] @ b[b] + bias), bias [N] (undefined: none) in out's dtype.
+inline void gemm_bias_act(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias_in,
+                          GemmEpilogue act) {
+  const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
+  if (B == 0 || M == 0 || N == 0) return;
+  const Tensor bias = bias_in.defined() ? cast(bias_in, out.dtype()) : Tensor();  // contiguous, out's dtype
+  if (K == 0) {
+    zero(out);
+    return bias_act_inplace(out, bias, act);
+  }
+  check_gemm_sizes(a, b, M, N, K);
+  Tensor ac, bc;
+  BlasOperand A, Bo;
+  gemm_operands(a, b, ac, bc, A, Bo);
+  const BlasEpilogue ep{bias.defined() ? bias.data_ptr() : nullptr, act};
+  if (!blas_gemm(out.device().index, out.dtype(), N, M, K, B, A, Bo, out.data_ptr(), 1.0, 0.0,
+                 tf32_enabled(out.dtype()), ep))
+    bias_act_inplace(out, bias, act);
 }
 
 }  // namespace wanwu::cuda

@@ -1,7 +1,16 @@
 // CUDA optimizer steps: one fused pass per parameter applying the per-element updates of
 // backend/functors.hpp (sgd_update, adam_update) — the code the CPU backend runs — reading the
 // gradient in its own dtype.
+//
+// The multi-tensor steps (PyTorch's _foreach / fused optimizers) update many parameters per launch:
+// a model's hundreds of small tensors (biases, norms) would otherwise cost a launch each. Entries
+// are grouped by the kernel they need (param dtype, grad dtype, optional state present), and each
+// group is launched in batches of up to kMultiTensors tensors whose pointers, sizes and first block
+// indices travel in the kernel's arguments by value. Every tensor is cut into chunks of kMultiChunk
+// elements, one block each; a block finds its tensor by binary search over the first block indices.
 #pragma once
+
+#include <vector>
 
 #include "runtime.cuh"
 
@@ -59,6 +68,213 @@ inline void adam_step(const Tensor& param, const Tensor& grad, const Tensor& m, 
     });
   });
   WANWU_CUDA_LAUNCH_CHECK();
+}
+
+// ---- multi-tensor steps ----
+
+// 48 tensors keep Adam's arguments (five pointer lists, sizes, block indices: 2.5 KB, plus the step
+// parameters) well under the 4 KB that kernel arguments have long been limited to.
+inline constexpr int kMultiTensors = 48;
+// 4096 elements per block: 256 threads x kMultiIlp elements per round, 4 rounds. Small enough that a
+// tensor's last block and the many tiny tensors leave few threads idle, large enough that the
+// search for the block's tensor costs nothing next to its loads.
+inline constexpr int64_t kMultiChunk = 4096;
+inline constexpr int kMultiIlp = 4;
+
+template <int D>
+struct MultiTensorArgs {
+  void* ptr[D][kMultiTensors];  // D lists: param, grad, then the state (null where absent)
+  int64_t numel[kMultiTensors];
+  int32_t first_block[kMultiTensors];  // strictly increasing: every tensor here is non-empty
+  int count;
+};
+
+// The block's tensor: the last one whose first block is at most blockIdx.x.
+template <int D>
+__device__ __forceinline__ int multi_tensor_index(const MultiTensorArgs<D>& a) {
+  const int64_t b = blockIdx.x;
+  int lo = 0, hi = a.count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (a.first_block[mid] <= b) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+// The block's chunk of its tensor: `ptr(d)` is list d's pointer moved to the chunk's start (null
+// stays null), `n` its length; 32-bit indices within a chunk keep the address arithmetic cheap.
+template <int D>
+struct MultiTensorChunk {
+  const MultiTensorArgs<D>& a;
+  int j, n;
+  int64_t begin;
+  __device__ __forceinline__ explicit MultiTensorChunk(const MultiTensorArgs<D>& args) : a(args) {
+    j = multi_tensor_index(a);
+    begin = (int64_t(blockIdx.x) - a.first_block[j]) * kMultiChunk;
+    const int64_t left = a.numel[j] - begin;
+    n = static_cast<int>(left < kMultiChunk ? left : kMultiChunk);
+  }
+  template <class T>
+  __device__ __forceinline__ T* ptr(int d) const {
+    T* p = static_cast<T*>(a.ptr[d][j]);
+    return p ? p + begin : nullptr;
+  }
+};
+
+// Each round issues every load of kMultiIlp elements per thread before the first update, so that
+// enough loads are in flight to keep HBM busy.
+template <class T, class G>
+__global__ void sgd_multi_kernel(const __grid_constant__ MultiTensorArgs<3> a, const SgdStepParams s) {
+  using C = compute_t<T>;
+  const MultiTensorChunk<3> ch(a);
+  T* p = ch.template ptr<T>(0);
+  const G* g = ch.template ptr<const G>(1);
+  T* buf = ch.template ptr<T>(2);
+  for (int base = 0; base < ch.n; base += blockDim.x * kMultiIlp) {
+    C pc[kMultiIlp] = {}, gc[kMultiIlp] = {}, bc[kMultiIlp] = {};
+#pragma unroll
+    for (int k = 0; k < kMultiIlp; ++k) {
+      const int i = base + threadIdx.x + k * blockDim.x;
+      if (i < ch.n) {
+        pc[k] = cv<C>(p[i]);
+        gc[k] = cv<C>(g[i]);
+        if (buf) bc[k] = cv<C>(buf[i]);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kMultiIlp; ++k) {
+      const int i = base + threadIdx.x + k * blockDim.x;
+      if (i < ch.n) {
+        sgd_update<C>(pc[k], gc[k], bc[k], s);
+        p[i] = cv<T>(pc[k]);
+        if (buf) buf[i] = cv<T>(bc[k]);
+      }
+    }
+  }
+}
+
+template <class T, class G>
+__global__ void adam_multi_kernel(const __grid_constant__ MultiTensorArgs<5> a, const AdamStepParams s) {
+  using C = compute_t<T>;
+  const MultiTensorChunk<5> ch(a);
+  T* p = ch.template ptr<T>(0);
+  const G* g = ch.template ptr<const G>(1);
+  T* m = ch.template ptr<T>(2);
+  T* v = ch.template ptr<T>(3);
+  T* vmax = ch.template ptr<T>(4);
+  for (int base = 0; base < ch.n; base += blockDim.x * kMultiIlp) {
+    C pc[kMultiIlp] = {}, gc[kMultiIlp] = {}, mc[kMultiIlp] = {}, vc[kMultiIlp] = {}, xc[kMultiIlp] = {};
+#pragma unroll
+    for (int k = 0; k < kMultiIlp; ++k) {
+      const int i = base + threadIdx.x + k * blockDim.x;
+      if (i < ch.n) {
+        pc[k] = cv<C>(p[i]);
+        gc[k] = cv<C>(g[i]);
+        mc[k] = cv<C>(m[i]);
+        vc[k] = cv<C>(v[i]);
+        if (vmax) xc[k] = cv<C>(vmax[i]);
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kMultiIlp; ++k) {
+      const int i = base + threadIdx.x + k * blockDim.x;
+      if (i < ch.n) {
+        adam_update<C>(pc[k], gc[k], mc[k], vc[k], xc[k], s);
+        p[i] = cv<T>(pc[k]);
+        m[i] = cv<T>(mc[k]);
+        v[i] = cv<T>(vc[k]);
+        if (vmax) vmax[i] = cv<T>(xc[k]);
+      }
+    }
+  }
+}
+
+// One parameter's tensors for the multi-tensor kernels: param, grad, then the state (null: an
+// absent optional state tensor), and what picks its kernel.
+template <int D>
+struct MultiTensorEntry {
+  std::array<const Tensor*, D> t{};
+  DType param = DType::f32, grad = DType::f32;
+  bool optional_defined = false;
+
+  bool same_kernel(const MultiTensorEntry& o) const {
+    return param == o.param && grad == o.grad && optional_defined == o.optional_defined;
+  }
+};
+
+// Groups the entries by kernel (in order of first appearance) and launches, for every batch of up
+// to kMultiTensors non-empty tensors of a group, kernel_for(param tag, grad tag) with the batch's
+// arguments and the step parameters s.
+template <int D, class Params, class KernelFor>
+void multi_tensor_apply(const std::vector<MultiTensorEntry<D>>& es, const char* op, const Params& s,
+                        KernelFor&& kernel_for) {
+  if (es.empty()) return;
+  const cudaStream_t st = stream(es[0].t[0]->device().index);
+  auto launch = [&](const MultiTensorArgs<D>& a, int64_t blocks, const MultiTensorEntry<D>& e) {
+    dispatch_floating(e.param, op, [&](auto pt) {
+      dispatch_floating(e.grad, op, [&](auto gt) {
+        const auto kernel = kernel_for(pt, gt);
+        kernel<<<static_cast<unsigned>(blocks), kThreads, 0, st>>>(a, s);
+      });
+    });
+    WANWU_CUDA_LAUNCH_CHECK();
+  };
+  std::vector<std::vector<size_t>> groups;
+  for (size_t i = 0; i < es.size(); ++i) {
+    WANWU_CHECK_T(DeviceError, es[i].t[0]->device() == es[0].t[0]->device(), op, ": parameters on ",
+                  es[0].t[0]->device(), " and ", es[i].t[0]->device(), " in one call");
+    size_t g = 0;
+    while (g < groups.size() && !es[groups[g][0]].same_kernel(es[i])) ++g;
+    if (g == groups.size()) groups.emplace_back();
+    groups[g].push_back(i);
+  }
+  // a launch's grid stays within gridDim.x and its block indices within int32
+  constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
+  for (const std::vector<size_t>& group : groups) {
+    MultiTensorArgs<D> a{};
+    int64_t blocks = 0;
+    auto flush = [&] {
+      if (a.count > 0) launch(a, blocks, es[group[0]]);
+      a = MultiTensorArgs<D>{};
+      blocks = 0;
+    };
+    for (size_t i : group) {
+      const MultiTensorEntry<D>& e = es[i];
+      const int64_t n = e.t[0]->numel();
+      if (n == 0) continue;
+      const int64_t nb = (n + kMultiChunk - 1) / kMultiChunk;
+      if (a.count == kMultiTensors || blocks + nb > kMaxBlocks) flush();
+      for (int d = 0; d < D; ++d) a.ptr[d][a.count] = e.t[d] && e.t[d]->defined() ? e.t[d]->data_ptr() : nullptr;
+      a.numel[a.count] = n;
+      a.first_block[a.count] = static_cast<int32_t>(blocks);
+      ++a.count;
+      blocks += nb;
+    }
+    flush();
+  }
+}
+
+inline void sgd_step_multi(const std::vector<SgdTensors>& ts, const SgdStepParams& s) {
+  std::vector<MultiTensorEntry<3>> es;
+  es.reserve(ts.size());
+  for (const SgdTensors& t : ts)
+    es.push_back(
+        {{&t.param, &t.grad, &t.momentum_buffer}, t.param.dtype(), t.grad.dtype(), t.momentum_buffer.defined()});
+  multi_tensor_apply<3>(es, "sgd step", s, [](auto pt, auto gt) {
+    return &sgd_multi_kernel<typename decltype(pt)::type, typename decltype(gt)::type>;
+  });
+}
+
+inline void adam_step_multi(const std::vector<AdamTensors>& ts, const AdamStepParams& s) {
+  std::vector<MultiTensorEntry<5>> es;
+  es.reserve(ts.size());
+  for (const AdamTensors& t : ts)
+    es.push_back({{&t.param, &t.grad, &t.exp_avg, &t.exp_avg_sq, &t.max_exp_avg_sq}, t.param.dtype(), t.grad.dtype(),
+                  t.max_exp_avg_sq.defined()});
+  multi_tensor_apply<5>(es, "adam step", s, [](auto pt, auto gt) {
+    return &adam_multi_kernel<typename decltype(pt)::type, typename decltype(gt)::type>;
+  });
 }
 
 }  // namespace wanwu::cuda

@@ -54,6 +54,23 @@ __global__ void softmax_row_kernel(T* out, const T* x, int64_t D, bool log_kind)
 inline constexpr int64_t kWarpRowMax = 1024;
 inline constexpr int kRowsPerBlock = kThreads / 32;
 
+// Loads a row of D <= 32 * PER values into the warp's registers (lane + 32 i; -inf past the end),
+// all loads issued before the first use, and returns the row's maximum: 0 for a row of -inf only,
+// so that exp(x - max) gives 0 there rather than NaN.
+template <class A, class T, int PER>
+__device__ __forceinline__ A warp_load_row_max(A (&v)[PER], const T* xr, int lane, int D) {
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    const int d = lane + 32 * i;
+    v[i] = d < D ? cv<A>(xr[d]) : neg_inf<A>();
+  }
+  A mx = v[0];
+#pragma unroll
+  for (int i = 1; i < PER; ++i) mx = v[i] > mx ? v[i] : mx;
+  mx = warp_max(mx);
+  return mx == neg_inf<A>() ? A(0) : mx;
+}
+
 // A warp per row, the row held in registers: PER values per lane (PER * 32 >= D). All of a lane's
 // loads are issued before the first use, so a warp has PER loads in flight instead of one per
 // trip of a loop, and the row is read from memory once (the earlier three-pass loop re-read it
@@ -67,16 +84,7 @@ __global__ void softmax_warp_kernel(T* out, const T* x, int64_t rows, int D, boo
   const T* xr = x + row * D;
   T* orow = out + row * D;
   A v[PER];
-#pragma unroll
-  for (int i = 0; i < PER; ++i) {
-    const int d = lane + 32 * i;
-    v[i] = d < D ? cv<A>(xr[d]) : neg_inf<A>();
-  }
-  A mx = v[0];
-#pragma unroll
-  for (int i = 1; i < PER; ++i) mx = v[i] > mx ? v[i] : mx;
-  mx = warp_max(mx);
-  if (mx == neg_inf<A>()) mx = A(0);
+  const A mx = warp_load_row_max(v, xr, lane, D);
   A s = 0;
 #pragma unroll
   for (int i = 0; i < PER; ++i)

@@ -1,5 +1,7 @@
 // matmul / mm / bmm / linear against a naive triple loop in double: every torch.matmul shape
 // case (1-D, 2-D, batched with broadcasting), transposed and strided operands, f32/f64/f16/bf16.
+#include <thread>
+
 #include "harness.hpp"
 
 using namespace wanwu;
@@ -97,6 +99,38 @@ TEST_CASE("linear: x @ w^T + b for 1-D to 4-D inputs") {
   CHECK(linear(randn({3}, DType::f64), w, b).shape() == Shape{5});
   CHECK_THROWS_WITH_AS(linear(randn({2, 4}, DType::f64), w, b), doctest::Contains("linear"), ShapeError);
   CHECK_THROWS_AS(linear(x, w, randn({4}, DType::f64)), ShapeError);
+}
+
+TEST_CASE("linear with a ReLU or tanh-GELU epilogue equals the activation of linear, values and gradients") {
+  const Tensor w = randn({6, 4}, DType::f64), b = randn({6}, DType::f64);
+  const Tensor x = randn({3, 5, 4}, DType::f64);
+  check_close(linear(x, w, b, GemmEpilogue::relu), relu(linear(x, w, b)), 1e-15, 0);
+  check_close(linear(x, w, Tensor(), GemmEpilogue::relu), relu(linear(x, w)), 1e-15, 0);
+  check_close(linear(x, w, b, GemmEpilogue::gelu_tanh), gelu(linear(x, w, b), GeluApproximate::tanh), 1e-15, 0);
+  check_close(linear(x, w, b, GemmEpilogue::none), linear(x, w, b), 0, 0);
+  // the fused ReLU keeps its own backward (from the output); GELU falls back to the composition
+  for (GemmEpilogue act : {GemmEpilogue::relu, GemmEpilogue::gelu_tanh}) {
+    CAPTURE(static_cast<int>(act));
+    wt::gradcheck([&](const std::vector<Tensor>& v) { return linear(v[0], v[1], v[2], act); },
+                  {wt::spread({2, 3, 4}, -2, 2, 3), wt::spread({6, 4}, -1, 1, 4), wt::spread({6}, -1, 1, 5)});
+  }
+  // f32 through the same kernels: within f32 rounding of the f64 result
+  const Tensor y32 = linear(x.to(DType::f32), w.to(DType::f32), b.to(DType::f32), GemmEpilogue::gelu_tanh);
+  CHECK(y32.dtype() == DType::f32);
+  check_close(y32, gelu(linear(x, w, b), GeluApproximate::tanh), 1e-5, 1e-6);
+}
+
+TEST_CASE("the f32 matmul precision is a scoped, per-thread setting the CPU does not change results for") {
+  CHECK(float32_matmul_precision() == MatmulPrecision::highest);
+  const Tensor a = randn({33, 17}), b = randn({17, 9});
+  const Tensor full = mm(a, b);
+  {
+    MatmulPrecisionGuard g(MatmulPrecision::tf32);
+    CHECK(float32_matmul_precision() == MatmulPrecision::tf32);
+    std::thread([] { CHECK(float32_matmul_precision() == MatmulPrecision::highest); }).join();
+    check_close(mm(a, b), full, 0, 0);  // the CPU has no TF32: bit-identical
+  }
+  CHECK(float32_matmul_precision() == MatmulPrecision::highest);
 }
 
 TEST_CASE("matmul errors") {

@@ -77,6 +77,70 @@ TEST_CASE("cross_entropy on a hand-worked case") {
   CHECK(std::isfinite(cross_entropy(tensor({{1e4, -1e4}}), tensor({1})).item<double>()));
 }
 
+TEST_CASE("cross_entropy's fused kernel against the definition computed in double, 1000 classes") {
+  // loss_i = (1 - e) w_t (lse_i - x_it) + e / C sum_c w_c (lse_i - x_ic), 0 for ignored rows;
+  // mean divides by the sum of w_t over rows not ignored.
+  const int64_t N = 9, C = 1000;
+  const Tensor x = randn({N, C}, DType::f64) * 4.0;
+  const Tensor wgt = rand({C}, DType::f64) + 0.5;
+  const std::vector<double> tv = {3, 999, -100, 0, 517, 3, -100, 42, 998};
+  const Tensor y = from_vector(tv, {N}, DType::i64);
+  const auto xv = wt::values(x), wv = wt::values(wgt);
+  for (double e : {0.0, 0.15}) {
+    for (int use_w = 0; use_w < 2; ++use_w) {
+      CAPTURE(e);
+      CAPTURE(use_w);
+      std::vector<double> want(N, 0.0);
+      double denom = 0;
+      for (int64_t i = 0; i < N; ++i) {
+        const int64_t t = static_cast<int64_t>(tv[i]);
+        if (t == -100) continue;
+        double mx = -1e300;
+        for (int64_t c = 0; c < C; ++c) mx = std::max(mx, xv[i * C + c]);
+        double s = 0;
+        for (int64_t c = 0; c < C; ++c) s += std::exp(xv[i * C + c] - mx);
+        const double lse = mx + std::log(s);
+        double smooth = 0;
+        for (int64_t c = 0; c < C; ++c) smooth += (use_w ? wv[c] : 1.0) * (lse - xv[i * C + c]);
+        const double wt_ = use_w ? wv[t] : 1.0;
+        want[i] = (1 - e) * wt_ * (lse - xv[i * C + t]) + e / C * smooth;
+        denom += wt_;
+      }
+      CrossEntropyOptions o;
+      o.label_smoothing = e;
+      if (use_w) o.weight = wgt;
+      o.reduction = Reduction::none;
+      wt::check_close(cross_entropy(x, y, o), want, 1e-12, 1e-12);
+      double total = 0;
+      for (double v : want) total += v;
+      o.reduction = Reduction::sum;
+      CHECK(cross_entropy(x, y, o).item<double>() == doctest::Approx(total).epsilon(1e-12));
+      o.reduction = Reduction::mean;
+      CHECK(cross_entropy(x, y, o).item<double>() == doctest::Approx(total / denom).epsilon(1e-12));
+      // f32 and bf16 logits: the same kernel through f32 math, loss in the input's dtype
+      o.reduction = Reduction::none;
+      if (use_w) o.weight = wgt.to(DType::f32);
+      const Tensor l32 = cross_entropy(x.to(DType::f32), y, o);
+      CHECK(l32.dtype() == DType::f32);
+      wt::check_close(l32, want, 1e-5, 1e-4);
+      const Tensor xb = x.to(DType::bf16);
+      const Tensor lb = cross_entropy(xb, y, o);
+      CHECK(lb.dtype() == DType::bf16);
+      o.weight = use_w ? wgt : Tensor();
+      wt::check_close(lb, cross_entropy(xb.to(DType::f64), y, o), 1e-2, 1e-2);
+    }
+  }
+  // every target ignored: the mean is 0 / 0, NaN, as in PyTorch
+  CHECK(std::isnan(cross_entropy(randn({2, 3}), tensor({-100, -100})).item<double>()));
+  // class weights get no gradient (PyTorch does not differentiate them either); the logits do
+  const Tensor xl = randn({4, 3}, DType::f64).requires_grad_();
+  CrossEntropyOptions ow;
+  ow.weight = tensor({1.0, 2.0, 3.0}, DType::f64).requires_grad_();
+  cross_entropy(xl, tensor({0, 1, 2, 1}), ow).backward();
+  CHECK(xl.grad().defined());
+  CHECK_FALSE(ow.weight.grad().defined());
+}
+
 TEST_CASE("loss errors") {
   CHECK_THROWS_WITH_AS(cross_entropy(zeros({2, 3}), tensor({0, 3})), doctest::Contains("out of bounds"), IndexError);
   CHECK_THROWS_AS(cross_entropy(zeros({2, 3}), tensor({0, 1, 2})), ShapeError);

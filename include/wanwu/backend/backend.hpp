@@ -12,6 +12,7 @@
 #include <array>
 #include <string>
 
+#include "../core/matmul_precision.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"
 #include "functors.hpp"
@@ -38,7 +39,24 @@ struct Pool2dParams {
 };
 
 enum class SoftmaxKind : uint8_t { softmax, log_softmax };
+// The activation applied in a GEMM's epilogue (cuBLASLt fuses it into the kernel on CUDA);
+// gelu_tanh is GELU's tanh form, the only GELU cuBLASLt's epilogues compute.
+enum class GemmEpilogue : uint8_t { none, relu, gelu_tanh };
 enum class AlignCorners : uint8_t { no, yes };
+
+// Cross-entropy of [N, C] logits against class indices (ops/loss.hpp has the formula).
+struct CrossEntropyParams {
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
+};
+
+// The tensors of one parameter for the multi-tensor optimizer steps (see sgd_step / adam_step).
+struct SgdTensors {
+  Tensor param, grad, momentum_buffer;
+};
+struct AdamTensors {
+  Tensor param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq;
+};
 
 // scaled_dot_product_attention on [B,H,L,D] queries and [B,H,S,D] keys/values.
 struct AttentionParams {
@@ -86,6 +104,11 @@ class Backend {
   // out[b] = alpha * a[b] @ b[b] + beta * out[b]. a: [B,M,K], b: [B,K,N] with any strides
   // (batch stride 0 broadcasts); out: contiguous [B,M,N]; floating dtypes, all the same.
   virtual void gemm(const Tensor& out, const Tensor& a, const Tensor& b, double alpha, double beta) = 0;
+  // out[b] = act(a[b] @ b[b] + bias) with bias [N] (undefined: none) broadcast over the rows;
+  // operands as in gemm, bias contiguous in out's dtype. linear's forward: on CUDA the bias and
+  // the activation run in cuBLASLt's epilogue instead of separate passes over out.
+  virtual void gemm_bias_act(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias,
+                             GemmEpilogue act) = 0;
 
   // Indexing; all tensors contiguous, index i64, indices validated by the kernel.
   virtual void index_select(const Tensor& out, const Tensor& in, int dim, const Tensor& index) = 0;
@@ -138,6 +161,19 @@ class Backend {
                                    const Tensor& grad_y, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                    const Tensor& rstd) = 0;
   virtual void softmax_forward(const Tensor& out, const Tensor& x, int dim, SoftmaxKind kind) = 0;
+  // Fused cross-entropy, one pass over each row of contiguous logits [N, C] (floating) with
+  // class indices target [N] (i64, contiguous, each in [0, C) or ignore_index; the op checks) and
+  // class weights [C] in the logits' dtype (undefined: all 1). With e = label_smoothing, w the
+  // weights, lse_i = log sum_c exp(x_ic) and t = target[i]:
+  //   loss[i] = (1 - e) w_t (lse_i - x_it) + (e / C) sum_c w_c (lse_i - x_ic), 0 where t is ignored.
+  // loss [N] has the logits' dtype; lse [N] is f32 (f64 for f64 logits) and feeds the backward:
+  //   grad_x_ic = grad_loss_i ((1 - e) w_t (p_ic - [c = t]) + (e / C)(p_ic sum_c' w_c' - w_c)),
+  //   p = softmax(x), 0 on ignored rows.
+  virtual void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
+                                     const Tensor& target, const Tensor& weight, const CrossEntropyParams& p) = 0;
+  virtual void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss, const Tensor& logits,
+                                      const Tensor& lse, const Tensor& target, const Tensor& weight,
+                                      const CrossEntropyParams& p) = 0;
   virtual void softmax_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& out, int dim,
                                 SoftmaxKind kind) = 0;
   // q [B,H,L,D], k/v [B,H,S,D]: any strides with stride 1 along D. mask: undefined, bool (true =
@@ -159,6 +195,16 @@ class Backend {
   // max_exp_avg_sq is undefined unless amsgrad
   virtual void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                          const Tensor& max_exp_avg_sq, const AdamStepParams& p) = 0;
+  // The same steps over many parameters of this device with one set of step parameters; the
+  // tensors of one entry follow the single-tensor rules, entries may differ in size and dtype.
+  // CUDA runs them as multi-tensor kernels (a few launches for a whole model, not one per
+  // parameter); the default is a loop.
+  virtual void sgd_step_multi(const std::vector<SgdTensors>& ts, const SgdStepParams& p) {
+    for (const SgdTensors& t : ts) sgd_step(t.param, t.grad, t.momentum_buffer, p);
+  }
+  virtual void adam_step_multi(const std::vector<AdamTensors>& ts, const AdamStepParams& p) {
+    for (const AdamTensors& t : ts) adam_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.max_exp_avg_sq, p);
+  }
 };
 
 // ---- registry ----

@@ -1,10 +1,11 @@
 // Matrix products: matmul (torch.matmul semantics: 1-D promotion, broadcast batch dims), mm, bmm
-// and linear (x @ w^T + b, the fused hot path of every classifier head and transformer block).
+// and linear (act(x @ w^T + b), the fused hot path of every classifier head and transformer block).
 // Operands go to the backend's GEMM as strided views, so transposes cost nothing; a 2-D weight
 // multiplying a batch is folded into one large GEMM.
 #pragma once
 
 #include "../core/autocast_state.hpp"
+#include "activation.hpp"
 #include "reduce.hpp"
 #include "view.hpp"
 
@@ -91,8 +92,13 @@ inline Tensor bmm(const Tensor& a, const Tensor& b) {
   return detail::matmul_nd(amp::lower_precision(a), amp::lower_precision(b));
 }
 
-// y = x @ weight^T + bias; x [..., in], weight [out, in], bias [out] (optional).
-inline Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in = Tensor()) {
+// y = act(x @ weight^T + bias); x [..., in], weight [out, in], bias [out] (optional). The bias
+// and the activation run in the GEMM's epilogue (cuBLASLt on CUDA), so a linear layer writes its
+// output once. GELU's epilogue is the tanh form; with a gradient needed it is computed as
+// gelu(linear(...), tanh), because its backward needs the pre-activation, which the fused
+// forward never stores. ReLU's backward reads the output itself, so it stays fused in training.
+inline Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in = Tensor(),
+                     GemmEpilogue act = GemmEpilogue::none) {
   const Tensor x = amp::lower_precision(x_in), weight = amp::lower_precision(weight_in);
   const Tensor bias = amp::lower_precision(bias_in);
   WANWU_CHECK_SHAPE(weight.dim() == 2, "linear: weight must be 2-D [out_features, in_features], got ", weight.shape());
@@ -105,23 +111,26 @@ inline Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& 
                       " does not match ", out_f, " output features");
     detail::check_matmul_dtypes(x, bias, "linear");
   }
+  const bool grads = autograd::any_requires_grad({x, weight, bias});
+  if (act == GemmEpilogue::gelu_tanh && grads) return gelu(linear(x, weight, bias), GeluApproximate::tanh);
   const Tensor x2 = detail::raw_reshape(x, Shape{x.numel() / std::max<int64_t>(in_f, 1), in_f});
   const int64_t rows = x2.size(0);
   Tensor out = empty_tensor(Shape{1, rows, out_f}, x.dtype(), x.device());
-  Backend& be = backend_for(x.device());
-  if (bias.defined()) be.copy(out, detail::broadcast_raw(bias, out.shape()));  // bias in C, beta = 1
   const Tensor w3 = weight.detach().t().unsqueeze(0);
-  be.gemm(out, x2.unsqueeze(0), w3, 1.0, bias.defined() ? 1.0 : 0.0);
+  backend_for(x.device()).gemm_bias_act(out, x2.unsqueeze(0), w3, bias.defined() ? bias.detach().contiguous() : bias,
+                                        act);
   Shape out_shape(x.shape().begin(), x.shape().end() - 1);
   out_shape.push_back(out_f);
   out = detail::raw_reshape(out, out_shape);
-  if (autograd::any_requires_grad({x, weight, bias})) {
+  if (grads) {
     const Shape xs = x.shape();
     SavedTensor s_x = weight.requires_grad() ? SavedTensor(x2) : SavedTensor();
     SavedTensor s_w = x.requires_grad() ? SavedTensor(weight) : SavedTensor();
-    autograd::record("linear", {x, weight, bias}, {out}, [xs, s_x, s_w, out_f](const Grads& g) {
+    SavedTensor s_y = act == GemmEpilogue::relu ? SavedTensor(out) : SavedTensor();
+    autograd::record("linear", {x, weight, bias}, {out}, [xs, s_x, s_w, s_y, out_f](const Grads& g) {
       std::vector<Tensor> r(3);
-      const Tensor g2 = g[0].reshape({-1, out_f});
+      Tensor g2 = g[0].reshape({-1, out_f});
+      if (s_y.defined()) g2 = where(gt(s_y.get().reshape({-1, out_f}), 0.0), g2, 0.0);  // relu: y > 0 iff its input was
       if (g.needs_input_grad(0)) r[0] = mm(g2, s_w.get()).reshape(xs);
       if (g.needs_input_grad(1)) r[1] = mm(g2.t(), s_x.get());
       if (g.needs_input_grad(2)) r[2] = sum(g2, {0});

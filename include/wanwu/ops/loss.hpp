@@ -1,9 +1,15 @@
 // Losses from logits, PyTorch's definitions exactly: cross_entropy (class-index or probability
 // targets, class weights, label_smoothing, ignore_index, reductions — including the weighted
 // mean, which divides by the sum of the targets' weights), nll_loss,
-// binary_cross_entropy_with_logits (pos_weight) and mse_loss. They are composed from
-// log_softmax, gather and elementwise ops, so their gradients come from autograd and match
-// PyTorch's formulas term by term. The class axis is 1, as in PyTorch ([N, C] or [N, C, ...]).
+// binary_cross_entropy_with_logits (pos_weight) and mse_loss. The class axis is 1, as in PyTorch
+// ([N, C] or [N, C, ...]).
+//
+// cross_entropy with class-index targets, every classifier's training loss, is one fused backend
+// kernel each way (Backend::cross_entropy_forward / _backward): per row, the log-sum-exp, the
+// target's term and the label-smoothing term in one pass, and a backward that writes the logits'
+// gradient once from the saved lse [N]. Only the reduction over rows is composed. The other
+// losses are composed from log_softmax, gather and elementwise ops, so their gradients come from
+// autograd and match PyTorch's formulas term by term.
 #pragma once
 
 #include "index.hpp"
@@ -41,6 +47,24 @@ inline void check_class_input(const Tensor& input, const char* op) {
   WANWU_CHECK_DTYPE(input.is_floating_point(), op, ": input dtype ", input.dtype(),
                     " is not supported (floating types only)");
 }
+// Class-index targets: i64 or i32, the input's shape without the class axis (1 for [N, C, ...], 0
+// for [C]). Returns them as one contiguous i64 row after checking every value: a bad label is an
+// error naming it, never a wild read.
+inline Tensor class_targets(const Tensor& input, const Tensor& target, int64_t ignore_index, const char* op) {
+  WANWU_CHECK_DTYPE(target.dtype() == DType::i64 || target.dtype() == DType::i32, op, ": target must hold class "
+                    "indices (i64 or i32), got ", target.dtype(), "; probability targets go to cross_entropy");
+  const int cd = input.dim() == 1 ? 0 : 1;
+  const int64_t C = input.size(cd);
+  Shape expect = input.shape();
+  expect.erase(cd);
+  WANWU_CHECK_SHAPE(target.shape() == expect, op, ": target of shape ", target.shape(), " does not match input ",
+                    input.shape(), " (expected ", expect, ")");
+  const Tensor t = target.to(DType::i64).reshape({-1}).contiguous();
+  for (int64_t v : t.tolist<int64_t>())
+    WANWU_CHECK_INDEX(v == ignore_index || (v >= 0 && v < C), op, ": target ", v, " is out of bounds for ", C,
+                      " classes (valid: 0..", C - 1, ", or ignore_index ", ignore_index, ")");
+  return t;
+}
 }  // namespace detail
 
 // Negative log-likelihood of class-index targets from log-probabilities [N, C, ...] (or [C]).
@@ -48,22 +72,13 @@ inline Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, const T
                        int64_t ignore_index = -100, Reduction reduction = Reduction::mean) {
   const Tensor log_probs = amp::full_precision(log_probs_in);
   detail::check_class_input(log_probs, "nll_loss");
-  WANWU_CHECK_DTYPE(target.dtype() == DType::i64 || target.dtype() == DType::i32, "nll_loss: target must hold class "
-                    "indices (i64 or i32), got ", target.dtype(), "; probability targets go to cross_entropy");
   const int cd = log_probs.dim() == 1 ? 0 : 1;
   const int64_t C = log_probs.size(cd);
-  Shape expect = log_probs.shape();
-  expect.erase(cd);
-  WANWU_CHECK_SHAPE(target.shape() == expect, "nll_loss: target of shape ", target.shape(), " does not match input ",
-                    log_probs.shape(), " (expected ", expect, ")");
   if (weight.defined())
     WANWU_CHECK_SHAPE(weight.dim() == 1 && weight.size(0) == C, "nll_loss: weight of shape ", weight.shape(),
                       " does not match ", C, " classes");
-  const Tensor t = target.to(DType::i64);
+  const Tensor t = detail::class_targets(log_probs, target, ignore_index, "nll_loss").reshape(target.shape());
   const Tensor valid = ne(t, ignore_index);
-  for (int64_t v : t.tolist<int64_t>())  // a bad label is an error, never a wild read
-    WANWU_CHECK_INDEX(v == ignore_index || (v >= 0 && v < C), "nll_loss: target ", v, " is out of bounds for ", C,
-                      " classes (valid: 0..", C - 1, ", or ignore_index ", ignore_index, ")");
   const Tensor safe = where(valid, t, 0);
   const Tensor lp = detail::classes_last(log_probs);
   const Tensor picked = gather(lp, -1, safe.unsqueeze(-1)).squeeze(-1);
@@ -73,6 +88,44 @@ inline Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, const T
   if (reduction == Reduction::mean) return loss.sum() / w.sum();  // PyTorch: divide by the total weight
   return detail::reduce_loss(loss, reduction);
 }
+
+namespace detail {
+// Class-index targets through the fused kernel: the logits as rows [M, C] (classes last), one
+// autograd node for the per-row losses, then the reduction. The weighted mean divides by the sum
+// of the non-ignored targets' weights (their count without weights), the smoothing term too, as
+// PyTorch does; with every target ignored that is 0 / 0 = NaN, as in PyTorch.
+inline Tensor cross_entropy_indices(const Tensor& input_in, const Tensor& target, const CrossEntropyOptions& o) {
+  const Tensor input = amp::full_precision(input_in);
+  const int64_t C = input.size(input.dim() == 1 ? 0 : 1);
+  WANWU_CHECK_T(DeviceError, target.device() == input.device(), "cross_entropy: target on ", target.device(),
+                ", input on ", input.device());
+  const Tensor t = class_targets(input, target, o.ignore_index, "cross_entropy");
+  const Tensor rows = input.dim() == 1 ? input.unsqueeze(0) : classes_last(input).reshape({-1, C});
+  const Tensor x = contiguous_no_grad(rows);
+  const Tensor w = o.weight.defined() ? contiguous_no_grad(o.weight.detach().to(input.dtype())) : Tensor();
+  const CrossEntropyParams p{o.ignore_index, o.label_smoothing};
+  const int64_t M = x.size(0);
+  Tensor loss = empty_tensor(Shape{M}, x.dtype(), x.device());
+  const Tensor lse = empty_tensor(Shape{M}, x.dtype() == DType::f64 ? DType::f64 : DType::f32, x.device());
+  if (M > 0) backend_for(x.device()).cross_entropy_forward(loss, lse, x, t, w, p);
+  if (autograd::any_requires_grad({rows})) {
+    autograd::record("cross_entropy", {rows}, {loss}, [sx = SavedTensor(x), lse, t, w, p](const Grads& g) {
+      const Tensor xs = sx.get();
+      Tensor gx = empty_like(xs);
+      if (xs.numel() > 0) backend_for(xs.device()).cross_entropy_backward(gx, contiguous_no_grad(g[0]), xs, lse, t, w, p);
+      return std::vector<Tensor>{gx};
+    });
+  }
+  switch (o.reduction) {
+    case Reduction::none: return loss.reshape(target.shape());
+    case Reduction::sum: return loss.sum();
+    case Reduction::mean: break;
+  }
+  const Tensor valid = ne(t, o.ignore_index).to(loss.dtype());
+  const Tensor denom = w.defined() ? (index_select(w, 0, where(ne(t, o.ignore_index), t, 0)) * valid).sum() : valid.sum();
+  return loss.sum() / denom;
+}
+}  // namespace detail
 
 // Cross-entropy from logits [N, C, ...] (or [C]); target: class indices (integer, input's shape
 // without the class axis) or class probabilities (floating, the input's shape).
@@ -85,15 +138,15 @@ inline Tensor cross_entropy(const Tensor& input, const Tensor& target, const Cro
   if (o.weight.defined())
     WANWU_CHECK_SHAPE(o.weight.dim() == 1 && o.weight.size(0) == C, "cross_entropy: weight of shape ",
                       o.weight.shape(), " does not match ", C, " classes");
-  const Tensor logp = log_softmax(input, cd);
-  // [C] weights broadcast along the class axis
-  Tensor wb;
-  if (o.weight.defined()) {
-    Shape ws = Shape::filled(input.dim(), 1);
-    ws[cd] = C;
-    wb = o.weight.to(input.dtype()).reshape(ws);
-  }
   if (target.is_floating_point()) {  // class probabilities
+    const Tensor logp = log_softmax(input, cd);
+    // [C] weights broadcast along the class axis
+    Tensor wb;
+    if (o.weight.defined()) {
+      Shape ws = Shape::filled(input.dim(), 1);
+      ws[cd] = C;
+      wb = o.weight.to(input.dtype()).reshape(ws);
+    }
     WANWU_CHECK_SHAPE(target.shape() == input.shape(), "cross_entropy: probability target of shape ", target.shape(),
                       " must match the input ", input.shape());
     Tensor t = target.to(input.dtype());
@@ -104,25 +157,7 @@ inline Tensor cross_entropy(const Tensor& input, const Tensor& target, const Cro
     if (o.reduction == Reduction::mean) return loss.sum() / static_cast<double>(std::max<int64_t>(1, input.numel() / C));
     return detail::reduce_loss(loss, o.reduction);
   }
-  const Tensor nll = nll_loss(logp, target, o.weight, o.ignore_index, o.reduction);
-  if (o.label_smoothing <= 0) return nll;
-  // PyTorch: (1 - e) * nll + e / C * smooth, smooth = -sum_c w_c logp_c (0 where ignored)
-  const Tensor valid = ne(target.to(DType::i64), o.ignore_index);
-  Tensor smooth = -sum(wb.defined() ? logp * wb : logp, {cd});
-  smooth = where(valid, smooth, 0.0);
-  Tensor smooth_red;
-  if (o.reduction == Reduction::mean) {
-    if (o.weight.defined()) {
-      const Tensor safe = where(valid, target.to(DType::i64), 0);
-      const Tensor wt = index_select(o.weight.to(input.dtype()), 0, safe.reshape({-1})).reshape(target.shape());
-      smooth_red = smooth.sum() / (wt * valid.to(input.dtype())).sum();
-    } else {
-      smooth_red = smooth.sum() / valid.to(input.dtype()).sum();
-    }
-  } else {
-    smooth_red = detail::reduce_loss(smooth, o.reduction);
-  }
-  return nll * (1.0 - o.label_smoothing) + smooth_red * (o.label_smoothing / static_cast<double>(C));
+  return detail::cross_entropy_indices(input, target, o);
 }
 
 // Sigmoid + binary cross-entropy in one stable expression; pos_weight scales positive targets.

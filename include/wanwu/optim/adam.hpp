@@ -1,6 +1,8 @@
 // Adam and AdamW (decoupled weight decay), with amsgrad, step for step PyTorch's torch.optim.Adam
 // and AdamW (their single-tensor code path): bias corrections computed in double on the host, the
-// update one fused pass per parameter (backend adam_step).
+// update one fused pass per parameter. The parameters of a group that share a device and a step
+// count go to the backend together (adam_step_multi: a few multi-tensor launches on CUDA for a
+// whole model, not one per parameter).
 #pragma once
 
 #include <cmath>
@@ -48,6 +50,7 @@ class AdamBase : public Optimizer {
   void step() override {
     NoGradGuard ng;
     for (auto& g : groups_) {
+      StepBatches<int64_t, AdamTensors> batches;  // by step count
       for (auto& p : g.params) {
         const Tensor grad = p.grad();
         if (!grad.defined()) continue;
@@ -56,9 +59,15 @@ class AdamBase : public Optimizer {
         if (st.tensors.empty()) {
           st.tensors["exp_avg"] = zeros_like(p);
           st.tensors["exp_avg_sq"] = zeros_like(p);
-          if (g.amsgrad == AmsGrad::yes) st.tensors["max_exp_avg_sq"] = zeros_like(p);
         }
+        if (g.amsgrad == AmsGrad::yes && !st.tensors.count("max_exp_avg_sq"))
+          st.tensors["max_exp_avg_sq"] = zeros_like(p);
         st.step += 1;
+        batches.add(p.device(), st.step,
+                    AdamTensors{p, detail::contiguous_no_grad(grad), st.tensors["exp_avg"], st.tensors["exp_avg_sq"],
+                                g.amsgrad == AmsGrad::yes ? st.tensors["max_exp_avg_sq"] : Tensor()});
+      }
+      for (const auto& b : batches.batches) {
         AdamStepParams s;
         s.lr = g.lr;
         s.beta1 = g.beta1;
@@ -67,14 +76,11 @@ class AdamBase : public Optimizer {
         s.weight_decay = g.weight_decay;
         s.decoupled = wd_ == WeightDecay::decoupled;
         s.amsgrad = g.amsgrad == AmsGrad::yes;
-        const double step = static_cast<double>(st.step);
+        const double step = static_cast<double>(b.key);
         s.step_size = g.lr / (1.0 - std::pow(g.beta1, step));
         s.bias_correction2_sqrt = std::sqrt(1.0 - std::pow(g.beta2, step));
-        Tensor vmax = s.amsgrad ? st.tensors["max_exp_avg_sq"] : Tensor();
-        if (s.amsgrad && !vmax.defined()) vmax = st.tensors["max_exp_avg_sq"] = zeros_like(p);
-        backend_for(p.device()).adam_step(p, detail::contiguous_no_grad(grad), st.tensors["exp_avg"],
-                                          st.tensors["exp_avg_sq"], vmax, s);
-        p.bump_version();
+        backend_for(b.device).adam_step_multi(b.tensors, s);
+        for (const AdamTensors& t : b.tensors) t.param.bump_version();
       }
     }
   }

@@ -6,6 +6,7 @@
 // parameter index), so a checkpoint stores it next to the model in one file.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -32,6 +33,24 @@ struct ParamGroup {
   // Adam / AdamW
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   AmsGrad amsgrad = AmsGrad::no;
+};
+
+// The parameters of a step split into backend calls: one per device and key (what the step
+// parameters depend on: Adam's step count, SGD's first-step flag), in order of first appearance.
+template <class Key, class Entry>
+struct StepBatches {
+  struct Batch {
+    Device device;
+    Key key;
+    std::vector<Entry> tensors;
+  };
+  std::vector<Batch> batches;
+  void add(const Device& device, const Key& key, Entry e) {
+    auto it = std::find_if(batches.begin(), batches.end(),
+                           [&](const Batch& b) { return b.device == device && b.key == key; });
+    if (it == batches.end()) it = batches.insert(batches.end(), Batch{device, key, {}});
+    it->tensors.push_back(std::move(e));
+  }
 };
 
 class Optimizer {

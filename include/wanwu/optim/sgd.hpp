@@ -1,5 +1,7 @@
 // SGD with momentum, dampening, Nesterov and (coupled) weight decay, step for step PyTorch's
-// torch.optim.SGD. The update is one fused pass per parameter (backend sgd_step).
+// torch.optim.SGD. The update is one fused pass per parameter; a group's parameters on one device
+// go to the backend together (sgd_step_multi: multi-tensor launches on CUDA), apart from those
+// whose momentum buffer starts this step.
 #pragma once
 
 #include "../ops/conv.hpp"
@@ -44,30 +46,36 @@ class SGD : public Optimizer {
   void step() override {
     NoGradGuard ng;
     for (auto& g : groups_) {
+      StepBatches<bool, SgdTensors> batches;  // by whether the momentum buffer starts now
       for (auto& p : g.params) {
         const Tensor grad = p.grad();
         if (!grad.defined()) continue;
         WANWU_CHECK_VALUE(p.is_contiguous(), "SGD: parameters must be contiguous, got strides ", p.strides());
-        SgdStepParams s;
-        s.lr = g.lr;
-        s.momentum = g.momentum;
-        s.dampening = g.dampening;
-        s.weight_decay = g.weight_decay;
-        s.nesterov = g.nesterov == Nesterov::yes;
         Tensor buf;
+        bool init = false;
         if (g.momentum != 0.0) {
           ParamState& st = state_for(p);
           auto it = st.tensors.find("momentum_buffer");
           if (it == st.tensors.end()) {
             buf = empty_like(p);
             st.tensors["momentum_buffer"] = buf;
-            s.init_buffer = true;
+            init = true;
           } else {
             buf = it->second;
           }
         }
-        backend_for(p.device()).sgd_step(p, detail::contiguous_no_grad(grad), buf, s);
-        p.bump_version();
+        batches.add(p.device(), init, SgdTensors{p, detail::contiguous_no_grad(grad), buf});
+      }
+      for (const auto& b : batches.batches) {
+        SgdStepParams s;
+        s.lr = g.lr;
+        s.momentum = g.momentum;
+        s.dampening = g.dampening;
+        s.weight_decay = g.weight_decay;
+        s.nesterov = g.nesterov == Nesterov::yes;
+        s.init_buffer = b.key;
+        backend_for(b.device).sgd_step_multi(b.tensors, s);
+        for (const SgdTensors& t : b.tensors) t.param.bump_version();
       }
     }
   }

@@ -43,6 +43,8 @@ class CpuBackend final : public Backend {
 
   void gemm(const Tensor& out, const Tensor& a, const Tensor& b, double alpha,
             double beta) override;  // methods/linalg_index.hpp
+  void gemm_bias_act(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias,
+                     GemmEpilogue act) override;
   void index_select(const Tensor& out, const Tensor& in, int dim, const Tensor& index) override;
   void index_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) override;
   void gather(const Tensor& out, const Tensor& in, int dim, const Tensor& index) override;
@@ -79,6 +81,11 @@ class CpuBackend final : public Backend {
   void softmax_forward(const Tensor& out, const Tensor& x, int dim, SoftmaxKind kind) override;
   void softmax_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& out, int dim,
                         SoftmaxKind kind) override;
+  void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits, const Tensor& target,
+                             const Tensor& weight, const CrossEntropyParams& p) override;
+  void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss, const Tensor& logits,
+                              const Tensor& lse, const Tensor& target, const Tensor& weight,
+                              const CrossEntropyParams& p) override;
 
   void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
                          const Tensor& mask, const AttentionParams& p) override;  // methods/attention.hpp

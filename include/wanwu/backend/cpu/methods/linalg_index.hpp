@@ -1,4 +1,4 @@
-// CpuBackend: gemm (OpenBLAS) and the indexing kernels.
+// CpuBackend: gemm (OpenBLAS), gemm with a bias and activation epilogue, and the indexing kernels.
 #pragma once
 
 #include "../blas.hpp"
@@ -9,6 +9,15 @@ namespace wanwu {
 WANWU_CPU_METHOD void CpuBackend::gemm(const Tensor& out, const Tensor& a, const Tensor& b, double alpha,
                                        double beta) {
   cpu::gemm(out, a, b, alpha, beta);
+}
+// The bias goes into out first and the GEMM accumulates onto it (beta = 1), so only the activation
+// costs a pass of its own; OpenBLAS has no epilogue to fuse it into.
+WANWU_CPU_METHOD void CpuBackend::gemm_bias_act(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias,
+                                                GemmEpilogue act) {
+  if (bias.defined()) copy(out, bias.expand(out.shape()));
+  cpu::gemm(out, a, b, 1.0, bias.defined() ? 1.0 : 0.0);
+  if (act == GemmEpilogue::relu) unary(UnaryOp::relu, OpParams{}, out, out);
+  if (act == GemmEpilogue::gelu_tanh) unary(UnaryOp::gelu_tanh, OpParams{}, out, out);
 }
 WANWU_CPU_METHOD void CpuBackend::index_select(const Tensor& out, const Tensor& in, int dim, const Tensor& index) {
   cpu::index_select(out, in, dim, index);

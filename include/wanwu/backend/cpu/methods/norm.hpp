@@ -1,8 +1,10 @@
-// CpuBackend: batch norm, layer norm, softmax / log_softmax (kernels in ../norm.hpp, ../softmax.hpp).
+// CpuBackend: batch norm, layer norm, softmax / log_softmax and the fused cross-entropy (kernels in
+// ../norm.hpp, ../softmax.hpp, ../loss.hpp).
 #pragma once
 
 #include "../cpu_backend.hpp"
 #include "../f32_bridge.hpp"
+#include "../loss.hpp"
 #include "../norm.hpp"
 #include "../softmax.hpp"
 
@@ -142,6 +144,54 @@ WANWU_CPU_METHOD void CpuBackend::softmax_backward(const Tensor& grad_x, const T
         using T = typename decltype(tag)::type;
         cpu::softmax_backward_typed<T>(static_cast<T*>(grad_x.data_ptr()), static_cast<const T*>(grad_out.data_ptr()),
                                        static_cast<const T*>(out.data_ptr()), cpu::SoftmaxGeom(out.shape(), dim), kind);
+      });
+}
+
+namespace detail_cpu_ce {
+inline cpu::CrossEntropyRows rows(const Tensor& logits, const Tensor& target, const CrossEntropyParams& p) {
+  cpu::CrossEntropyRows r;
+  r.N = logits.size(0);
+  r.C = logits.size(1);
+  r.target = static_cast<const int64_t*>(target.data_ptr());
+  r.p = p;
+  return r;
+}
+}  // namespace detail_cpu_ce
+
+WANWU_CPU_METHOD void CpuBackend::cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
+                                                        const Tensor& target, const Tensor& weight,
+                                                        const CrossEntropyParams& p) {
+  cpu::dispatch_f32_f64(
+      logits.dtype(), "cross_entropy",
+      [&] {
+        const Tensor l = cpu::widened_buffer(loss);
+        cross_entropy_forward(l, lse, cpu::widen(logits), target, cpu::widen(weight), p);
+        cpu::narrow_into(loss, l);
+      },
+      [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        cpu::cross_entropy_forward_typed<T, T>(static_cast<T*>(loss.data_ptr()), static_cast<T*>(lse.data_ptr()),
+                                               static_cast<const T*>(logits.data_ptr()), cpu::ptr_or_null<const T>(weight),
+                                               detail_cpu_ce::rows(logits, target, p));
+      });
+}
+
+WANWU_CPU_METHOD void CpuBackend::cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad_loss,
+                                                         const Tensor& logits, const Tensor& lse, const Tensor& target,
+                                                         const Tensor& weight, const CrossEntropyParams& p) {
+  cpu::dispatch_f32_f64(
+      logits.dtype(), "cross_entropy backward",
+      [&] {
+        const Tensor gx = cpu::widened_buffer(grad_logits);
+        cross_entropy_backward(gx, cpu::widen(grad_loss), cpu::widen(logits), lse, target, cpu::widen(weight), p);
+        cpu::narrow_into(grad_logits, gx);
+      },
+      [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        cpu::cross_entropy_backward_typed<T, T>(
+            static_cast<T*>(grad_logits.data_ptr()), static_cast<const T*>(grad_loss.data_ptr()),
+            static_cast<const T*>(logits.data_ptr()), static_cast<const T*>(lse.data_ptr()),
+            cpu::ptr_or_null<const T>(weight), detail_cpu_ce::rows(logits, target, p));
       });
 }
 

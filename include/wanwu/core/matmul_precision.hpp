@@ -1,0 +1,41 @@
+// The precision of f32 matrix products, PyTorch's torch.set_float32_matmul_precision: `highest`
+// (the default) computes f32 GEMMs in full f32; `tf32` lets CUDA GEMMs (matmul, mm, bmm, linear,
+// attention's products) round their inputs to TF32 (10-bit mantissa) on tensor cores, several
+// times faster on Ampere and Hopper at about 1e-3 relative error. The CPU ignores it, as it has no
+// TF32 arithmetic. f16, bf16 and f64 products are unaffected, and so are convolutions (cuDNN runs
+// f32 convolutions in full f32).
+//
+// Like the autocast state (DESIGN D12) the setting is per thread, read when an op runs: set it on
+// the thread that runs forward and backward (MatmulPrecisionGuard scopes it), and a server's
+// inference thread or another trainer in the same process keeps its own.
+#pragma once
+
+#include <cstdint>
+
+namespace wanwu {
+
+enum class MatmulPrecision : uint8_t { highest, tf32 };
+
+inline MatmulPrecision& float32_matmul_precision_slot() {
+  thread_local MatmulPrecision p = MatmulPrecision::highest;
+  return p;
+}
+
+inline MatmulPrecision float32_matmul_precision() { return float32_matmul_precision_slot(); }
+inline void set_float32_matmul_precision(MatmulPrecision p) { float32_matmul_precision_slot() = p; }
+
+// Sets the precision for a scope and restores the previous one.
+class MatmulPrecisionGuard {
+ public:
+  explicit MatmulPrecisionGuard(MatmulPrecision p) : prev_(float32_matmul_precision()) {
+    set_float32_matmul_precision(p);
+  }
+  ~MatmulPrecisionGuard() { set_float32_matmul_precision(prev_); }
+  MatmulPrecisionGuard(const MatmulPrecisionGuard&) = delete;
+  MatmulPrecisionGuard& operator=(const MatmulPrecisionGuard&) = delete;
+
+ private:
+  MatmulPrecision prev_;
+};
+
+}  // namespace wanwu

@@ -1,0 +1,237 @@
+// Parity of the fused kernels: cross_entropy's one-pass forward and backward (warp and block rows),
+// linear's cuBLASLt bias / activation epilogue and its f64 fallback, the multi-tensor optimizer
+// steps, and the TF32 matmul precision.
+#include "parity.hpp"
+
+using namespace wanwu;
+using cp::kCuda;
+
+namespace {
+
+// Class indices in [0, C) with every `every`-th row (from row 1) set to ignore_index.
+Tensor class_targets(int64_t N, int64_t C, int64_t ignore_index, int64_t every, uint64_t seed) {
+  Generator g(seed);
+  std::vector<int64_t> t = randint(0, C, {N}, TensorOptions(DType::i64), &g).tolist<int64_t>();
+  if (every > 0)
+    for (int64_t i = 1; i < N; i += every) t[i] = ignore_index;
+  return from_vector(t, {N}, TensorOptions(DType::i64));
+}
+
+double max_abs_diff(const Tensor& got, const Tensor& ref, double& ref_max) {
+  const auto g = cp::host_values(got), r = cp::host_values(ref);
+  double d = 0;
+  ref_max = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    d = std::max(d, std::fabs(g[i] - r[i]));
+    ref_max = std::max(ref_max, std::fabs(r[i]));
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("fused cross_entropy: weights, label smoothing, ignore_index and every reduction, warp and block rows") {
+  struct Case {
+    int64_t N, C, ignore_index, ignore_every;
+  };
+  // C = 10 and 300: a warp per row (the smallest and the largest register width); C = 1000 and
+  // 2000: a block per row; one row of 3 classes; and an ignore_index that is a real class
+  const std::vector<Case> cases = {
+      {37, 10, -100, 5}, {23, 300, 2, 3}, {19, 1000, -100, 4}, {9, 2000, -100, 2}, {1, 3, -100, 0}};
+  for (DType dt : cp::kFloatTypes) {
+    for (const Case& k : cases) {
+      CAPTURE(k.N);
+      CAPTURE(k.C);
+      const Tensor logits = cp::rnd({k.N, k.C}, -4, 4, 60 + k.C);
+      const Tensor target = class_targets(k.N, k.C, k.ignore_index, k.ignore_every, 61 + k.C);
+      const Tensor weight = cp::rnd({k.C}, 0.2, 2.0, 62 + k.C);
+      for (bool weighted : {false, true}) {
+        for (double smoothing : {0.0, 0.1}) {
+          for (Reduction r : {Reduction::none, Reduction::sum, Reduction::mean}) {
+            CAPTURE(weighted);
+            CAPTURE(smoothing);
+            CAPTURE(static_cast<int>(r));
+            CrossEntropyOptions o;
+            o.ignore_index = k.ignore_index;
+            o.reduction = r;
+            o.label_smoothing = smoothing;
+            cp::parity("cross_entropy", [&](const std::vector<Tensor>& in) {
+              CrossEntropyOptions oo = o;
+              if (weighted) oo.weight = in[2];
+              return cross_entropy(in[0], in[1], oo);
+            }, {logits, target, weight}, dt);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("fused cross_entropy: every row ignored") {
+  for (DType dt : {DType::f32, DType::bf16}) {
+    const Tensor logits = cp::rnd({6, 40}, -3, 3, 70);
+    const Tensor ignored = from_vector(std::vector<int64_t>(6, -100), {6}, TensorOptions(DType::i64));
+    CrossEntropyOptions o;
+    o.reduction = Reduction::sum;
+    cp::parity("cross_entropy all ignored",
+               [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], in[1], o); }, {logits, ignored}, dt);
+  }
+}
+
+TEST_CASE("linear with a fused bias and activation epilogue, 2-D and 3-D input, and the f64 fallback") {
+  const Tensor w = cp::rnd({12, 24}, -1, 1, 80), b = cp::rnd({12}, -1, 1, 81);
+  for (DType dt : cp::kFloatTypes) {
+    for (GemmEpilogue act : {GemmEpilogue::none, GemmEpilogue::relu, GemmEpilogue::gelu_tanh}) {
+      for (bool with_bias : {false, true}) {
+        for (const Shape& xs : {Shape{17, 24}, Shape{3, 5, 24}}) {
+          CAPTURE(static_cast<int>(act));
+          CAPTURE(with_bias);
+          CAPTURE(xs);
+          const Tensor x = cp::rnd(xs, -1, 1, 82);
+          auto f = [&](const std::vector<Tensor>& in) {
+            return linear(in[0], in[1], with_bias ? in[2] : Tensor(), act);
+          };
+          cp::parity("linear epilogue", f, {x, w, b}, dt);
+          // without gradients GELU stays in the epilogue too (with them linear composes it); cuBLASLt
+          // documents no accuracy for its GELU, which may use a faster tanh than the CPU's
+          const bool f32_gelu = dt == DType::f32 && act == GemmEpilogue::gelu_tanh;
+          cp::parity("linear epilogue, inference", f, {x, w, b}, dt, false,
+                     f32_gelu ? cp::Tol{1e-3, 2e-4} : cp::tol_for(dt));
+        }
+      }
+    }
+  }
+  // the backend call with a batch: one bias for every batch entry (cuBLASLt's bias batch stride 0)
+  for (DType dt : cp::kFloatTypes) {
+    for (GemmEpilogue act : {GemmEpilogue::none, GemmEpilogue::relu, GemmEpilogue::gelu_tanh}) {
+      CAPTURE(dt);
+      CAPTURE(static_cast<int>(act));
+      // f64 references of the values the device sees
+      const Tensor a = cp::rnd({3, 5, 9}, -1, 1, 83).to(dt).to(DType::f64);
+      const Tensor bb = cp::rnd({3, 9, 7}, -1, 1, 84).to(dt).to(DType::f64);
+      const Tensor bias = cp::rnd({7}, -1, 1, 85).to(dt).to(DType::f64);
+      Tensor ref = empty({3, 5, 7}, TensorOptions(DType::f64));
+      cpu_backend().gemm_bias_act(ref, a, bb, bias, act);
+      Tensor got = empty({3, 5, 7}, TensorOptions(dt).device(kCuda));
+      backend_for(kCuda).gemm_bias_act(got, a.to(dt).to(kCuda), bb.to(dt).to(kCuda), bias.to(dt).to(kCuda), act);
+      const cp::Tol tol = dt == DType::f32 && act == GemmEpilogue::gelu_tanh ? cp::Tol{1e-3, 2e-4} : cp::tol_for(dt);
+      cp::compare("batched gemm_bias_act", got, ref, tol);
+      Tensor plain = empty({3, 5, 7}, TensorOptions(dt).device(kCuda));
+      backend_for(kCuda).gemm_bias_act(plain, a.to(dt).to(kCuda), bb.to(dt).to(kCuda), Tensor(), act);
+      Tensor plain_ref = empty({3, 5, 7}, TensorOptions(DType::f64));
+      cpu_backend().gemm_bias_act(plain_ref, a, bb, Tensor(), act);
+      cp::compare("batched gemm_bias_act without bias", plain, plain_ref, tol);
+    }
+  }
+}
+
+TEST_CASE("multi-tensor SGD and Adam kernels: many tensors of mixed sizes and dtypes over several launches") {
+  // 72 tensors: 52 non-empty ones share a kernel (more than one launch's 48), the rest split into
+  // bf16 parameters, bf16 gradients of f32 parameters and entries without the optional state.
+  const std::vector<int64_t> sizes = {0, 1, 7, 4097, 100000, 4096, 33, 8193, 1000, 2, 12345, 513, 300};
+  const int count = 72;
+  auto param_dtype = [](int i) { return i % 12 == 5 ? DType::bf16 : DType::f32; };
+  auto grad_dtype = [](int i) { return i % 12 == 5 || i % 12 == 9 ? DType::bf16 : DType::f32; };
+  auto has_state = [](int i) { return i % 17 != 4; };
+  auto tol = [](DType d) { return d == DType::f32 ? cp::Tol{1e-5, 1e-6} : cp::Tol{1e-2, 1e-2}; };
+  auto grad = [&](int i, int step) {
+    return cp::rnd({sizes[i % sizes.size()]}, -1, 1, 1000 + 100 * step + i).to(grad_dtype(i));
+  };
+
+  {  // SGD with momentum, nesterov and weight decay; entries with and without a momentum buffer
+    std::vector<Tensor> pc, pd, bc, bd;
+    for (int i = 0; i < count; ++i) {
+      const int64_t n = sizes[i % sizes.size()];
+      pc.push_back(cp::rnd({n}, -1, 1, 900 + i).to(param_dtype(i)));
+      pd.push_back(pc.back().to(kCuda));
+      bc.push_back(has_state(i) ? zeros({n}, TensorOptions(param_dtype(i))) : Tensor());
+      bd.push_back(has_state(i) ? bc.back().to(kCuda) : Tensor());
+    }
+    for (int step = 0; step < 3; ++step) {
+      SgdStepParams s;
+      s.lr = 0.1;
+      s.momentum = 0.9;
+      s.weight_decay = 1e-2;
+      s.nesterov = true;
+      s.init_buffer = step == 0;
+      std::vector<SgdTensors> cpu_ts, dev_ts;
+      for (int i = 0; i < count; ++i) {
+        const Tensor g = grad(i, step);
+        cpu_ts.push_back({pc[i], g, bc[i]});
+        dev_ts.push_back({pd[i], g.to(kCuda), bd[i]});
+      }
+      cpu_backend().sgd_step_multi(cpu_ts, s);
+      backend_for(kCuda).sgd_step_multi(dev_ts, s);
+    }
+    for (int i = 0; i < count; ++i) {
+      CAPTURE(i);
+      cp::compare("sgd param", pd[i], pc[i], tol(param_dtype(i)));
+      if (has_state(i)) cp::compare("sgd momentum buffer", bd[i], bc[i], tol(param_dtype(i)));
+    }
+  }
+
+  for (bool amsgrad : {false, true}) {
+    CAPTURE(amsgrad);
+    std::vector<Tensor> pc, pd, mc, md, vc, vd, xc, xd;
+    for (int i = 0; i < count; ++i) {
+      const int64_t n = sizes[i % sizes.size()];
+      const TensorOptions o(param_dtype(i));
+      pc.push_back(cp::rnd({n}, -1, 1, 900 + i).to(param_dtype(i)));
+      pd.push_back(pc.back().to(kCuda));
+      mc.push_back(zeros({n}, o));
+      md.push_back(mc.back().to(kCuda));
+      vc.push_back(zeros({n}, o));
+      vd.push_back(vc.back().to(kCuda));
+      xc.push_back(amsgrad && has_state(i) ? zeros({n}, o) : Tensor());
+      xd.push_back(xc.back().defined() ? xc.back().to(kCuda) : Tensor());
+    }
+    for (int step = 1; step <= 3; ++step) {
+      AdamStepParams s;
+      s.lr = 1e-2;
+      s.weight_decay = 1e-2;
+      s.decoupled = !amsgrad;
+      s.amsgrad = amsgrad;
+      s.step_size = s.lr / (1.0 - std::pow(s.beta1, step));
+      s.bias_correction2_sqrt = std::sqrt(1.0 - std::pow(s.beta2, step));
+      std::vector<AdamTensors> cpu_ts, dev_ts;
+      for (int i = 0; i < count; ++i) {
+        const Tensor g = grad(i, step);
+        cpu_ts.push_back({pc[i], g, mc[i], vc[i], xc[i]});
+        dev_ts.push_back({pd[i], g.to(kCuda), md[i], vd[i], xd[i]});
+      }
+      cpu_backend().adam_step_multi(cpu_ts, s);
+      backend_for(kCuda).adam_step_multi(dev_ts, s);
+    }
+    for (int i = 0; i < count; ++i) {
+      CAPTURE(i);
+      const cp::Tol t = tol(param_dtype(i));
+      cp::compare("adam param", pd[i], pc[i], t);
+      cp::compare("adam exp_avg", md[i], mc[i], t);
+      cp::compare("adam exp_avg_sq", vd[i], vc[i], t);
+      if (xc[i].defined()) cp::compare("adam max_exp_avg_sq", xd[i], xc[i], t);
+    }
+  }
+}
+
+TEST_CASE("TF32 matmul precision: f32 products round to TF32 inside the guard only") {
+  Generator g(90);
+  const Tensor a = randn({512, 512}, TensorOptions(DType::f32), &g);
+  const Tensor b = randn({512, 512}, TensorOptions(DType::f32), &g);
+  const Tensor ref = matmul(a.to(DType::f64), b.to(DType::f64));
+  const Tensor ad = a.to(kCuda), bd = b.to(kCuda);
+  REQUIRE(float32_matmul_precision() == MatmulPrecision::highest);
+  double scale = 0, tf32_err = 0;
+  {
+    MatmulPrecisionGuard guard(MatmulPrecision::tf32);
+    CHECK(float32_matmul_precision() == MatmulPrecision::tf32);
+    tf32_err = max_abs_diff(matmul(ad, bd), ref, scale);
+    MESSAGE("tf32 relative error " << tf32_err / scale);
+    CHECK(tf32_err <= 5e-3 * scale);
+  }
+  CHECK(float32_matmul_precision() == MatmulPrecision::highest);
+  const double err = max_abs_diff(matmul(ad, bd), ref, scale);
+  MESSAGE("f32 relative error " << err / scale);
+  CHECK(err <= 1e-5 * scale);
+  // the setting takes effect: TF32's 10-bit mantissa is orders of magnitude coarser than f32's
+  CHECK(tf32_err > 10 * err);
+}
