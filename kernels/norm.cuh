@@ -27,6 +27,19 @@ inline Tensor norm_params(const Tensor& t) {
   return cast(t, dtype_of_v<stat_t<T>>);
 }
 
+// Calls f(TypeTag<P>, weight, bias) with the parameters in the dtype P the kernels read them in:
+// the activations' own dtype when both come in it (a model converted whole to f16/bf16; no cast,
+// which cost two launches per call), otherwise the statistics' dtype (f32 under autocast, as is;
+// any other mix cast to it).
+template <class T, class F>
+void with_layer_norm_params(const Tensor& w, const Tensor& b, F&& f) {
+  if constexpr (!std::is_same_v<T, stat_t<T>>) {
+    const auto in_t = [](const Tensor& t) { return !t.defined() || t.dtype() == dtype_of_v<T>; };
+    if ((w.defined() || b.defined()) && in_t(w) && in_t(b)) return f(TypeTag<T>{}, w, b);
+  }
+  f(TypeTag<stat_t<T>>{}, norm_params<T>(w), norm_params<T>(b));
+}
+
 // A row of a layer norm is owned by a warp (rows up to kWarpRows long: transformer widths) or by
 // a block (longer rows). RowOwner gives the row, the lane and the stride for either.
 inline constexpr int64_t kWarpRows = 1024;
@@ -53,9 +66,9 @@ struct RowOwner {
   }
 };
 
-template <class T, bool Warp>
-__global__ void layer_norm_forward_kernel(T* y, stat_t<T>* mean_out, stat_t<T>* rstd_out, const T* x,
-                                          const stat_t<T>* w, const stat_t<T>* b, int64_t R, int64_t M, double eps) {
+template <class T, class P, bool Warp>
+__global__ void layer_norm_forward_kernel(T* y, stat_t<T>* mean_out, stat_t<T>* rstd_out, const T* x, const P* w,
+                                          const P* b, int64_t R, int64_t M, double eps) {
   using A = acc_t<T>;
   const RowOwner<Warp> o;
   if (Warp && o.row >= R) return;  // whole warps leave together
@@ -97,9 +110,9 @@ void launch_rows(int64_t R, int64_t M, cudaStream_t s, WarpKernel wk, BlockKerne
 // flight at once, and keeps them in registers, so the row is read from memory once in 512-byte
 // warp transactions. The loop kernel re-reads the row from L1 one element per lane and trip, which
 // reached 74% of the copy bandwidth in f32 at ViT-B's width and 60% in bf16.
-template <class T, int VPL>
-__global__ void layer_norm_forward_vec_kernel(T* y, stat_t<T>* mean_out, stat_t<T>* rstd_out, const T* x,
-                                              const stat_t<T>* w, const stat_t<T>* b, int64_t R, int M, double eps) {
+template <class T, class P, int VPL>
+__global__ void layer_norm_forward_vec_kernel(T* y, stat_t<T>* mean_out, stat_t<T>* rstd_out, const T* x, const P* w,
+                                              const P* b, int64_t R, int M, double eps) {
   using A = acc_t<T>;
   constexpr int V = 16 / sizeof(T);
   const int64_t row = blockIdx.x * int64_t(kThreads / 32) + threadIdx.x / 32;
@@ -155,30 +168,30 @@ __global__ void layer_norm_forward_vec_kernel(T* y, stat_t<T>* mean_out, stat_t<
   }
 }
 
-template <class T>
-void launch_layer_norm_forward(T* y, stat_t<T>* mean, stat_t<T>* rstd, const T* x, const stat_t<T>* w,
-                               const stat_t<T>* b, int64_t R, int64_t M, double eps, cudaStream_t s) {
+template <class T, class P>
+void launch_layer_norm_forward(T* y, stat_t<T>* mean, stat_t<T>* rstd, const T* x, const P* w, const P* b, int64_t R,
+                               int64_t M, double eps, cudaStream_t s) {
   constexpr int64_t V = 16 / sizeof(T);
   const unsigned warp_blocks = static_cast<unsigned>((R + kThreads / 32 - 1) / (kThreads / 32));
   const bool vec = M % V == 0 && M <= 16 * 32 * V && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(y) % 16 == 0;
   if (!vec) {
-    launch_rows(R, M, s, layer_norm_forward_kernel<T, true>, layer_norm_forward_kernel<T, false>, y, mean, rstd, x, w,
+    launch_rows(R, M, s, layer_norm_forward_kernel<T, P, true>, layer_norm_forward_kernel<T, P, false>, y, mean, rstd, x, w,
                 b, R, M, eps);
     return;
   }
   const int m = static_cast<int>(M), nvec = static_cast<int>(M / V);
-  if (nvec <= 32) layer_norm_forward_vec_kernel<T, 1><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else if (nvec <= 64) layer_norm_forward_vec_kernel<T, 2><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else if (nvec <= 96) layer_norm_forward_vec_kernel<T, 3><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else if (nvec <= 128) layer_norm_forward_vec_kernel<T, 4><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else if (nvec <= 192) layer_norm_forward_vec_kernel<T, 6><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else if (nvec <= 256) layer_norm_forward_vec_kernel<T, 8><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else layer_norm_forward_vec_kernel<T, 16><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
+  if (nvec <= 32) layer_norm_forward_vec_kernel<T, P, 1><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
+  else if (nvec <= 64) layer_norm_forward_vec_kernel<T, P, 2><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
+  else if (nvec <= 96) layer_norm_forward_vec_kernel<T, P, 3><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
+  else if (nvec <= 128) layer_norm_forward_vec_kernel<T, P, 4><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
+  else if (nvec <= 192) layer_norm_forward_vec_kernel<T, P, 6><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
+  else if (nvec <= 256) layer_norm_forward_vec_kernel<T, P, 8><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
+  else layer_norm_forward_vec_kernel<T, P, 16><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
 }
 
-template <class T, bool Warp>
-__global__ void layer_norm_backward_input_kernel(T* gx, const T* gy, const T* x, const stat_t<T>* w, const stat_t<T>* mean,
+template <class T, class P, bool Warp>
+__global__ void layer_norm_backward_input_kernel(T* gx, const T* gy, const T* x, const P* w, const stat_t<T>* mean,
                                                  const stat_t<T>* rstd, int64_t R, int64_t M) {
   using A = acc_t<T>;
   const RowOwner<Warp> o;
@@ -239,9 +252,12 @@ inline void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor
   const int64_t M = x.numel() / R;
   dispatch_floating(x.dtype(), "layer_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    launch_layer_norm_forward<T>(ptr<T>(y), ptr<stat_t<T>>(mean), ptr<stat_t<T>>(rstd), ptr<const T>(x),
-                                 ptr_or_null<const stat_t<T>>(norm_params<T>(w)),
-                                 ptr_or_null<const stat_t<T>>(norm_params<T>(b)), R, M, eps, stream(x.device().index));
+    with_layer_norm_params<T>(w, b, [&](auto ptag, const Tensor& wp, const Tensor& bp) {
+      using P = typename decltype(ptag)::type;
+      launch_layer_norm_forward<T, P>(ptr<T>(y), ptr<stat_t<T>>(mean), ptr<stat_t<T>>(rstd), ptr<const T>(x),
+                                      ptr_or_null<const P>(wp), ptr_or_null<const P>(bp), R, M, eps,
+                                      stream(x.device().index));
+    });
   });
   WANWU_CUDA_LAUNCH_CHECK();
 }
@@ -257,9 +273,12 @@ inline void layer_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
     using T = typename decltype(tag)::type;
     using A = acc_t<T>;
     if (gx.defined() && R > 0) {
-      launch_rows(R, M, s, layer_norm_backward_input_kernel<T, true>, layer_norm_backward_input_kernel<T, false>,
-                  ptr<T>(gx), ptr<const T>(gy), ptr<const T>(x), ptr_or_null<const stat_t<T>>(norm_params<T>(w)),
-                  ptr<const stat_t<T>>(mean), ptr<const stat_t<T>>(rstd), R, M);
+      with_layer_norm_params<T>(w, Tensor(), [&](auto ptag, const Tensor& wp, const Tensor&) {
+        using P = typename decltype(ptag)::type;
+        launch_rows(R, M, s, layer_norm_backward_input_kernel<T, P, true>, layer_norm_backward_input_kernel<T, P, false>,
+                    ptr<T>(gx), ptr<const T>(gy), ptr<const T>(x), ptr_or_null<const P>(wp), ptr<const stat_t<T>>(mean),
+                    ptr<const stat_t<T>>(rstd), R, M);
+      });
       WANWU_CUDA_LAUNCH_CHECK();
     }
     if ((gw.defined() || gb.defined()) && M > 0) {
