@@ -82,6 +82,18 @@ void layer_norm_step(benchmark::State& state, const nlohmann::json& s) {
   }
 }
 
+// The training loss: cross-entropy from [N, C] logits with class indices, label smoothing 0.1.
+void cross_entropy_step(benchmark::State& state, int64_t N, int64_t C) {
+  Tensor x = randn({N, C}).requires_grad_();
+  const Tensor y = randint(0, C, {N});
+  CrossEntropyOptions o;
+  o.label_smoothing = 0.1;
+  for (auto _ : state) {
+    cross_entropy(x, y, o).backward();
+    x.set_grad(Tensor());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,6 +116,11 @@ int main(int argc, char** argv) {
   for (const auto& s : j["layer_norm"])
     benchmark::RegisterBenchmark(("layer_norm/" + s["name"].get<std::string>()).c_str(),
                                  [s](benchmark::State& st) { layer_norm_step(st, s); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  for (auto [N, C] : {std::pair<int64_t, int64_t>{256, 1000}, {4096, 10}})
+    benchmark::RegisterBenchmark(("cross_entropy/" + std::to_string(N) + "x" + std::to_string(C)).c_str(),
+                                 [N, C](benchmark::State& st) { cross_entropy_step(st, N, C); })
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);

@@ -177,6 +177,18 @@ def t_layer_norm(s):
     return make
 
 
+def t_cross_entropy(n, c):
+    def make():
+        x = torch.randn(n, c, requires_grad=True)
+        y = torch.randint(0, c, (n,))
+
+        def step():
+            F.cross_entropy(x, y, label_smoothing=0.1).backward()
+            x.grad = None
+        return step
+    return make
+
+
 def ops_workloads():
     with open(os.path.join(HERE, "model_shapes.json")) as f:
         shapes = json.load(f)
@@ -196,6 +208,9 @@ def ops_workloads():
     for s in shapes["layer_norm"]:
         out.append(Workload("layer_norm fwd+bwd " + s["name"], "bench_ops", f"layer_norm/{s['name']}/real_time",
                             t_layer_norm(s)))
+    for n, c in ((256, 1000), (4096, 10)):
+        out.append(Workload(f"cross_entropy fwd+bwd {n}x{c}", "bench_ops", f"cross_entropy/{n}x{c}/real_time",
+                            t_cross_entropy(n, c)))
     return out
 
 

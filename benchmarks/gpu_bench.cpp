@@ -3,8 +3,11 @@
 // "images_per_s" and "peak_mib". The set: bf16 GEMM 8192³ and f32 GEMM 4096³; ResNet-50's
 // convolutions (1x1 and 3x3, NHWC, bf16) forward, backward-data and backward-filter; a plain copy
 // (the bandwidth ceiling), an elementwise add, and softmax / layer_norm at ViT-B shapes; an Adam
-// step; training batch norm + ReLU forward and backward at ResNet-50 shapes; and a whole ResNet-50
-// training step in bf16 autocast at batch 256 with its peak memory and its phases.
+// step; f32 GEMM with TF32 allowed; ViT-B's MLP input projection with its bias and tanh-GELU in the
+// GEMM's epilogue; the fused cross-entropy forward + backward; AdamW and SGD steps over
+// ResNet-50's 161 parameters (the multi-tensor kernels); training batch norm + ReLU forward and
+// backward at ResNet-50 shapes; and a whole ResNet-50 training step in bf16 autocast at batch 256
+// with its peak memory and its phases.
 // Wall-clock time over many iterations between two device synchronizations, so launch overheads
 // count as they do in training. benchmarks/gpu_compare.py runs the same work in PyTorch and writes
 // the table.
@@ -70,6 +73,42 @@ void batch_norm_bench(int64_t hw, int64_t c) {
           w.set_grad(Tensor());
           b.set_grad(Tensor());
         });
+}
+
+// Cross-entropy forward + backward from logits [n, c] with class indices, as a training step runs it.
+void cross_entropy_bench(int64_t n, int64_t c, DType dt) {
+  const Tensor x = dev_randn({n, c}, dt).requires_grad_(true);
+  const Tensor y = randint(0, c, {n}, TensorOptions(DType::i64).device(kDev));
+  const int64_t es = dt == DType::f32 ? 4 : 2;
+  bench("cross_entropy fwd+bwd " + std::string(dtype_name(dt)) + " [" + std::to_string(n) + "," + std::to_string(c) + "]",
+        20, [&] {
+          cross_entropy(x, y).backward();
+          x.set_grad(Tensor());
+        }, 3.0 * es * n * c);
+}
+
+// One optimizer step over ResNet-50's parameters (161 tensors, 25.6M values) with gradients set:
+// the multi-tensor kernels against PyTorch's default (foreach) implementation.
+void optimizer_bench() {
+  Generator g(0);
+  models::ModelOptions mo;
+  mo.layer.device = kDev;
+  mo.layer.generator = &g;
+  auto model = models::create_model("resnet50", mo);
+  int64_t np = 0;
+  for (const Tensor& p : model->parameters()) {
+    p.set_grad(randn(p.shape(), TensorOptions(DType::f32).device(kDev)));
+    np += p.numel();
+  }
+  optim::AdamOptions ao = optim::AdamW::defaults();
+  optim::AdamW adamw(model->parameters(), ao);
+  bench("adamw step resnet50 params", 20, [&] { adamw.step(); }, 7.0 * 4 * np);
+  optim::SGDOptions so;
+  so.lr = 0.1;
+  so.momentum = 0.9;
+  so.weight_decay = 1e-4;
+  optim::SGD sgd(model->parameters(), so);
+  bench("sgd momentum step resnet50 params", 20, [&] { sgd.step(); }, 5.0 * 4 * np);
 }
 
 // torchvision's ResNet-50 training step as a user writes it: bf16 autocast forward, cross-entropy,
@@ -144,6 +183,15 @@ int main() {
     {
       const Tensor a = dev_randn({4096, 4096}, DType::f32), b = dev_randn({4096, 4096}, DType::f32);
       bench("gemm f32 4096^3", 10, [&] { (void)matmul(a, b); });
+      MatmulPrecisionGuard tf32(MatmulPrecision::tf32);
+      bench("gemm f32 4096^3 tf32", 20, [&] { (void)matmul(a, b); });
+    }
+    {
+      // ViT-B/16's MLP input projection at batch 256: [50432, 768] -> 3072, bias + tanh-GELU
+      const Tensor x = dev_randn({256 * 197, 768}, DType::bf16), w = dev_randn({3072, 768}, DType::bf16);
+      const Tensor b = dev_randn({3072}, DType::bf16);
+      bench("linear+bias+gelu_tanh bf16 [50432,768]x[768,3072]", 20,
+            [&] { (void)linear(x, w, b, GemmEpilogue::gelu_tanh); });
     }
     conv_bench("3x3 56x56 64->64", 56, 64, 64, 3, 1);
     conv_bench("1x1 56x56 256->64", 56, 256, 64, 1, 1);
@@ -180,6 +228,10 @@ int main() {
       bench("adam step f32 26M", 20, [&] { backend_for(kDev).adam_step(p, g, m, v, Tensor(), s); }, 7.0 * 4 * np);
     }
   }
+  cross_entropy_bench(256, 1000, DType::f32);
+  cross_entropy_bench(8192, 1000, DType::f32);
+  cross_entropy_bench(8192, 1000, DType::bf16);
+  optimizer_bench();
   batch_norm_bench(56, 64);
   batch_norm_bench(56, 256);
   batch_norm_bench(14, 1024);

@@ -44,7 +44,16 @@ def torch_times():
         bench("gemm bf16 8192^3", 20, lambda: a @ b)
         a32, b32 = torch.randn(4096, 4096, device=dev), torch.randn(4096, 4096, device=dev)
         bench("gemm f32 4096^3", 10, lambda: a32 @ b32)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        bench("gemm f32 4096^3 tf32", 20, lambda: a32 @ b32)
+        torch.backends.cuda.matmul.allow_tf32 = False
         del a, b, a32, b32
+        xm = torch.randn(256 * 197, 768, device=dev, dtype=torch.bfloat16)
+        wm = torch.randn(3072, 768, device=dev, dtype=torch.bfloat16)
+        bm_ = torch.randn(3072, device=dev, dtype=torch.bfloat16)
+        bench("linear+bias+gelu_tanh bf16 [50432,768]x[768,3072]", 20,
+              lambda: F.gelu(F.linear(xm, wm, bm_), approximate="tanh"))
+        del xm, wm, bm_
 
         def conv(tag, hw, cin, cout, k, stride):
             pad = k // 2
@@ -89,6 +98,32 @@ def torch_times():
         opt = torch.optim.Adam([p], lr=1e-3, fused=True)
         bench("adam step f32 26M", 20, opt.step, 7 * 4 * np_)
         del p, opt
+
+    for n, c, dt in ((256, 1000, torch.float32), (8192, 1000, torch.float32), (8192, 1000, torch.bfloat16)):
+        xc = torch.randn(n, c, device=dev, dtype=dt, requires_grad=True)
+        yc = torch.randint(0, c, (n,), device=dev)
+
+        def ce_step():
+            F.cross_entropy(xc, yc).backward()
+            xc.grad = None
+
+        tag = "f32" if dt == torch.float32 else "bf16"
+        bench(f"cross_entropy fwd+bwd {tag} [{n},{c}]", 20, ce_step, 3 * xc.element_size() * n * c)
+
+    try:
+        import torchvision
+        torch.manual_seed(0)
+        params = list(torchvision.models.resnet50().to(dev).parameters())
+        for p in params:
+            p.grad = torch.randn_like(p)
+        n_params = sum(p.numel() for p in params)
+        adamw = torch.optim.AdamW(params)  # the default on CUDA: foreach
+        bench("adamw step resnet50 params", 20, adamw.step, 7 * 4 * n_params)
+        sgd = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
+        bench("sgd momentum step resnet50 params", 20, sgd.step, 5 * 4 * n_params)
+        del params, adamw, sgd
+    except Exception as e:  # noqa: BLE001 - keep the other rows
+        print(f"torch optimizer rows: {e!r}", file=sys.stderr)
 
     # training batch norm + ReLU, bf16 activations with f32 parameters (what autocast hands over)
     for hw, c in ((56, 64), (56, 256), (14, 1024)):
