@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <random>
 
 #include "harness.hpp"
 
@@ -265,4 +266,27 @@ TEST_CASE("f32 exp on the host: within 1.5 ulp of the correctly rounded value, s
   CHECK(std::isinf(fm::exp(88.73f)));
   CHECK(fm::exp(-100.0f) > 0.0f);  // subnormal, not flushed
   CHECK(fm::exp(0.0f) == 1.0f);
+}
+
+TEST_CASE("FastDivmod (the CUDA kernels' channel index) equals / and % for every 31-bit operand pair tried") {
+  // Edge divisors (1, powers of two and their neighbours, the largest) and pseudo-random ones,
+  // each against edge dividends (0, multiples of d and their neighbours, 2^31 - 1) and random ones.
+  std::mt19937_64 rng(7);
+  std::vector<uint32_t> ds = {1, 2, 3, 5, 7, 64, 100, 255, 256, 257, 1000, 1024, 2048, 12345, 65535, 65536,
+                              1u << 30, (1u << 30) + 1, (1u << 31) - 1};
+  for (int i = 0; i < 300; ++i) ds.push_back(1 + static_cast<uint32_t>(rng() % ((1u << 31) - 1)));
+  for (int i = 0; i < 300; ++i) ds.push_back(1 + static_cast<uint32_t>(rng() % 5000));
+  int64_t wrong = 0;
+  for (uint32_t d : ds) {
+    const FastDivmod f(d);
+    std::vector<uint32_t> ns = {0, 1, d - 1, d, d + 1, 2 * d - 1, 2 * d, (1u << 31) - 1, (1u << 31) - d};
+    for (int i = 0; i < 300; ++i) ns.push_back(static_cast<uint32_t>(rng() % (1u << 31)));
+    for (uint32_t n : ns) {
+      if (n >= (1u << 31)) continue;  // 2 * d past 2^31 for the largest divisors
+      if (f.div(n) != n / d || f.mod(n) != n % d) {
+        if (wrong++ < 3) FAIL_CHECK("d " << d << ", n " << n << ": " << f.div(n) << " r " << f.mod(n));
+      }
+    }
+  }
+  CHECK(wrong == 0);
 }

@@ -17,6 +17,30 @@
 
 namespace wanwu {
 
+// n / d and n % d for 0 <= n < 2^31 and 1 <= d < 2^31 by a multiply-high, an add and a shift
+// (Granlund and Montgomery's method, in the form of PyTorch's IntDivider; s is the smallest shift
+// with 2^s >= d, m = floor(2^32 (2^s - d) / d) + 1). CUDA kernels that need each element's channel
+// (i % C of a contiguous [M, C] tensor) pay a few instructions instead of a 64-bit division, which
+// the GPU runs as a software routine of dozens of instructions: enough to make a memory-bound
+// pass over 16-bit activations compute-bound.
+struct FastDivmod {
+  uint32_t d = 1, m = 1, s = 0;
+  FastDivmod() = default;
+  WANWU_HD explicit FastDivmod(uint32_t divisor) : d(divisor) {
+    while ((uint64_t(1) << s) < d) ++s;
+    m = static_cast<uint32_t>(((uint64_t(1) << 32) * ((uint64_t(1) << s) - d)) / d + 1);
+  }
+  WANWU_HD uint32_t div(uint32_t n) const {
+#if defined(__CUDA_ARCH__)
+    const uint32_t t = __umulhi(n, m);
+#else
+    const uint32_t t = static_cast<uint32_t>((uint64_t(n) * m) >> 32);
+#endif
+    return (t + n) >> s;
+  }
+  WANWU_HD uint32_t mod(uint32_t n) const { return n - div(n) * d; }
+};
+
 struct OpParams {
   double a = 0.0;
   double b = 0.0;
