@@ -122,8 +122,25 @@ struct MultiTensorChunk {
   }
 };
 
-// Each round issues every load of kMultiIlp elements per thread before the first update, so that
-// enough loads are in flight to keep HBM busy.
+// A chunk of n elements in rounds of kMultiIlp elements per thread: each round issues every
+// load(k, i) before the first update(k, i), so that enough loads are in flight to keep HBM busy
+// (k indexes the caller's per-thread register arrays, i the element).
+template <class Load, class Update>
+__device__ __forceinline__ void multi_tensor_rounds(int n, Load&& load, Update&& update) {
+  for (int base = 0; base < n; base += blockDim.x * kMultiIlp) {
+#pragma unroll
+    for (int k = 0; k < kMultiIlp; ++k) {
+      const int i = base + threadIdx.x + k * blockDim.x;
+      if (i < n) load(k, i);
+    }
+#pragma unroll
+    for (int k = 0; k < kMultiIlp; ++k) {
+      const int i = base + threadIdx.x + k * blockDim.x;
+      if (i < n) update(k, i);
+    }
+  }
+}
+
 template <class T, class G>
 __global__ void sgd_multi_kernel(const __grid_constant__ MultiTensorArgs<3> a, const SgdStepParams s) {
   using C = compute_t<T>;
@@ -131,27 +148,19 @@ __global__ void sgd_multi_kernel(const __grid_constant__ MultiTensorArgs<3> a, c
   T* p = ch.template ptr<T>(0);
   const G* g = ch.template ptr<const G>(1);
   T* buf = ch.template ptr<T>(2);
-  for (int base = 0; base < ch.n; base += blockDim.x * kMultiIlp) {
-    C pc[kMultiIlp] = {}, gc[kMultiIlp] = {}, bc[kMultiIlp] = {};
-#pragma unroll
-    for (int k = 0; k < kMultiIlp; ++k) {
-      const int i = base + threadIdx.x + k * blockDim.x;
-      if (i < ch.n) {
+  C pc[kMultiIlp] = {}, gc[kMultiIlp] = {}, bc[kMultiIlp] = {};
+  multi_tensor_rounds(
+      ch.n,
+      [&](int k, int i) {
         pc[k] = cv<C>(p[i]);
         gc[k] = cv<C>(g[i]);
         if (buf) bc[k] = cv<C>(buf[i]);
-      }
-    }
-#pragma unroll
-    for (int k = 0; k < kMultiIlp; ++k) {
-      const int i = base + threadIdx.x + k * blockDim.x;
-      if (i < ch.n) {
+      },
+      [&](int k, int i) {
         sgd_update<C>(pc[k], gc[k], bc[k], s);
         p[i] = cv<T>(pc[k]);
         if (buf) buf[i] = cv<T>(bc[k]);
-      }
-    }
-  }
+      });
 }
 
 template <class T, class G>
@@ -163,31 +172,23 @@ __global__ void adam_multi_kernel(const __grid_constant__ MultiTensorArgs<5> a, 
   T* m = ch.template ptr<T>(2);
   T* v = ch.template ptr<T>(3);
   T* vmax = ch.template ptr<T>(4);
-  for (int base = 0; base < ch.n; base += blockDim.x * kMultiIlp) {
-    C pc[kMultiIlp] = {}, gc[kMultiIlp] = {}, mc[kMultiIlp] = {}, vc[kMultiIlp] = {}, xc[kMultiIlp] = {};
-#pragma unroll
-    for (int k = 0; k < kMultiIlp; ++k) {
-      const int i = base + threadIdx.x + k * blockDim.x;
-      if (i < ch.n) {
+  C pc[kMultiIlp] = {}, gc[kMultiIlp] = {}, mc[kMultiIlp] = {}, vc[kMultiIlp] = {}, xc[kMultiIlp] = {};
+  multi_tensor_rounds(
+      ch.n,
+      [&](int k, int i) {
         pc[k] = cv<C>(p[i]);
         gc[k] = cv<C>(g[i]);
         mc[k] = cv<C>(m[i]);
         vc[k] = cv<C>(v[i]);
         if (vmax) xc[k] = cv<C>(vmax[i]);
-      }
-    }
-#pragma unroll
-    for (int k = 0; k < kMultiIlp; ++k) {
-      const int i = base + threadIdx.x + k * blockDim.x;
-      if (i < ch.n) {
+      },
+      [&](int k, int i) {
         adam_update<C>(pc[k], gc[k], mc[k], vc[k], xc[k], s);
         p[i] = cv<T>(pc[k]);
         m[i] = cv<T>(mc[k]);
         v[i] = cv<T>(vc[k]);
         if (vmax) vmax[i] = cv<T>(xc[k]);
-      }
-    }
-  }
+      });
 }
 
 // One parameter's tensors for the multi-tensor kernels: param, grad, then the state (null: an
