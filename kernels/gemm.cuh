@@ -205,11 +205,11 @@ inline void scale_inplace(const Tensor& t, double s) {
 // The epilogue cuBLASLt could not fuse: out[r, c] = act(out[r, c] + bias[c]) over contiguous
 // [rows, N], with the activations' shared functors (the CPU's math).
 template <class T, GemmEpilogue Act>
-__global__ void bias_act_kernel(T* out, const T* bias, int64_t total, int64_t N) {
+__global__ void bias_act_kernel(T* out, const T* bias, int64_t total, ChannelOf col) {
   using C = compute_t<T>;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     C v = cv<C>(out[i]);
-    if (bias) v += cv<C>(bias[i % N]);
+    if (bias) v += cv<C>(bias[col(i)]);
     if constexpr (Act == GemmEpilogue::relu) v = ReluF()(v);
     else if constexpr (Act == GemmEpilogue::gelu_tanh) v = GeluTanhF()(v);
     out[i] = cv<T>(v);
@@ -220,18 +220,19 @@ inline void bias_act_inplace(const Tensor& out, const Tensor& bias, GemmEpilogue
   const int64_t total = out.numel(), N = out.size(out.dim() - 1);
   if (total == 0 || (!bias.defined() && act == GemmEpilogue::none)) return;
   const cudaStream_t s = stream(out.device().index);
+  const ChannelOf col(total, N);
   dispatch_floating(out.dtype(), "linear epilogue", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* b = ptr_or_null<const T>(bias);
     switch (act) {
       case GemmEpilogue::none:
-        bias_act_kernel<T, GemmEpilogue::none><<<blocks_for(total), kThreads, 0, s>>>(ptr<T>(out), b, total, N);
+        bias_act_kernel<T, GemmEpilogue::none><<<blocks_for(total), kThreads, 0, s>>>(ptr<T>(out), b, total, col);
         break;
       case GemmEpilogue::relu:
-        bias_act_kernel<T, GemmEpilogue::relu><<<blocks_for(total), kThreads, 0, s>>>(ptr<T>(out), b, total, N);
+        bias_act_kernel<T, GemmEpilogue::relu><<<blocks_for(total), kThreads, 0, s>>>(ptr<T>(out), b, total, col);
         break;
       case GemmEpilogue::gelu_tanh:
-        bias_act_kernel<T, GemmEpilogue::gelu_tanh><<<blocks_for(total), kThreads, 0, s>>>(ptr<T>(out), b, total, N);
+        bias_act_kernel<T, GemmEpilogue::gelu_tanh><<<blocks_for(total), kThreads, 0, s>>>(ptr<T>(out), b, total, col);
         break;
     }
   });

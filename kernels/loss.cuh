@@ -93,13 +93,7 @@ __global__ void cross_entropy_forward_block_kernel(T* loss, acc_t<T>* lse, const
     return;
   }
   const T* xr = x + row * C;
-  A mx = neg_inf<A>();
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-    const A v = cv<A>(xr[c]);
-    mx = v > mx ? v : mx;
-  }
-  mx = block_reduce(mx, [](A a, A b) { return a > b ? a : b; });
-  if (mx == neg_inf<A>()) mx = A(0);
+  const A mx = block_row_max<A>(xr, C);
   const bool smooth = p.label_smoothing > 0;
   A s = 0, wx = 0;
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {

@@ -303,19 +303,6 @@ inline void layer_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
 
 // ---- batch norm over x viewed as [M, C] ----
 
-// Each element's channel (i % C) in the elementwise batch-norm passes: a FastDivmod while the
-// element count fits its 31 bits (every ResNet-50 activation at batch 256), the 64-bit remainder
-// beyond. The branch is uniform over the grid.
-struct ChannelOf {
-  FastDivmod f;
-  int64_t C;
-  bool fast;
-  ChannelOf(int64_t n, int64_t c)
-      : f(c < (int64_t(1) << 31) ? static_cast<uint32_t>(c) : 1u), C(c), fast(n < (int64_t(1) << 31)) {}
-  __device__ __forceinline__ int64_t operator()(int64_t i) const {
-    return fast ? static_cast<int64_t>(f.mod(static_cast<uint32_t>(i))) : i % C;
-  }
-};
 template <class T>
 __global__ void channel_sums_kernel(double* s1, double* s2, const T* x, const T* gy, const stat_t<T>* center,
                                     int64_t M, int64_t C, int64_t rows_per_block) {

@@ -149,6 +149,21 @@ inline unsigned blocks_for(int64_t n, int threads = kThreads) {
   return static_cast<unsigned>(b < cap ? b : cap);
 }
 
+// Each element's channel (i % C) in elementwise passes over a contiguous [rows, C] tensor (batch
+// norm's apply and gradient passes, a GEMM's bias): a FastDivmod (backend/functors.hpp) while the
+// element count fits its 31 bits, the 64-bit remainder beyond; a 64-bit % is a software routine
+// of dozens of instructions on the GPU. The branch is uniform over the grid.
+struct ChannelOf {
+  FastDivmod f;
+  int64_t C;
+  bool fast;
+  ChannelOf(int64_t n, int64_t c)
+      : f(c < (int64_t(1) << 31) ? static_cast<uint32_t>(c) : 1u), C(c), fast(n < (int64_t(1) << 31)) {}
+  __device__ __forceinline__ int64_t operator()(int64_t i) const {
+    return fast ? static_cast<int64_t>(f.mod(static_cast<uint32_t>(i))) : i % C;
+  }
+};
+
 // ---- device-side conversion: the hardware conversions for f16/bf16, the shared ones otherwise.
 // The hardware conversions round to nearest even like the software ones in core/half.hpp.
 template <class To, class From>

@@ -27,18 +27,25 @@ __device__ __forceinline__ A neg_inf() {
   return -std::numeric_limits<A>::infinity();
 }
 
-template <class T>
-__global__ void softmax_row_kernel(T* out, const T* x, int64_t D, bool log_kind) {
-  using A = acc_t<T>;
-  const T* xr = x + blockIdx.x * D;
-  T* orow = out + blockIdx.x * D;
+// The maximum of a row of D values read by a whole block: 0 for a row of -inf only, so that
+// exp(x - max) gives 0 there rather than NaN.
+template <class A, class T>
+__device__ __forceinline__ A block_row_max(const T* xr, int64_t D) {
   A mx = neg_inf<A>();
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
     const A v = cv<A>(xr[d]);
     mx = v > mx ? v : mx;
   }
   mx = block_reduce(mx, [](A a, A b) { return a > b ? a : b; });
-  if (mx == neg_inf<A>()) mx = A(0);
+  return mx == neg_inf<A>() ? A(0) : mx;
+}
+
+template <class T>
+__global__ void softmax_row_kernel(T* out, const T* x, int64_t D, bool log_kind) {
+  using A = acc_t<T>;
+  const T* xr = x + blockIdx.x * D;
+  T* orow = out + blockIdx.x * D;
+  const A mx = block_row_max<A>(xr, D);
   A s = 0;
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) s += fm::exp(cv<A>(xr[d]) - mx);
   s = block_reduce(s, [](A a, A b) { return a + b; });
