@@ -218,7 +218,10 @@ class Server {
     stopping_ = true;
     svr_.stop();
   }
-  // After listen() returned (every handler has answered): end the inference thread.
+  // The inference loop, on the thread that loaded the model (serve_batcher.hpp says why); returns
+  // once stop_model() was called and every queued request is answered.
+  void run_model() { batcher_.run(); }
+  // After listen() returned (every handler has answered): make run_model() return.
   void stop_model() { batcher_.stop(); }
   int64_t in_flight() const { return metrics_.in_flight.load(); }
   int64_t answered() const { return answered_.load(); }
@@ -421,7 +424,7 @@ int run_serve(int argc, char** argv) {
 
   // SIGINT/SIGTERM: the handler only writes the signal number to a pipe (all a handler may
   // safely do); a watcher thread reads it and stops the server. Threads this command starts
-  // (httplib's workers, the inference thread) block the two signals, so their system calls are
+  // (the HTTP thread and httplib's workers) block the two signals, so their system calls are
   // not interrupted; the watcher unblocks them, so the signal has a thread to land on, and threads
   // started before this point (a BLAS pool) run the same handler. SIGPIPE is ignored: a client
   // that hangs up mid-answer must cost a failed write, not the process.
@@ -467,12 +470,17 @@ int run_serve(int argc, char** argv) {
             << ", " << o.threads << " threads\n";
   std::cout << "serving on http://" << where << ":" << port << std::endl;
 
-  server.listen();  // returns once stopped and every accepted connection has been answered
-  listening_done = true;
-  const unsigned char wake = 0;  // the watcher, if no signal came (listen failed)
-  if (::write(g_stop_pipe[1], &wake, 1) < 0) std::cerr << "wanwu serve: cannot wake the signal watcher\n";
+  // HTTP on a thread of its own, the model on this one, which loaded it (serve_batcher.hpp).
+  std::thread http([&] {
+    server.listen();  // returns once stopped and every accepted connection has been answered
+    listening_done = true;
+    const unsigned char wake = 0;  // the watcher, if no signal came (listen failed)
+    if (::write(g_stop_pipe[1], &wake, 1) < 0) std::cerr << "wanwu serve: cannot wake the signal watcher\n";
+    server.stop_model();
+  });
+  server.run_model();
+  http.join();
   watcher.join();
-  server.stop_model();
   std::cerr << "wanwu serve: stopped; answered " << server.answered() << " predictions\n";
   return 0;
 }

@@ -50,11 +50,12 @@ PROB_TOL = 1e-5  # the contract: same probabilities as `wanwu predict`, to 1e-5
 class Server:
     """`wanwu serve --port 0 ...`; the port is read from its first stdout line."""
 
-    def __init__(self, wanwu, ckpt, work, *flags, name="server"):
+    def __init__(self, wanwu, ckpt, work, *flags, name="server", env=None):
         self.err_path = os.path.join(work, name + ".stderr")
         self.err = open(self.err_path, "w")
         self.proc = subprocess.Popen([wanwu, "serve", "--checkpoint", ckpt, "--port", "0", "--device", "cpu", *flags],
-                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
+                                     stdout=subprocess.PIPE, stderr=self.err, text=True,
+                                     env=None if env is None else {**os.environ, **env})
         line = [None]
         t = threading.Thread(target=lambda: line.__setitem__(0, self.proc.stdout.readline()), daemon=True)
         t.start()
@@ -201,7 +202,8 @@ def case_predict(wanwu, work):
     paths = test_images(data, work)
     ref = predict_reference(wanwu, ckpt, paths, 4)
     ref2 = predict_reference(wanwu, ckpt, paths[:1], 2)
-    with Server(wanwu, ckpt, work) as s:
+    handlers = 8
+    with Server(wanwu, ckpt, work, "--threads", str(handlers), env={"OMP_NUM_THREADS": "2"}) as s:
         st, _, h = request(s.port, "GET", "/health")
         check(st == 200 and h == {"status": "ok", "model": "cifar_resnet8", "classes": len(CLASSES)},
               f"/health: {st} {h}")
@@ -234,6 +236,13 @@ def case_predict(wanwu, work):
         for i, r in results.items():
             check(r[0] == 200, f"concurrent request {i}: {r[0]} {r[2]}")
             same_answer(r[2], ref[paths[i % len(paths)]], f"concurrent request {i}")
+        # The model runs on the thread that loaded it, so the process has one OpenMP pool (1 worker
+        # with OMP_NUM_THREADS=2): the handlers, the main thread (model), the HTTP thread, the signal
+        # watcher and that worker. A second pool would make every parallel region wake its workers
+        # from sleep (serve_batcher.hpp).
+        tasks = len(os.listdir(f"/proc/{s.proc.pid}/task"))
+        check(tasks <= handlers + 4, f"wanwu serve runs {tasks} threads, expected at most {handlers + 4} "
+              f"({handlers} handlers, main, HTTP, signal watcher, one OpenMP worker): a second OpenMP pool?")
         st, hdrs, page = request(s.port, "GET", "/")
         check(st == 200 and hdrs["content-type"].startswith("text/html") and 'id="result"' in page and
               'id="file"' in page, f"GET /: {st} {hdrs}")
