@@ -13,7 +13,8 @@ namespace wanwu::cuda {
 
 // Dense operands take an unrolled path: each thread first issues kUnroll independent loads (a
 // block-wide coalesced row each), then computes and stores, so enough loads are in flight to
-// saturate HBM; the strided path computes offsets per element.
+// saturate HBM; the strided path computes offsets per element. WANWU_DENSE_LOOP stays defined for
+// the other dense passes over [rows, C] (batch norm's, norm.cuh).
 inline constexpr int kUnroll = 4;
 
 inline unsigned elementwise_blocks(int64_t n, bool contiguous) {
@@ -98,7 +99,6 @@ __global__ void copy_kernel(StridedIter<2> it, int64_t n, D* out, const S* in) {
     out[off[0]] = cv<D>(in[off[1]]);
   }
 }
-#undef WANWU_DENSE_LOOP
 
 template <OpDTypes D, class F>
 decltype(auto) dispatch_op_dtypes(DType d, const char* op, F&& f) {

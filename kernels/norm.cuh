@@ -7,10 +7,12 @@
 // stays in L1/L2. The weight
 // and bias gradients are column sums over rows: each block sums a chunk of rows per column and
 // adds its partial with one atomic per column.
-// Batch norm: per-channel sums over [M, C] the same way, in f64 (shifted by the first row, as
-// the CPU does, so the variance does not cancel), then one elementwise pass.
+// Batch norm: per-channel sums over [M, C] the same way (blocks of [rows][channels] threads, so a
+// block stays full when C is small), in f64 (shifted by the first row, as the CPU does, so the
+// variance does not cancel), then one elementwise pass with several loads in flight per thread.
 #pragma once
 
+#include "elementwise.cuh"
 #include "reduce.cuh"
 
 namespace wanwu::cuda {
@@ -303,29 +305,78 @@ inline void layer_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
 
 // ---- batch norm over x viewed as [M, C] ----
 
-template <class T>
+// Per-channel sums over [M, C]. The block is [by][bx] threads, bx over channels (all of them when
+// C <= kThreads, so a small C still fills the block) and by over rows; each thread issues kUnroll
+// rows' loads before adding any, so a block keeps kUnroll times more loads in flight than one
+// load per thread per trip (with one thread per channel and C = 64, three quarters of each block
+// sat idle and a warp had one 64-byte load in flight). The rows' partials meet in shared memory,
+// and one thread per channel adds the block's sum with one atomic.
+// forward (kGrad false): s1 += x - x[0], s2 += (x - x[0])^2
+// backward (kGrad true): s1 += dy, s2 += dy * (x - mean)
+template <class T, bool kGrad>
 __global__ void channel_sums_kernel(double* s1, double* s2, const T* x, const T* gy, const stat_t<T>* center,
                                     int64_t M, int64_t C, int64_t rows_per_block) {
-  // forward (gy == nullptr): s1 += x - x[0], s2 += (x - x[0])^2
-  // backward: s1 += dy, s2 += dy * (x - mean)
-  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (c >= C) return;
+  const int bx = blockDim.x, by = blockDim.y;
+  const int64_t c = blockIdx.x * int64_t(bx) + threadIdx.x;
+  const bool live = c < C;
   const int64_t r0 = blockIdx.y * rows_per_block, r1 = r0 + rows_per_block < M ? r0 + rows_per_block : M;
-  const double shift = gy ? static_cast<double>(center[c]) : cv<double>(x[c]);
   double a1 = 0, a2 = 0;
-  for (int64_t r = r0; r < r1; ++r) {
-    const double d = cv<double>(x[r * C + c]) - shift;
-    if (gy) {
-      const double g = cv<double>(gy[r * C + c]);
-      a1 += g;
-      a2 += g * d;
-    } else {
-      a1 += d;
-      a2 += d * d;
+  if (live) {
+    const double shift = kGrad ? static_cast<double>(center[c]) : cv<double>(x[c]);
+    auto add = [&](T xv, T gv) {
+      const double d = cv<double>(xv) - shift;
+      if constexpr (kGrad) {
+        const double g = cv<double>(gv);
+        a1 += g;
+        a2 += g * d;
+      } else {
+        a1 += d;
+        a2 += d * d;
+      }
+    };
+    int64_t r = r0 + threadIdx.y;
+    for (; r + int64_t(kUnroll - 1) * by < r1; r += int64_t(kUnroll) * by) {
+      T xv[kUnroll], gv[kUnroll];
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) {
+        const int64_t i = (r + int64_t(k) * by) * C + c;
+        xv[k] = x[i];
+        gv[k] = kGrad ? gy[i] : xv[k];  // unused in the forward
+      }
+#pragma unroll
+      for (int k = 0; k < kUnroll; ++k) add(xv[k], gv[k]);
     }
+    for (; r < r1; r += by) add(x[r * C + c], kGrad ? gy[r * C + c] : x[r * C + c]);
   }
-  atomicAdd(s1 + c, a1);
-  atomicAdd(s2 + c, a2);
+  __shared__ double part[2][kThreads];
+  const int t = threadIdx.y * bx + threadIdx.x;
+  part[0][t] = a1;
+  part[1][t] = a2;
+  __syncthreads();
+  if (threadIdx.y == 0 && live) {
+    for (int y = 1; y < by; ++y) {
+      a1 += part[0][y * bx + threadIdx.x];
+      a2 += part[1][y * bx + threadIdx.x];
+    }
+    atomicAdd(s1 + c, a1);
+    atomicAdd(s2 + c, a2);
+  }
+}
+
+// Launches channel_sums_kernel over [M, C]: blocks of kThreads threads (see above), about eight
+// per SM in all, each over a chunk of rows.
+template <class T, bool kGrad>
+void launch_channel_sums(int dev, double* s1, double* s2, const T* x, const T* gy, const stat_t<T>* center, int64_t M,
+                         int64_t C, cudaStream_t s) {
+  const int bx = C < kThreads ? static_cast<int>(C) : kThreads, by = kThreads / bx;
+  const int64_t col_blocks = (C + bx - 1) / bx;
+  const int64_t want = 8 * context(dev).props.multiProcessorCount;
+  const int64_t chunks = (want + col_blocks - 1) / col_blocks;
+  int64_t per = (M + chunks - 1) / chunks;
+  if (per < int64_t(by) * kUnroll) per = int64_t(by) * kUnroll;
+  const dim3 grid(static_cast<unsigned>(col_blocks), static_cast<unsigned>((M + per - 1) / per));
+  channel_sums_kernel<T, kGrad><<<grid, dim3(bx, by), 0, s>>>(s1, s2, x, gy, center, M, C, per);
+  WANWU_CUDA_LAUNCH_CHECK();
 }
 
 // Per channel: mean, var, and y = x * scale + shift coefficients.
@@ -346,13 +397,14 @@ __global__ void bn_stats_kernel(stat_t<T>* mean_out, stat_t<T>* var_out, double*
   shift[c] = (b ? cv<double>(b[c]) : 0.0) - mean * sc;
 }
 
+// The elementwise passes below run over dense [M, C] tensors: WANWU_DENSE_LOOP issues kUnroll
+// loads per thread before the first use, as the elementwise kernels do; one load per thread per
+// trip left HBM mostly idle, with 2-byte elements most of all.
 template <class T>
 __global__ void bn_apply_kernel(T* y, const T* x, const double* scale, const double* shift, int64_t n, ChannelOf ch) {
   using A = acc_t<T>;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = ch(i);
-    y[i] = cv<T>(cv<A>(x[i]) * A(scale[c]) + A(shift[c]));
-  }
+  T v[kUnroll];
+  WANWU_DENSE_LOOP(v[k] = x[i], (y[i] = cv<T>(cv<A>(v[k]) * A(scale[ch(i)]) + A(shift[ch(i)]))))
 }
 
 // dx = w * invstd * (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean)))
@@ -361,12 +413,14 @@ __global__ void bn_backward_input_kernel(T* gx, const T* gy, const T* x, const s
                                          const stat_t<T>* invstd, const double* s1, const double* s2, int64_t n,
                                          ChannelOf ch, int64_t M) {
   using A = acc_t<T>;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+  auto grad = [&](int64_t i, T g, T xv) {
     const int64_t c = ch(i);
     const double is = static_cast<double>(invstd[c]), wc = w ? cv<double>(w[c]) : 1.0, inv_m = 1.0 / double(M);
     const A k1 = A(wc * is), k2 = A(wc * is * is * is * s2[c] * inv_m), k3 = A(wc * is * s1[c] * inv_m);
-    gx[i] = cv<T>(cv<A>(gy[i]) * k1 - (cv<A>(x[i]) - A(mean[c])) * k2 - k3);
-  }
+    return cv<T>(cv<A>(g) * k1 - (cv<A>(xv) - A(mean[c])) * k2 - k3);
+  };
+  T vg[kUnroll], vx[kUnroll];
+  WANWU_DENSE_LOOP((vg[k] = gy[i], vx[k] = x[i]), gx[i] = grad(i, vg[k], vx[k]))
 }
 
 template <class T>
@@ -390,19 +444,14 @@ inline void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor
   double* s1 = ptr<double>(buf);
   dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if (M > 0) {
-      const int64_t per = column_chunk(dev, M, C);
-      const dim3 grid(static_cast<unsigned>((C + kThreads - 1) / kThreads), static_cast<unsigned>((M + per - 1) / per));
-      channel_sums_kernel<T><<<grid, kThreads, 0, s>>>(s1, s1 + C, ptr<const T>(x), nullptr, nullptr, M, C, per);
-      WANWU_CUDA_LAUNCH_CHECK();
-    }
+    if (M > 0) launch_channel_sums<T, false>(dev, s1, s1 + C, ptr<const T>(x), nullptr, nullptr, M, C, s);
     const unsigned cb = static_cast<unsigned>((C + kThreads - 1) / kThreads);
     bn_stats_kernel<T><<<cb, kThreads, 0, s>>>(ptr<stat_t<T>>(mean), ptr<stat_t<T>>(var), s1 + 2 * C, s1 + 3 * C, s1,
                                                s1 + C, ptr<const T>(x), ptr_or_null<const stat_t<T>>(norm_params<T>(w)),
                                                ptr_or_null<const stat_t<T>>(norm_params<T>(b)), M, C, eps);
     WANWU_CUDA_LAUNCH_CHECK();
     if (x.numel() > 0) {
-      bn_apply_kernel<T><<<blocks_for(x.numel()), kThreads, 0, s>>>(ptr<T>(y), ptr<const T>(x), s1 + 2 * C,
+      bn_apply_kernel<T><<<elementwise_blocks(x.numel(), true), kThreads, 0, s>>>(ptr<T>(y), ptr<const T>(x), s1 + 2 * C,
                                                                     s1 + 3 * C, x.numel(), ChannelOf(x.numel(), C));
       WANWU_CUDA_LAUNCH_CHECK();
     }
@@ -421,13 +470,9 @@ inline void batch_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
   double* s1 = ptr<double>(buf);
   dispatch_floating(x.dtype(), "batch_norm backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if (M > 0) {
-      const int64_t per = column_chunk(dev, M, C);
-      const dim3 grid(static_cast<unsigned>((C + kThreads - 1) / kThreads), static_cast<unsigned>((M + per - 1) / per));
-      channel_sums_kernel<T><<<grid, kThreads, 0, s>>>(s1, s1 + C, ptr<const T>(x), ptr<const T>(gy),
-                                                       ptr<const stat_t<T>>(mean), M, C, per);
-      WANWU_CUDA_LAUNCH_CHECK();
-    }
+    if (M > 0)
+      launch_channel_sums<T, true>(dev, s1, s1 + C, ptr<const T>(x), ptr<const T>(gy), ptr<const stat_t<T>>(mean), M,
+                                   C, s);
     const unsigned cb = static_cast<unsigned>((C + kThreads - 1) / kThreads);
     if (gw.defined() || gb.defined()) {
       // computed in the statistics' dtype, then stored in the parameters' own (f32 under autocast)
@@ -440,7 +485,7 @@ inline void batch_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
       if (gb.defined()) copy(gb, sb);
     }
     if (gx.defined() && x.numel() > 0) {
-      bn_backward_input_kernel<T><<<blocks_for(x.numel()), kThreads, 0, s>>>(
+      bn_backward_input_kernel<T><<<elementwise_blocks(x.numel(), true), kThreads, 0, s>>>(
           ptr<T>(gx), ptr<const T>(gy), ptr<const T>(x), ptr_or_null<const stat_t<T>>(norm_params<T>(w)),
           ptr<const stat_t<T>>(mean), ptr<const stat_t<T>>(invstd), s1, s1 + C, x.numel(), ChannelOf(x.numel(), C), M);
       WANWU_CUDA_LAUNCH_CHECK();
@@ -452,10 +497,9 @@ template <class T, class F>
 __global__ void bn_act_grad_kernel(T* gh, const T* gy, const T* x, const stat_t<T>* scale, const stat_t<T>* shift,
                                    int64_t n, ChannelOf ch, F f) {
   using A = acc_t<T>;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = ch(i);
-    gh[i] = cv<T>(f(cv<A>(gy[i]), cv<A>(x[i]) * A(scale[c]) + A(shift[c])));
-  }
+  T vg[kUnroll], vx[kUnroll];
+  WANWU_DENSE_LOOP((vg[k] = gy[i], vx[k] = x[i]),
+                   (gh[i] = cv<T>(f(cv<A>(vg[k]), cv<A>(vx[k]) * A(scale[ch(i)]) + A(shift[ch(i)])))))
 }
 
 // The activation's gradient at a batch norm's output recomputed from its input (batch_norm_act).
@@ -468,7 +512,7 @@ inline void batch_norm_act_grad(const Tensor& gh, const Tensor& gy_, const Tenso
   dispatch_floating(x.dtype(), "batch_norm_act backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     auto launch = [&](auto f) {
-      bn_act_grad_kernel<T><<<blocks_for(n), kThreads, 0, s>>>(ptr<T>(gh), ptr<const T>(gy), ptr<const T>(x),
+      bn_act_grad_kernel<T><<<elementwise_blocks(n, true), kThreads, 0, s>>>(ptr<T>(gh), ptr<const T>(gy), ptr<const T>(x),
                                                                ptr<const stat_t<T>>(scale), ptr<const stat_t<T>>(shift),
                                                                n, ChannelOf(n, C), f);
       WANWU_CUDA_LAUNCH_CHECK();

@@ -119,6 +119,25 @@ TEST_CASE("batch_norm in training and eval mode, forward, backward and running s
   }
 }
 
+// The per-channel sums lay a block out as [rows][channels] threads and unroll over rows: channel
+// counts that leave a block partly idle (3, and 300 = one full block and a partial one), many
+// rows per thread (20000 rows of 64 channels) and row counts that leave a remainder after the
+// unrolled trips.
+TEST_CASE("batch_norm over many rows and channel counts that do not fill a block") {
+  const std::vector<Shape> shapes = {{8, 50, 50, 64}, {5003, 3}, {3, 17, 19, 300}};
+  for (DType dt : cp::kFloatTypes) {
+    for (const Shape& s : shapes) {
+      CAPTURE(dt);
+      CAPTURE(s);
+      const int64_t C = s.back();
+      const Tensor x = cp::rnd(s, 3, 7, 40), w = cp::rnd({C}, 0.5, 1.5, 41), b = cp::rnd({C}, -1, 1, 42);
+      cp::parity("batch_norm train", [&](const std::vector<Tensor>& in) {
+        return batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], Mode::train, 0.1, 1e-5);
+      }, {x, w, b}, dt);
+    }
+  }
+}
+
 TEST_CASE("fused optimizer steps: SGD (momentum, nesterov, weight decay) and Adam / AdamW (amsgrad)") {
   for (DType dt : {DType::f32, DType::f64}) {
     CAPTURE(dt);
