@@ -11,9 +11,12 @@ multipart upload (a 451x300 JPEG photograph from scikit-image), preprocess it th
 script first checks that both answer the same class for the photograph, with probabilities
 within 1e-2.
 
-The servers run one at a time in turns (wanwu 32, wanwu 1, Flask at each concurrency), so that a
-change in what else the machine runs touches all of them alike; between runs it waits until the
-server has finished the requests wrk left behind (its CPU time stops growing).
+The servers run one at a time in turns (wanwu 32, wanwu 1, Flask), --rounds times at each
+concurrency, so that a change in what else the machine runs touches all of them alike: on a shared
+two-core machine one server's throughput moved by up to 30% between runs a minute apart, more than
+the difference being measured. Each row pools its server's rounds, and the summary lists the
+throughput ratio of every round, which shows how far the noise moves it. Between runs the script
+waits until the server has finished the requests wrk left behind (its CPU time stops growing).
 
 Where wanwu's time goes, from its GET /metrics before and after each run: the mean images per
 forward pass, the forward pass's milliseconds per image, and its share of the run's wall time (the
@@ -21,7 +24,8 @@ forward passes of requests wrk left in flight count too, so the share can pass 1
 share near 100% means the server is bound by the model, not by HTTP, decoding or batching.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=2 /usr/bin/python3 \\
-        benchmarks/serve_compare.py --wanwu build/bin/wanwu [--seconds 20] [--conns 1,8,32] [--markdown out.md]
+        benchmarks/serve_compare.py --wanwu build/bin/wanwu [--seconds 10] [--rounds 3] [--conns 1,8,32] \\
+        [--markdown out.md]
 """
 import argparse
 import io
@@ -145,10 +149,31 @@ def post_photo(port, photo):
     return json.loads(urllib.request.urlopen(req, timeout=120).read())
 
 
+def combine(name, conns, runs):
+    """One table row from a server's rounds at one concurrency: requests/s over all rounds (their
+    requests over their time), the median of the rounds' p50 and p99 (wrk reports percentiles, not
+    the latencies, so rounds cannot be pooled exactly), errors summed, and for wanwu the images per
+    forward pass and the forward pass's time per image and share of the wall time over all rounds."""
+    import statistics
+    reqs = sum(r["requests"] for r in runs)
+    row = {"server": name, "conns": conns, "requests": reqs, "errors": sum(r["errors"] for r in runs),
+           "rps": reqs / sum(r["requests"] / r["rps"] for r in runs if r["rps"] > 0),
+           "p50_ms": statistics.median(r["p50_ms"] for r in runs), "p99_ms": statistics.median(r["p99_ms"] for r in runs)}
+    if "wanwu_batch_size_sum" in runs[0]:
+        images = sum(r["wanwu_batch_size_sum"] for r in runs)
+        passes = sum(r["wanwu_batch_size_count"] for r in runs)
+        forward = sum(r["wanwu_inference_seconds_sum"] for r in runs)
+        row.update(mean_batch=images / max(passes, 1), forward_ms=1e3 * forward / max(images, 1),
+                   forward_share=forward / sum(r["wall"] for r in runs))
+    return row
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wanwu", required=True, help="the wanwu binary")
-    ap.add_argument("--seconds", type=float, default=20, help="length of each wrk run")
+    ap.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs of each server per concurrency, interleaved (wanwu 32, wanwu 1, Flask, again ...)")
     ap.add_argument("--conns", default="1,8,32", help="concurrencies, comma-separated")
     ap.add_argument("--threads", type=int, default=2, help="threads for the model, both servers")
     ap.add_argument("--work", help="folder for the fixtures and logs (default: a temporary one)")
@@ -184,29 +209,27 @@ def main():
         for s in servers:  # warm-up: first-touch memory, thread start-up, PyTorch's first passes
             wrk_run(s.port, 8, 5, photo, work, MULTIPART_LUA, timeout_s=120)
             s.settle()
-        rows = []
+        rows, rounds = [], {}
+        counters = ("wanwu_batch_size_sum", "wanwu_batch_size_count", "wanwu_inference_seconds_sum")
         for c in conns:
+            runs = {s.name: [] for s in servers}
+            for k in range(args.rounds):
+                for s in servers:
+                    wanwu = s.name.startswith("wanwu")
+                    before, t0 = s.metrics(counters) if wanwu else None, time.monotonic()
+                    r = wrk_run(s.port, c, args.seconds, photo, work, MULTIPART_LUA, timeout_s=120)
+                    r["wall"] = time.monotonic() - t0
+                    s.settle()
+                    if wanwu:
+                        after = s.metrics(counters)
+                        r.update({n: after[n] - before[n] for n in counters})
+                    runs[s.name].append(r)
+                    print(f"{s.name:26s} connections {c:2d} round {k + 1}: {r['rps']:7.2f} req/s  p50 "
+                          f"{r['p50_ms']:8.1f} ms  p99 {r['p99_ms']:8.1f} ms  requests {r['requests']}  errors "
+                          f"{r['errors']}", flush=True)
             for s in servers:
-                wanwu = s.name.startswith("wanwu")
-                counters = ("wanwu_batch_size_sum", "wanwu_batch_size_count", "wanwu_inference_seconds_sum")
-                before, t0 = s.metrics(counters) if wanwu else None, time.monotonic()
-                r = wrk_run(s.port, c, args.seconds, photo, work, MULTIPART_LUA, timeout_s=120)
-                wall = time.monotonic() - t0
-                s.settle()
-                r.update(server=s.name, conns=c)
-                if wanwu:
-                    after = s.metrics(counters)
-                    d = {k: after[k] - before[k] for k in counters}
-                    images, passes = d["wanwu_batch_size_sum"], d["wanwu_batch_size_count"]
-                    forward = d["wanwu_inference_seconds_sum"]
-                    r.update(mean_batch=images / max(passes, 1), forward_ms=1e3 * forward / max(images, 1),
-                             forward_share=forward / wall)
-                    print(f"{'':26s} {images:.0f} images in {passes:.0f} forward passes (mean {r['mean_batch']:.2f}), "
-                          f"{r['forward_ms']:.1f} ms per image, forward pass {100 * r['forward_share']:.0f}% of the "
-                          f"wall time", flush=True)
-                rows.append(r)
-                print(f"{s.name:26s} connections {c:2d}: {r['rps']:7.2f} req/s  p50 {r['p50_ms']:8.1f} ms  "
-                      f"p99 {r['p99_ms']:8.1f} ms  requests {r['requests']}  errors {r['errors']}", flush=True)
+                rows.append(combine(s.name, c, runs[s.name]))
+            rounds[c] = runs
         peaks = {s.name: s.peak_rss_mib() for s in servers}
     finally:
         for s in servers:
@@ -224,7 +247,10 @@ def main():
     by = {(r["server"], r["conns"]): r for r in rows}
     for c in conns:
         w, w1, fl = by[("wanwu serve --max-batch 32", c)], by[("wanwu serve --max-batch 1", c)], by[("Flask + PyTorch", c)]
-        lines.append(f"- {c} connections: wanwu (batching) / Flask throughput {w['rps'] / fl['rps']:.2f}x, "
+        per_round = [a["rps"] / b["rps"] for a, b in zip(rounds[c]["wanwu serve --max-batch 32"],
+                                                          rounds[c]["Flask + PyTorch"])]
+        lines.append(f"- {c} connections: wanwu (batching) / Flask throughput {w['rps'] / fl['rps']:.2f}x "
+                     f"(per round: {', '.join(f'{x:.2f}x' for x in per_round)}), "
                      f"p99 {w['p99_ms']:.0f} vs {fl['p99_ms']:.0f} ms; wanwu without batching "
                      f"{w1['rps'] / fl['rps']:.2f}x, p99 {w1['p99_ms']:.0f} ms")
     lines.append("- peak resident memory: " + ", ".join(f"{n} {m:.0f} MiB" for n, m in peaks.items()))
