@@ -236,13 +236,14 @@ __global__ void layer_norm_backward_params_kernel(acc_t<T>* gw, acc_t<T>* gb, co
   if (gb) atomicAdd(gb + m, sb);
 }
 
-// Rows per block for column sums: enough blocks to fill the device, at least 32 rows each.
-inline int64_t column_chunk(int dev, int64_t rows, int64_t cols) {
-  const int64_t col_blocks = (cols + kThreads - 1) / kThreads;
+// Rows per block for column sums whose blocks cover `block_cols` columns each: enough blocks to
+// fill the device, at least `min_rows` rows each.
+inline int64_t column_chunk(int dev, int64_t rows, int64_t cols, int64_t block_cols = kThreads, int64_t min_rows = 32) {
+  const int64_t col_blocks = (cols + block_cols - 1) / block_cols;
   const int64_t want = 8 * context(dev).props.multiProcessorCount;
   int64_t chunks = (want + col_blocks - 1) / col_blocks;
   int64_t per = (rows + chunks - 1) / (chunks > 0 ? chunks : 1);
-  if (per < 32) per = 32;
+  if (per < min_rows) per = min_rows;
   return per;
 }
 
@@ -363,25 +364,23 @@ __global__ void channel_sums_kernel(double* s1, double* s2, const T* x, const T*
   }
 }
 
-// Launches channel_sums_kernel over [M, C]: blocks of kThreads threads (see above), about eight
-// per SM in all, each over a chunk of rows.
+// Launches channel_sums_kernel over [M, C]: blocks of kThreads threads (see above), each over a
+// chunk of rows (column_chunk).
 template <class T, bool kGrad>
 void launch_channel_sums(int dev, double* s1, double* s2, const T* x, const T* gy, const stat_t<T>* center, int64_t M,
                          int64_t C, cudaStream_t s) {
   const int bx = C < kThreads ? static_cast<int>(C) : kThreads, by = kThreads / bx;
-  const int64_t col_blocks = (C + bx - 1) / bx;
-  const int64_t want = 8 * context(dev).props.multiProcessorCount;
-  const int64_t chunks = (want + col_blocks - 1) / col_blocks;
-  int64_t per = (M + chunks - 1) / chunks;
-  if (per < int64_t(by) * kUnroll) per = int64_t(by) * kUnroll;
-  const dim3 grid(static_cast<unsigned>(col_blocks), static_cast<unsigned>((M + per - 1) / per));
+  const int64_t per = column_chunk(dev, M, C, bx, int64_t(by) * kUnroll);
+  const dim3 grid(static_cast<unsigned>((C + bx - 1) / bx), static_cast<unsigned>((M + per - 1) / per));
   channel_sums_kernel<T, kGrad><<<grid, dim3(bx, by), 0, s>>>(s1, s2, x, gy, center, M, C, per);
   WANWU_CUDA_LAUNCH_CHECK();
 }
 
-// Per channel: mean, var, and y = x * scale + shift coefficients.
+// Per channel: mean, var, and y = x * scale + shift coefficients, worked out in f64 and stored in
+// the statistics' dtype, which is what the elementwise pass computes in (the pass then does no f64
+// arithmetic or conversion per element: sm_86/89 run f64 at 1/64 of the f32 rate).
 template <class T>
-__global__ void bn_stats_kernel(stat_t<T>* mean_out, stat_t<T>* var_out, double* scale, double* shift,
+__global__ void bn_stats_kernel(stat_t<T>* mean_out, stat_t<T>* var_out, stat_t<T>* scale, stat_t<T>* shift,
                                 const double* s1, const double* s2, const T* x, const stat_t<T>* w, const stat_t<T>* b, int64_t M,
                                 int64_t C, double eps) {
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -393,43 +392,57 @@ __global__ void bn_stats_kernel(stat_t<T>* mean_out, stat_t<T>* var_out, double*
   mean_out[c] = static_cast<stat_t<T>>(mean);
   var_out[c] = static_cast<stat_t<T>>(var);
   const double sc = (w ? cv<double>(w[c]) : 1.0) / sqrt(var + eps);
-  scale[c] = sc;
-  shift[c] = (b ? cv<double>(b[c]) : 0.0) - mean * sc;
+  scale[c] = static_cast<stat_t<T>>(sc);
+  shift[c] = static_cast<stat_t<T>>((b ? cv<double>(b[c]) : 0.0) - mean * sc);
 }
 
 // The elementwise passes below run over dense [M, C] tensors: WANWU_DENSE_LOOP issues kUnroll
 // loads per thread before the first use, as the elementwise kernels do; one load per thread per
 // trip left HBM mostly idle, with 2-byte elements most of all.
 template <class T>
-__global__ void bn_apply_kernel(T* y, const T* x, const double* scale, const double* shift, int64_t n, ChannelOf ch) {
-  using A = acc_t<T>;
+__global__ void bn_apply_kernel(T* y, const T* x, const stat_t<T>* scale, const stat_t<T>* shift, int64_t n,
+                                ChannelOf ch) {
+  auto affine = [&](int64_t i, T v) {
+    const int64_t c = ch(i);
+    return cv<T>(cv<stat_t<T>>(v) * scale[c] + shift[c]);
+  };
   T v[kUnroll];
-  WANWU_DENSE_LOOP(v[k] = x[i], (y[i] = cv<T>(cv<A>(v[k]) * A(scale[ch(i)]) + A(shift[ch(i)]))))
+  WANWU_DENSE_LOOP(v[k] = x[i], y[i] = affine(i, v[k]))
 }
 
 // dx = w * invstd * (dy - mean(dy) - (x - mean) * invstd^2 * mean(dy * (x - mean)))
+//    = dy * k1 - (x - mean) * k2 - k3, with k1..k3 per channel (bn_backward_channel_kernel)
 template <class T>
-__global__ void bn_backward_input_kernel(T* gx, const T* gy, const T* x, const stat_t<T>* w, const stat_t<T>* mean,
-                                         const stat_t<T>* invstd, const double* s1, const double* s2, int64_t n,
-                                         ChannelOf ch, int64_t M) {
-  using A = acc_t<T>;
+__global__ void bn_backward_input_kernel(T* gx, const T* gy, const T* x, const stat_t<T>* mean, const stat_t<T>* coef,
+                                         int64_t n, ChannelOf ch, int64_t C) {
+  using A = stat_t<T>;
   auto grad = [&](int64_t i, T g, T xv) {
     const int64_t c = ch(i);
-    const double is = static_cast<double>(invstd[c]), wc = w ? cv<double>(w[c]) : 1.0, inv_m = 1.0 / double(M);
-    const A k1 = A(wc * is), k2 = A(wc * is * is * is * s2[c] * inv_m), k3 = A(wc * is * s1[c] * inv_m);
-    return cv<T>(cv<A>(g) * k1 - (cv<A>(xv) - A(mean[c])) * k2 - k3);
+    return cv<T>(cv<A>(g) * coef[c] - (cv<A>(xv) - mean[c]) * coef[C + c] - coef[2 * C + c]);
   };
   T vg[kUnroll], vx[kUnroll];
   WANWU_DENSE_LOOP((vg[k] = gy[i], vx[k] = x[i]), gx[i] = grad(i, vg[k], vx[k]))
 }
 
+// Per channel, from the sums s1 = sum(dy), s2 = sum(dy * (x - mean)): the parameters' gradients
+// (gb = s1, gw = s2 * invstd; either may be null) and, when `coef` is not null, the input
+// gradient's k1 = w * invstd, k2 = w * invstd^3 * s2 / M, k3 = w * invstd * s1 / M as coef[0..3C),
+// worked out in f64 once per channel instead of once per element.
 template <class T>
-__global__ void bn_backward_params_kernel(stat_t<T>* gw, stat_t<T>* gb, const double* s1, const double* s2,
-                                          const stat_t<T>* invstd, int64_t C) {
+__global__ void bn_backward_channel_kernel(stat_t<T>* gw, stat_t<T>* gb, stat_t<T>* coef, const double* s1,
+                                           const double* s2, const stat_t<T>* invstd, const stat_t<T>* w, int64_t M,
+                                           int64_t C) {
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (c >= C) return;
+  const double is = static_cast<double>(invstd[c]);
   if (gb) gb[c] = static_cast<stat_t<T>>(s1[c]);
-  if (gw) gw[c] = static_cast<stat_t<T>>(s2[c] * static_cast<double>(invstd[c]));
+  if (gw) gw[c] = static_cast<stat_t<T>>(s2[c] * is);
+  if (coef) {
+    const double wc = w ? static_cast<double>(w[c]) : 1.0, inv_m = 1.0 / static_cast<double>(M);
+    coef[c] = static_cast<stat_t<T>>(wc * is);
+    coef[C + c] = static_cast<stat_t<T>>(wc * is * is * is * s2[c] * inv_m);
+    coef[2 * C + c] = static_cast<stat_t<T>>(wc * is * s1[c] * inv_m);
+  }
 }
 
 inline void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x_,
@@ -439,20 +452,23 @@ inline void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor
   if (C == 0) return;
   const int dev = x.device().index;
   const cudaStream_t s = stream(dev);
-  Tensor buf = empty({4, C}, DType::f64, dev);  // s1, s2, scale, shift
+  Tensor buf = empty({2, C}, DType::f64, dev);  // s1, s2
   zero(buf);
   double* s1 = ptr<double>(buf);
   dispatch_floating(x.dtype(), "batch_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
+    using S = stat_t<T>;
     if (M > 0) launch_channel_sums<T, false>(dev, s1, s1 + C, ptr<const T>(x), nullptr, nullptr, M, C, s);
+    const Tensor coef = empty({2, C}, dtype_of_v<S>, dev);  // scale, shift
+    S* scale = ptr<S>(coef);
     const unsigned cb = static_cast<unsigned>((C + kThreads - 1) / kThreads);
-    bn_stats_kernel<T><<<cb, kThreads, 0, s>>>(ptr<stat_t<T>>(mean), ptr<stat_t<T>>(var), s1 + 2 * C, s1 + 3 * C, s1,
-                                               s1 + C, ptr<const T>(x), ptr_or_null<const stat_t<T>>(norm_params<T>(w)),
-                                               ptr_or_null<const stat_t<T>>(norm_params<T>(b)), M, C, eps);
+    bn_stats_kernel<T><<<cb, kThreads, 0, s>>>(ptr<S>(mean), ptr<S>(var), scale, scale + C, s1, s1 + C,
+                                               ptr<const T>(x), ptr_or_null<const S>(norm_params<T>(w)),
+                                               ptr_or_null<const S>(norm_params<T>(b)), M, C, eps);
     WANWU_CUDA_LAUNCH_CHECK();
     if (x.numel() > 0) {
-      bn_apply_kernel<T><<<elementwise_blocks(x.numel(), true), kThreads, 0, s>>>(ptr<T>(y), ptr<const T>(x), s1 + 2 * C,
-                                                                    s1 + 3 * C, x.numel(), ChannelOf(x.numel(), C));
+      bn_apply_kernel<T><<<elementwise_blocks(x.numel(), true), kThreads, 0, s>>>(
+          ptr<T>(y), ptr<const T>(x), scale, scale + C, x.numel(), ChannelOf(x.numel(), C));
       WANWU_CUDA_LAUNCH_CHECK();
     }
   });
@@ -473,21 +489,25 @@ inline void batch_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
     if (M > 0)
       launch_channel_sums<T, true>(dev, s1, s1 + C, ptr<const T>(x), ptr<const T>(gy), ptr<const stat_t<T>>(mean), M,
                                    C, s);
+    using S = stat_t<T>;
+    const bool input_grad = gx.defined() && x.numel() > 0;
+    if (!input_grad && !gw.defined() && !gb.defined()) return;
+    // computed in the statistics' dtype, then stored in the parameters' own (f32 under autocast)
+    const DType sdt = dtype_of_v<S>;
+    const Tensor sw = gw.defined() ? empty({C}, sdt, dev) : Tensor(), sb = gb.defined() ? empty({C}, sdt, dev) : Tensor();
+    const Tensor coef = input_grad ? empty({3, C}, sdt, dev) : Tensor();  // k1, k2, k3
     const unsigned cb = static_cast<unsigned>((C + kThreads - 1) / kThreads);
-    if (gw.defined() || gb.defined()) {
-      // computed in the statistics' dtype, then stored in the parameters' own (f32 under autocast)
-      const DType sdt = dtype_of_v<stat_t<T>>;
-      const Tensor sw = gw.defined() ? empty({C}, sdt, dev) : Tensor(), sb = gb.defined() ? empty({C}, sdt, dev) : Tensor();
-      bn_backward_params_kernel<T><<<cb, kThreads, 0, s>>>(ptr_or_null<stat_t<T>>(sw), ptr_or_null<stat_t<T>>(sb), s1,
-                                                           s1 + C, ptr<const stat_t<T>>(invstd), C);
-      WANWU_CUDA_LAUNCH_CHECK();
-      if (gw.defined()) copy(gw, sw);
-      if (gb.defined()) copy(gb, sb);
-    }
-    if (gx.defined() && x.numel() > 0) {
+    bn_backward_channel_kernel<T><<<cb, kThreads, 0, s>>>(ptr_or_null<S>(sw), ptr_or_null<S>(sb), ptr_or_null<S>(coef), s1,
+                                                          s1 + C, ptr<const S>(invstd),
+                                                          ptr_or_null<const S>(input_grad ? norm_params<T>(w) : Tensor()),
+                                                          M, C);
+    WANWU_CUDA_LAUNCH_CHECK();
+    if (gw.defined()) copy(gw, sw);
+    if (gb.defined()) copy(gb, sb);
+    if (input_grad) {
       bn_backward_input_kernel<T><<<elementwise_blocks(x.numel(), true), kThreads, 0, s>>>(
-          ptr<T>(gx), ptr<const T>(gy), ptr<const T>(x), ptr_or_null<const stat_t<T>>(norm_params<T>(w)),
-          ptr<const stat_t<T>>(mean), ptr<const stat_t<T>>(invstd), s1, s1 + C, x.numel(), ChannelOf(x.numel(), C), M);
+          ptr<T>(gx), ptr<const T>(gy), ptr<const T>(x), ptr<const S>(mean), ptr<const S>(coef), x.numel(),
+          ChannelOf(x.numel(), C), C);
       WANWU_CUDA_LAUNCH_CHECK();
     }
   });
@@ -497,9 +517,12 @@ template <class T, class F>
 __global__ void bn_act_grad_kernel(T* gh, const T* gy, const T* x, const stat_t<T>* scale, const stat_t<T>* shift,
                                    int64_t n, ChannelOf ch, F f) {
   using A = acc_t<T>;
+  auto grad = [&](int64_t i, T g, T xv) {
+    const int64_t c = ch(i);
+    return cv<T>(f(cv<A>(g), cv<A>(xv) * A(scale[c]) + A(shift[c])));
+  };
   T vg[kUnroll], vx[kUnroll];
-  WANWU_DENSE_LOOP((vg[k] = gy[i], vx[k] = x[i]),
-                   (gh[i] = cv<T>(f(cv<A>(vg[k]), cv<A>(vx[k]) * A(scale[ch(i)]) + A(shift[ch(i)])))))
+  WANWU_DENSE_LOOP((vg[k] = gy[i], vx[k] = x[i]), gh[i] = grad(i, vg[k], vx[k]))
 }
 
 // The activation's gradient at a batch norm's output recomputed from its input (batch_norm_act).
