@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -154,7 +155,6 @@ def combine(name, conns, runs):
     requests over their time), the median of the rounds' p50 and p99 (wrk reports percentiles, not
     the latencies, so rounds cannot be pooled exactly), errors summed, and for wanwu the images per
     forward pass and the forward pass's time per image and share of the wall time over all rounds."""
-    import statistics
     reqs = sum(r["requests"] for r in runs)
     row = {"server": name, "conns": conns, "requests": reqs, "errors": sum(r["errors"] for r in runs),
            "rps": reqs / sum(r["requests"] / r["rps"] for r in runs if r["rps"] > 0),
