@@ -168,8 +168,8 @@ TEST_CASE("1x1 conv2d (packed-weight kernel, split weight gradient) equals the m
   // The first four shapes take the packed-weight kernel (gemm_narrow.hpp) for the forward and the
   // input gradient, with partial column panels (5, 24, 136 columns) and row blocks cut short at
   // the threads' boundaries (odd M), and, with M of 2,000 and more, a weight gradient whose inner
-  // dimension is split into summed parts. A weight over the kernel's limit in f64 (64 x 4200) with
-  // 150 rows takes one OpenBLAS GEMM; 25 and 49 rows (fewer than kNarrowFewRows) take the kernel
+  // dimension is split into summed parts. A weight over the kernel's limit in f64 (256 x 8300,
+  // 17 MB) with 150 rows takes one OpenBLAS GEMM; 25 and 49 rows (fewer than kNarrowFewRows) take the kernel
   // with the threads splitting column panels, the latter with a 4.5 MB weight and a partial last
   // panel. matmul is the reference (a separate code path: one OpenBLAS GEMM).
   struct Case {
@@ -178,7 +178,7 @@ TEST_CASE("1x1 conv2d (packed-weight kernel, split weight gradient) equals the m
   };
   Generator g(5);
   for (const Case c : {Case{{3, 37, 41, 16}, 24}, Case{{1, 9, 15, 8}, 5}, Case{{2, 33, 32, 64}, 64},
-                       Case{{1, 12, 11, 160}, 136}, Case{{1, 10, 15, 64}, 4200}, Case{{1, 5, 5, 16}, 8},
+                       Case{{1, 12, 11, 160}, 136}, Case{{1, 10, 15, 256}, 8300}, Case{{1, 5, 5, 16}, 8},
                        Case{{1, 7, 7, 512}, 1100}}) {
     CAPTURE(c.x);
     const int64_t M = c.x[0] * c.x[1] * c.x[2], C = c.x[3];
@@ -200,6 +200,11 @@ TEST_CASE("1x1 conv2d (packed-weight kernel, split weight gradient) equals the m
     wt::check_close(yf, y, 1e-4, 1e-4);
     wt::check_close(wf.grad(), w.grad(), 1e-3, 1e-4);
   }
+  // the paths named above: the f64 256 x 8300 weight over the limit, ResNet-50's last-stage 1x1
+  // weights (4 and 8 MiB in f32) within it at batch 4 (196 rows)
+  CHECK_FALSE(cpu::gemm_narrow_applies<double>(150, 8300, 256));
+  CHECK(cpu::gemm_narrow_applies<float>(196, 2048, 512));
+  CHECK(cpu::gemm_narrow_applies<float>(196, 2048, 1024));
 }
 
 TEST_CASE("conv2d keeps the prepared forms of weights nothing differentiates, and follows in-place changes") {

@@ -20,9 +20,12 @@
 
 namespace wanwu::cpu {
 
-// Up to here the kernel was ahead of OpenBLAS or level in the GEMM-only measurement (weights of
-// 1-2 MiB: 130-150 GFLOP/s against 110-145); at 4 MiB (M = 392) it was level, not ahead.
-inline constexpr int64_t kNarrowMaxBBytes = int64_t(2) << 20;
+// Up to here the kernel is ahead of OpenBLAS or level in the GEMM-only measurement. With B read
+// from L3 for every six rows, ResNet-50's last-stage 1x1 shapes (weights of 4 and 8 MiB) ran at
+// 194-224 GFLOP/s against OpenBLAS's 162-205 (196 to 3136 rows, two threads); with the 2 MiB limit
+// this had before, the 4 MiB ones went to OpenBLAS, and those convolutions ran at 148-162 GFLOP/s
+// at batch 4. Larger weights stay with OpenBLAS, which blocks B for the caches.
+inline constexpr int64_t kNarrowMaxBBytes = int64_t(16) << 20;
 
 // Below this many rows the threads split C's column panels instead of its rows, and each panel of
 // B is read once for all rows: B's size no longer matters. (ResNet-50's last stage at batch 1:
