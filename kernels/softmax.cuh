@@ -1,13 +1,16 @@
 // CUDA softmax / log_softmax over any axis, forward and backward. The input is viewed as
-// [outer, D, inner]. With inner == 1 (the last axis: attention scores, logits) a warp owns a
-// row of up to 1024 values (ViT's 197-long score rows would leave most of a block idle) and a
-// block owns a longer one, reducing with shuffles / shared memory (max, then sum of exp);
-// otherwise one thread owns an (outer, inner) column and walks D, so neighbouring threads read
-// neighbouring addresses. The forward's warp holds its row in registers (one read from memory);
-// elsewhere re-reads of a row in the later passes hit L1/L2.
+// [outer, D, inner]. With inner == 1 (the last axis: attention scores, logits) a warp owns rows
+// of up to 1024 values (ViT's 197-long score rows would leave most of a block idle), one to four
+// at once so that short rows still put ~2 KiB of loads in flight per warp, and a block owns a
+// longer row, reducing with shuffles / shared memory (max, then sum of exp); otherwise one
+// thread owns an (outer, inner) column and walks D, so neighbouring threads read neighbouring
+// addresses. The warp kernels (forward and backward) hold their rows in registers (one read from
+// memory); elsewhere re-reads of a row in the later passes hit L1/L2.
 // Always shifted by the maximum; an all -inf row gives NaN, as on the CPU and in PyTorch. Math in
 // f32 (f64 for f64).
 #pragma once
+
+#include <type_traits>
 
 #include "reduce.cuh"
 
@@ -61,9 +64,32 @@ __global__ void softmax_row_kernel(T* out, const T* x, int64_t D, bool log_kind)
 inline constexpr int64_t kWarpRowMax = 1024;
 inline constexpr int kRowsPerBlock = kThreads / 32;
 
+// Rows a warp owns at once when each of its lanes holds PER values of each row: enough for about
+// 2 KiB of loads in flight per warp, at most 4. A single row of ViT's 197 scores is 394 bytes in
+// bf16, and a warp that issues only that much before it must wait ran at 43% of the copy
+// bandwidth (f32's 788 bytes: 78%), with every SM at full occupancy.
+template <class T, int PER>
+__host__ __device__ constexpr int softmax_warp_rows() {
+  constexpr int bytes = 32 * PER * static_cast<int>(sizeof(T));
+  return bytes >= 2048 ? 1 : bytes >= 1024 ? 2 : 4;
+}
+
+// Calls f(std::integral_constant<int, PER>) with the register width PER of a warp row: the
+// smallest power of two with 32 * PER >= D (D <= kWarpRowMax).
+template <class F>
+void with_warp_row_width(int64_t D, F&& f) {
+  if (D <= 32) f(std::integral_constant<int, 1>{});
+  else if (D <= 64) f(std::integral_constant<int, 2>{});
+  else if (D <= 128) f(std::integral_constant<int, 4>{});
+  else if (D <= 256) f(std::integral_constant<int, 8>{});
+  else if (D <= 512) f(std::integral_constant<int, 16>{});
+  else f(std::integral_constant<int, 32>{});
+}
+
 // Loads a row of D <= 32 * PER values into the warp's registers (lane + 32 i; -inf past the end),
 // all loads issued before the first use, and returns the row's maximum: 0 for a row of -inf only,
-// so that exp(x - max) gives 0 there rather than NaN.
+// so that exp(x - max) gives 0 there rather than NaN. (The cross-entropy's warp kernel; a row of
+// classes is wider than a score row and comes with a target per row.)
 template <class A, class T, int PER>
 __device__ __forceinline__ A warp_load_row_max(A (&v)[PER], const T* xr, int lane, int D) {
 #pragma unroll
@@ -78,60 +104,147 @@ __device__ __forceinline__ A warp_load_row_max(A (&v)[PER], const T* xr, int lan
   return mx == neg_inf<A>() ? A(0) : mx;
 }
 
-// A warp per row, the row held in registers: PER values per lane (PER * 32 >= D). All of a lane's
-// loads are issued before the first use, so a warp has PER loads in flight instead of one per
-// trip of a loop, and the row is read from memory once (the earlier three-pass loop re-read it
-// and ran at half of the copy bandwidth on ViT's 197-long rows).
+// Warp-wide max / sum of RW values per lane at once, so the RW shuffle chains overlap.
+template <int RW, class A>
+__device__ __forceinline__ void warp_max_rows(A (&m)[RW]) {
+  for (int o = 16; o > 0; o >>= 1) {
+#pragma unroll
+    for (int r = 0; r < RW; ++r) {
+      const A u = __shfl_xor_sync(0xffffffffu, m[r], o);
+      m[r] = u > m[r] ? u : m[r];
+    }
+  }
+}
+template <int RW, class A>
+__device__ __forceinline__ void warp_sum_rows(A (&s)[RW]) {
+  for (int o = 16; o > 0; o >>= 1) {
+#pragma unroll
+    for (int r = 0; r < RW; ++r) s[r] += __shfl_xor_sync(0xffffffffu, s[r], o);
+  }
+}
+
+// The first of a warp's RW rows, and how many of them exist (warp-uniform: whole warps leave or
+// stay together, so every shuffle sees a full warp).
+template <int RW>
+__device__ __forceinline__ int64_t warp_first_row() {
+  return (blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / 32) * RW;
+}
+
+// A warp per RW rows, the rows held in registers: PER values per lane and row (PER * 32 >= D),
+// value d of a row in lane d % 32. All loads of all RW rows are issued before the first use, and
+// each row is read from memory once (an earlier three-pass loop re-read it and ran at half of
+// the copy bandwidth on ViT's 197-long rows). Past the end of a row or of the tensor a lane holds
+// -inf; a row of -inf only has maximum 0, so that exp(x - max) gives 0 there rather than NaN.
 template <class T, int PER>
 __global__ void softmax_warp_kernel(T* out, const T* x, int64_t rows, int D, bool log_kind) {
   using A = acc_t<T>;
-  const int64_t row = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / 32;
+  constexpr int RW = softmax_warp_rows<T, PER>();
+  const int64_t row0 = warp_first_row<RW>();
   const int lane = threadIdx.x % 32;
-  if (row >= rows) return;  // whole warps leave together: the shuffles below see full warps
-  const T* xr = x + row * D;
-  T* orow = out + row * D;
-  A v[PER];
-  const A mx = warp_load_row_max(v, xr, lane, D);
-  A s = 0;
+  if (row0 >= rows) return;
+  const int live = rows - row0 < RW ? static_cast<int>(rows - row0) : RW;
+  A v[RW][PER];
 #pragma unroll
-  for (int i = 0; i < PER; ++i)
-    if (lane + 32 * i < D) s += fm::exp(v[i] - mx);
-  s = warp_sum(s);
-  const A lse = mx + fm::log(s), inv = A(1) / s;
+  for (int r = 0; r < RW; ++r) {
+    const T* xr = x + (row0 + r) * D;
 #pragma unroll
-  for (int i = 0; i < PER; ++i) {
-    const int d = lane + 32 * i;
-    if (d < D) orow[d] = cv<T>(log_kind ? v[i] - lse : fm::exp(v[i] - mx) * inv);
+    for (int i = 0; i < PER; ++i) {
+      const int d = lane + 32 * i;
+      v[r][i] = r < live && d < D ? cv<A>(xr[d]) : neg_inf<A>();
+    }
+  }
+  A mx[RW], s[RW];
+#pragma unroll
+  for (int r = 0; r < RW; ++r) {
+    mx[r] = v[r][0];
+#pragma unroll
+    for (int i = 1; i < PER; ++i) mx[r] = v[r][i] > mx[r] ? v[r][i] : mx[r];
+  }
+  warp_max_rows<RW>(mx);
+#pragma unroll
+  for (int r = 0; r < RW; ++r) {
+    if (mx[r] == neg_inf<A>()) mx[r] = A(0);
+    s[r] = 0;
+#pragma unroll
+    for (int i = 0; i < PER; ++i)
+      if (lane + 32 * i < D) s[r] += fm::exp(v[r][i] - mx[r]);
+  }
+  warp_sum_rows<RW>(s);
+#pragma unroll
+  for (int r = 0; r < RW; ++r) {
+    if (r >= live) break;
+    T* orow = out + (row0 + r) * D;
+    const A lse = mx[r] + fm::log(s[r]), inv = A(1) / s[r];
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+      const int d = lane + 32 * i;
+      if (d < D) orow[d] = cv<T>(log_kind ? v[r][i] - lse : fm::exp(v[r][i] - mx[r]) * inv);
+    }
   }
 }
 
 template <class T>
 void launch_softmax_warp(T* out, const T* x, int64_t rows, int64_t D, bool log_kind, cudaStream_t s) {
-  const unsigned blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  const int d = static_cast<int>(D);
-  if (D <= 32) softmax_warp_kernel<T, 1><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
-  else if (D <= 64) softmax_warp_kernel<T, 2><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
-  else if (D <= 128) softmax_warp_kernel<T, 4><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
-  else if (D <= 256) softmax_warp_kernel<T, 8><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
-  else if (D <= 512) softmax_warp_kernel<T, 16><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
-  else softmax_warp_kernel<T, 32><<<blocks, kThreads, 0, s>>>(out, x, rows, d, log_kind);
+  with_warp_row_width(D, [&](auto per) {
+    constexpr int PER = decltype(per)::value;
+    const int64_t per_block = int64_t(kRowsPerBlock) * softmax_warp_rows<T, PER>();
+    const unsigned blocks = static_cast<unsigned>((rows + per_block - 1) / per_block);
+    softmax_warp_kernel<T, PER><<<blocks, kThreads, 0, s>>>(out, x, rows, static_cast<int>(D), log_kind);
+  });
+}
+
+// softmax: gx = y * (gy - sum(gy * y)); log_softmax: gx = gy - exp(y) * sum(gy). As the forward:
+// a warp per RW rows of gy and y held in registers (0 past the ends), read once, all loads
+// issued before the first use.
+template <class T, int PER>
+__global__ void softmax_backward_warp_kernel(T* gx, const T* gy, const T* y, int64_t rows, int D, bool log_kind) {
+  using A = acc_t<T>;
+  constexpr int RW = softmax_warp_rows<T, 2 * PER>();  // two tensors' loads in flight
+  const int64_t row0 = warp_first_row<RW>();
+  const int lane = threadIdx.x % 32;
+  if (row0 >= rows) return;
+  const int live = rows - row0 < RW ? static_cast<int>(rows - row0) : RW;
+  A g[RW][PER], yv[RW][PER];
+#pragma unroll
+  for (int r = 0; r < RW; ++r) {
+    const int64_t base = (row0 + r) * D;
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+      const int d = lane + 32 * i;
+      const bool in = r < live && d < D;
+      g[r][i] = in ? cv<A>(gy[base + d]) : A(0);
+      yv[r][i] = in ? cv<A>(y[base + d]) : A(0);
+    }
+  }
+  A s[RW];
+#pragma unroll
+  for (int r = 0; r < RW; ++r) {
+    s[r] = 0;
+#pragma unroll
+    for (int i = 0; i < PER; ++i) s[r] += log_kind ? g[r][i] : g[r][i] * yv[r][i];
+  }
+  warp_sum_rows<RW>(s);
+#pragma unroll
+  for (int r = 0; r < RW; ++r) {
+    if (r >= live) break;
+    const int64_t base = (row0 + r) * D;
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+      const int d = lane + 32 * i;
+      if (d < D) gx[base + d] = cv<T>(log_kind ? g[r][i] - fm::exp(yv[r][i]) * s[r] : yv[r][i] * (g[r][i] - s[r]));
+    }
+  }
 }
 
 template <class T>
-__global__ void softmax_backward_warp_kernel(T* gx, const T* gy, const T* y, int64_t rows, int64_t D, bool log_kind) {
-  using A = acc_t<T>;
-  const int64_t row = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= rows) return;
-  const int64_t base = row * D;
-  A s = 0;
-  for (int64_t d = lane; d < D; d += 32)
-    s += log_kind ? cv<A>(gy[base + d]) : cv<A>(gy[base + d]) * cv<A>(y[base + d]);
-  s = warp_sum(s);
-  for (int64_t d = lane; d < D; d += 32) {
-    const A g = cv<A>(gy[base + d]), yv = cv<A>(y[base + d]);
-    gx[base + d] = cv<T>(log_kind ? g - fm::exp(yv) * s : yv * (g - s));
-  }
+void launch_softmax_backward_warp(T* gx, const T* gy, const T* y, int64_t rows, int64_t D, bool log_kind,
+                                  cudaStream_t s) {
+  with_warp_row_width(D, [&](auto per) {
+    constexpr int PER = decltype(per)::value;
+    const int64_t per_block = int64_t(kRowsPerBlock) * softmax_warp_rows<T, 2 * PER>();
+    const unsigned blocks = static_cast<unsigned>((rows + per_block - 1) / per_block);
+    softmax_backward_warp_kernel<T, PER><<<blocks, kThreads, 0, s>>>(gx, gy, y, rows, static_cast<int>(D), log_kind);
+  });
 }
 
 template <class T>
@@ -221,8 +334,7 @@ inline void softmax_backward(const Tensor& gx, const Tensor& gy_, const Tensor& 
   dispatch_floating(y.dtype(), "softmax backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (g.inner == 1 && g.D <= kWarpRowMax)
-      softmax_backward_warp_kernel<T><<<static_cast<unsigned>((g.outer + kRowsPerBlock - 1) / kRowsPerBlock), kThreads,
-                                        0, s>>>(ptr<T>(gx), ptr<const T>(gy), ptr<const T>(y), g.outer, g.D, log_kind);
+      launch_softmax_backward_warp<T>(ptr<T>(gx), ptr<const T>(gy), ptr<const T>(y), g.outer, g.D, log_kind, s);
     else if (g.inner == 1)
       softmax_backward_row_kernel<T><<<static_cast<unsigned>(g.outer), kThreads, 0, s>>>(
           ptr<T>(gx), ptr<const T>(gy), ptr<const T>(y), g.D, log_kind);

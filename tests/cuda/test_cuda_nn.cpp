@@ -50,6 +50,18 @@ TEST_CASE("softmax and log_softmax on the last and on a middle axis") {
       cp::parity("softmax rows", [](const std::vector<Tensor>& in) { return softmax(in[0], -1); }, {r}, dt);
       cp::parity("log_softmax rows", [](const std::vector<Tensor>& in) { return log_softmax(in[0], -1); }, {r}, dt);
     }
+    // a warp owns up to four short rows at once: row counts that span several blocks and end in
+    // a warp with fewer live rows than it owns
+    for (int64_t R : {69, 262}) {
+      for (int64_t D : {20, 100, 197, 300}) {
+        CAPTURE(R);
+        CAPTURE(D);
+        const Tensor r = cp::rnd({R, D}, -6, 6, 90 + R + D);
+        cp::parity("softmax short rows", [](const std::vector<Tensor>& in) { return softmax(in[0], -1); }, {r}, dt);
+        cp::parity("log_softmax short rows", [](const std::vector<Tensor>& in) { return log_softmax(in[0], -1); },
+                   {r}, dt);
+      }
+    }
   }
 }
 
