@@ -3,7 +3,8 @@
 // the tiled im2col path on a large image, and argument errors. Values against PyTorch are in
 // tests/parity (test_parity_ops).
 #include "harness.hpp"
-#include "wanwu/backend/cpu/winograd.hpp"  // winograd_applies: which shapes take that path
+#include "wanwu/backend/cpu/conv_implicit.hpp"  // conv_implicit_applies: which shapes take that path
+#include "wanwu/backend/cpu/winograd.hpp"        // winograd_applies: which shapes take that path
 
 using namespace wanwu;
 using wt::gradcheck;
@@ -49,6 +50,88 @@ TEST_CASE("conv2d in f32, f16 and bf16 follows f64, including the tiled im2col p
   const Tensor wd = randn({16, 3, 3, 1}, DType::f64, &g);
   wt::check_close(conv2d(xs.to(DType::f32), wd.to(DType::f32), Tensor(), 1, 1, 1, 16), conv2d(xs, wd, Tensor(), 1, 1, 1, 16),
                   1e-5, 1e-5);
+}
+
+// out[n][oh][ow][o] = b[o] + sum over (kh, kw, c) of x[n][ih][iw][c] w[o][kh][kw][c]: the definition,
+// one multiply-add at a time in f64 (one group, dilation 1).
+std::vector<double> direct_conv(const Tensor& x, const Tensor& w, const Tensor& b, int64_t sh, int64_t sw, int64_t pt,
+                                int64_t pl, int64_t Ho, int64_t Wo) {
+  const auto xv = wt::values(x), wv = wt::values(w);
+  const auto bv = b.defined() ? wt::values(b) : std::vector<double>();
+  const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const int64_t O = w.size(0), KH = w.size(1), KW = w.size(2);
+  std::vector<double> out(static_cast<size_t>(N * Ho * Wo * O));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t oh = 0; oh < Ho; ++oh)
+      for (int64_t ow = 0; ow < Wo; ++ow)
+        for (int64_t o = 0; o < O; ++o) {
+          double acc = bv.empty() ? 0.0 : bv[o];
+          for (int64_t kh = 0; kh < KH; ++kh)
+            for (int64_t kw = 0; kw < KW; ++kw) {
+              const int64_t ih = oh * sh - pt + kh, iw = ow * sw - pl + kw;
+              if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+              for (int64_t c = 0; c < C; ++c)
+                acc += xv[((n * H + ih) * W + iw) * C + c] * wv[((o * KH + kh) * KW + kw) * C + c];
+            }
+          out[((n * Ho + oh) * Wo + ow) * O + o] = acc;
+        }
+  return out;
+}
+
+TEST_CASE("conv2d's implicit-GEMM forward (no im2col copy) equals the direct convolution") {
+  // The forward of every ungrouped, undilated convolution that is neither 1x1 stride 1 nor
+  // Winograd: a 7x7 stride-2 stem with 3 channels, strided 3x3 and 1x1, per-side and asymmetric
+  // padding, unequal strides, output channels that leave the last 16-wide panel partial, fewer
+  // output rows than kNarrowFewRows (the threads split the panels) and many (they split the rows,
+  // in blocks that span output rows and images), with and without bias, in f64 and f32.
+  struct Case {
+    Shape x, w;
+    Pair2 stride;
+    Padding2d pad;
+    bool bias;
+  };
+  const Case cases[] = {
+      {{2, 23, 21, 3}, {20, 7, 7, 3}, 2, 3, true},
+      {{3, 14, 14, 40}, {37, 3, 3, 40}, 2, 1, false},
+      {{1, 9, 9, 24}, {16, 3, 3, 24}, 2, 1, true},  // 25 rows
+      {{2, 12, 10, 16}, {33, 1, 1, 16}, 2, 0, true},
+      {{2, 11, 13, 8}, {18, 2, 4, 8}, {2, 1}, Padding2d::sides(0, 1, 2, 1), true},
+      {{1, 10, 9, 5}, {7, 4, 4, 5}, 1, Padding2d::same(), false},  // stride 1, even kernel: pad 1 / 2
+      {{2, 30, 30, 6}, {10, 3, 3, 6}, 1, 1, true},                 // stride 1, too few channels for Winograd
+  };
+  Generator g(31);
+  for (const Case& c : cases) {
+    CAPTURE(c.x);
+    CAPTURE(c.w);
+    const Tensor x = randn(c.x, DType::f64, &g), w = randn(c.w, DType::f64, &g) * 0.2;
+    const Tensor b = c.bias ? randn({c.w[0]}, DType::f64, &g) : Tensor();
+    const Tensor y = conv2d(x, w, b, c.stride, c.pad);
+    // the padding the op resolved, read back from the output shape and the definition
+    const int64_t sh = c.stride.h, sw = c.stride.w;
+    int64_t pt = 0, pl = 0;
+    if (c.pad.kind == Padding2d::Kind::per_side) {
+      pt = c.pad.top;
+      pl = c.pad.left;
+    } else if (c.pad.kind == Padding2d::Kind::same) {
+      pt = (c.w[1] - 1) / 2;
+      pl = (c.w[2] - 1) / 2;
+    } else {
+      pt = c.pad.pad.h;
+      pl = c.pad.pad.w;
+    }
+    const std::vector<double> ref = direct_conv(x, w, b, sh, sw, pt, pl, y.size(1), y.size(2));
+    wt::check_close(y, ref, 1e-12, 1e-12);
+    const Tensor yf = conv2d(x.to(DType::f32), w.to(DType::f32), b.defined() ? b.to(DType::f32) : Tensor(), c.stride, c.pad);
+    wt::check_close(yf, ref, 1e-4, 1e-4);
+    Conv2dParams p;
+    p.stride_h = sh;
+    p.stride_w = sw;
+    p.pad_top = p.pad_bottom = pt;  // which path: padding does not matter to it
+    p.pad_left = p.pad_right = pl;
+    const cpu::ConvGeom geom(x.shape(), w.shape(), y.shape(), p);
+    CHECK(cpu::conv_implicit_applies<float>(geom));
+    CHECK_FALSE(cpu::winograd_applies(geom));
+  }
 }
 
 TEST_CASE("conv2d output shapes") {

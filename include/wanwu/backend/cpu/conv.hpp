@@ -5,9 +5,12 @@
 //   gradient run gemm_narrow.hpp's kernel (the weight packed once, the activations read in
 //   place) unless the weight is too large for it and the rows many; a long weight gradient
 //   splits its inner dimension and sums the parts (see kWeightGradSplitRows).
-// - General case: im2col of a tile of output pixels into a bounded buffer (at most
-//   kColBytes), then one GEMM per tile and group; the weight [O, kH, kW, C/g] is already the
-//   [O, K] matrix that multiplies a column row in (kh, kw, c) order.
+// - Forward of any other ungrouped, undilated convolution (strided 3x3 and 1x1, the 7x7 stem):
+//   an implicit GEMM (conv_implicit.hpp) that reads the input's KH contiguous runs per output
+//   pixel in place, with no column matrix.
+// - General case (groups, dilation; both gradients): im2col of a tile of output pixels into a
+//   bounded buffer (at most kColBytes), then one GEMM per tile and group; the weight
+//   [O, kH, kW, C/g] is already the [O, K] matrix that multiplies a column row in (kh, kw, c) order.
 // - 3x3, stride 1, one group, f32, 64+ channels each way and enough output tiles: Winograd
 //   F(4x4, 3x3) or F(2x2, 3x3) (winograd.hpp), 4x or 2.25x fewer multiplications, for the forward
 //   pass and the input gradient; the weight gradient stays on im2col.
@@ -25,6 +28,7 @@
 
 #include "blas.hpp"
 #include "conv_geom.hpp"
+#include "conv_implicit.hpp"
 #include "depthwise.hpp"
 #include "gemm_narrow.hpp"
 #include "parallel.hpp"
@@ -261,6 +265,10 @@ void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const Con
   }
   if constexpr (std::is_same_v<T, float>) {
     if (winograd_applies(g)) return winograd_forward(out, x, w, bias, g, wkey);
+  }
+  if (conv_implicit_applies<T>(g)) {
+    const PackedGroups<T> wp(g, w, g.K, g.O, /*trans=*/true, g.N * P, wkey);  // B = w^T [K, O]
+    return conv_implicit_forward(out, x, wp.group(0), bias, g);
   }
   // Each group's weight [Og, K], as B = w^T, packed once for all tiles.
   const ImageParts ip(g);
