@@ -7,7 +7,7 @@
 // GEMM's epilogue; the fused cross-entropy forward + backward; AdamW and SGD steps over
 // ResNet-50's 161 parameters (the multi-tensor kernels); training batch norm + ReLU forward and
 // backward at ResNet-50 shapes; and a whole ResNet-50 training step in bf16 autocast at batch 256
-// with its peak memory and its phases.
+// with its peak memory, its phases, and its backward pass op by op (autograd/profile.hpp).
 // Wall-clock time over many iterations between two device synchronizations, so launch overheads
 // count as they do in training. benchmarks/gpu_compare.py runs the same work in PyTorch and writes
 // the table.
@@ -165,6 +165,17 @@ void resnet50_train_step(int64_t batch, int iters) {
   for (double& t : phase) t /= reps;
   std::printf("{\"phases\": \"resnet50\", \"forward_ms\": %.3f, \"backward_ms\": %.3f, \"optimizer_ms\": %.3f}\n",
               phase[0], phase[1], phase[2]);
+  // Which ops hold the backward's time: one more step with each backward node timed alone
+  // (autograd/profile.hpp), its 25 costliest ops.
+  {
+    autograd::BackwardProfile prof;
+    step(nullptr);
+    const auto ops = prof.ops();
+    for (size_t i = 0; i < ops.size() && i < 25; ++i)
+      std::printf("{\"backward_op\": \"%s\", \"calls\": %lld, \"ms\": %.3f}\n", ops[i].name.c_str(),
+                  static_cast<long long>(ops[i].calls), ops[i].ms);
+    std::printf("{\"backward_total_ms\": %.3f}\n", prof.total_ms());
+  }
   std::fflush(stdout);
 }
 }  // namespace

@@ -187,12 +187,50 @@ def torch_times():
                 for _ in range(5):
                     step(phases)
                 train["phases"] = [t / 5 for t in phases]
+                try:
+                    train["backward_ops"] = torch_backward_ops(model, x, y)
+                except Exception as e:  # noqa: BLE001 - the table says why it is missing
+                    train["backward_ops_error"] = repr(e)
             del model, opt, x, y
             torch.cuda.empty_cache()
     except Exception as e:  # noqa: BLE001 - report what failed rather than drop the row silently
         train["error"] = repr(e)
     torch.backends.cudnn.benchmark = False
     return out, train, torch.__version__, torch.cuda.get_device_name()
+
+
+def torch_backward_ops(model, x, y, top=25):
+    """One backward pass of the step with a device synchronization before and after every autograd
+    node (hooks on the graph's nodes), the time summed by node name: the same measure as wanwu's
+    BackwardProfile. Returns [(name, calls, ms)], most time first."""
+    import torch
+    import torch.nn.functional as F
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = F.cross_entropy(model(x), y)
+    times, start, seen, stack = {}, {}, set(), [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+
+        def pre(grad_outputs, node=node):
+            torch.cuda.synchronize()
+            start[node] = time.perf_counter()
+
+        def post(grad_inputs, grad_outputs, node=node):
+            torch.cuda.synchronize()
+            calls, ms = times.get(node.name(), (0, 0.0))
+            times[node.name()] = (calls + 1, ms + (time.perf_counter() - start.pop(node)) * 1000.0)
+
+        node.register_prehook(pre)
+        node.register_hook(post)
+        stack.extend(f for f, _ in node.next_functions)
+    loss.backward()
+    torch.cuda.synchronize()
+    model.zero_grad(set_to_none=True)
+    rows = sorted(((n, c, ms) for n, (c, ms) in times.items()), key=lambda r: -r[2])
+    return rows[:top], sum(ms for _, _, ms in rows)
 
 
 def main():
@@ -206,11 +244,15 @@ def main():
     except subprocess.TimeoutExpired as e:  # keep the rows it finished
         stdout = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         stderr, rc = f"gpu_bench: stopped after {e.timeout} s", 124
-    ours, our_train, our_phases = {}, None, None
+    ours, our_train, our_phases, our_ops, our_ops_total = {}, None, None, [], None
     for line in stdout.splitlines():
         if line.startswith("{"):
             r = json.loads(line)
-            if "phases" in r:
+            if "backward_op" in r:
+                our_ops.append((r["backward_op"], r["calls"], r["ms"]))
+            elif "backward_total_ms" in r:
+                our_ops_total = r["backward_total_ms"]
+            elif "phases" in r:
                 our_phases = [r["forward_ms"], r["backward_ms"], r["optimizer_ms"]]
             elif "images_per_s" in r:
                 our_train = r
@@ -275,6 +317,19 @@ def main():
             w = our_phases[k] if our_phases else None
             t = their_phases[k] if their_phases else None
             lines.append(f"| {name} | {fmt(w, '.2f')} | {fmt(t, '.2f')} |")
+    their_ops = their_train.get("backward_ops")
+    if our_ops or their_ops or "backward_ops_error" in their_train:
+        t_rows, t_total = their_ops if their_ops else ([], None)
+        lines += ["", "One backward pass of that step with a device synchronization before and after each autograd "
+                      "node, ms by node name (launch overhead included; the names differ between the libraries), "
+                      f"25 costliest. Totals: wanwu {fmt(our_ops_total, '.1f')} ms, torch {fmt(t_total, '.1f')} ms"
+                      + (f" (torch: {their_train['backward_ops_error']})" if "backward_ops_error" in their_train
+                         else ""), "",
+                  "| wanwu op | calls | ms | torch node | calls | ms |", "|---|---:|---:|---|---:|---:|"]
+        for i in range(max(len(our_ops), len(t_rows))):
+            w = our_ops[i] if i < len(our_ops) else ("", "", None)
+            t = t_rows[i] if i < len(t_rows) else ("", "", None)
+            lines.append(f"| {w[0]} | {w[1]} | {fmt(w[2], '.2f')} | {t[0]} | {t[1]} | {fmt(t[2], '.2f')} |")
     text = "\n".join(lines) + "\n"
     with open(args.out, "w") as f:
         f.write(text)

@@ -1,6 +1,9 @@
 // The autograd engine: diamonds, a tensor used twice, accumulation across backward calls,
 // no_grad, detach, retain_grad, explicit gradients for non-scalar outputs, the in-place version
-// check, a second backward through freed buffers, and a 2,000-layer chain.
+// check, a second backward through freed buffers, a 2,000-layer chain, and
+// the per-op profile of backward passes.
+#include <thread>
+
 #include "harness.hpp"
 
 using namespace wanwu;
@@ -171,4 +174,49 @@ TEST_CASE("gradients flow through dtype and view conversions") {
   (y * y).sum().backward();
   CHECK(x.grad().dtype() == DType::f64);
   check_close(x.grad(), {2, 4, 6, 8});
+}
+
+TEST_CASE("a BackwardProfile times every node of the backward passes run while it is alive, by name") {
+  auto calls = [](const autograd::BackwardProfile& p, const std::string& name) {
+    for (const autograd::OpTime& o : p.ops())
+      if (o.name == name) return o.calls;
+    return int64_t(0);
+  };
+  Tensor x = tensor({1.0, 2.0}, DType::f64).requires_grad_();
+  autograd::BackwardProfile prof;
+  CHECK(autograd::BackwardProfile::current() == &prof);
+  for (int i = 0; i < 2; ++i) {
+    const Tensor a = x * 3.0;
+    (exp(a) + a * a).sum().backward();
+  }
+  // Per pass: sum, add, exp, the two muls and x's AccumulateGrad; a receives three gradients (from
+  // exp and from both operands of a * a), which takes two sums.
+  CHECK(calls(prof, "sum") == 2);
+  CHECK(calls(prof, "add") == 2);
+  CHECK(calls(prof, "exp") == 2);
+  CHECK(calls(prof, "mul") == 4);
+  CHECK(calls(prof, "AccumulateGrad") == 2);
+  CHECK(calls(prof, "sum of gradients") == 4);
+  const auto ops = prof.ops();
+  CHECK(ops.size() == 6);
+  double total = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    CHECK(ops[i].ms >= 0);
+    if (i > 0) CHECK(ops[i - 1].ms >= ops[i].ms);  // most time first
+    total += ops[i].ms;
+  }
+  CHECK(prof.total_ms() == doctest::Approx(total));
+  // profiling changes no value: two passes accumulate 2 (3 e^{3x} + 18 x)
+  check_close(x.grad(), {2 * (3 * std::exp(3.0) + 18.0), 2 * (3 * std::exp(6.0) + 36.0)}, 1e-12, 1e-12);
+  {
+    autograd::BackwardProfile inner;  // the innermost profile gets the reports, then the outer again
+    (x * 2.0).sum().backward();
+    CHECK(calls(inner, "mul") == 1);
+    CHECK(calls(prof, "mul") == 4);
+  }
+  CHECK(autograd::BackwardProfile::current() == &prof);
+  std::thread([&] { (x * 2.0).sum().backward(); }).join();  // another thread's pass is its own
+  CHECK(calls(prof, "mul") == 4);
+  (x * 2.0).sum().backward();
+  CHECK(calls(prof, "mul") == 5);
 }

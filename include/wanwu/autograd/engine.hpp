@@ -13,6 +13,7 @@
 #include "../ops/copy.hpp"
 #include "../ops/elementwise.hpp"
 #include "node.hpp"
+#include "profile.hpp"
 
 namespace wanwu {
 
@@ -244,12 +245,15 @@ inline void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>
     }
   }
 
+  BackwardProfile* const profile = BackwardProfile::current();
   std::unordered_map<Node*, std::vector<Tensor>> buffers;
   auto accumulate = [&](const Edge& e, Tensor g) {
     auto& buf = buffers[e.fn.get()];
     if (buf.empty()) buf.resize(e.fn->num_outputs());
     Tensor& slot = buf[e.input_nr];
-    slot = slot.defined() ? add(slot, g) : std::move(g);
+    if (!slot.defined()) slot = std::move(g);
+    else if (profile) slot = profile->time("sum of gradients", g.device(), [&] { return add(slot, g); });
+    else slot = add(slot, g);
   };
 
   auto newer = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
@@ -285,7 +289,17 @@ inline void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>
     }
 
     std::vector<Tensor> outs;
-    if (any) outs = node->apply(std::move(grads));
+    if (any && profile) {
+      Device dev = Device::cpu();
+      for (const auto& g : grads)
+        if (g.defined()) {
+          dev = g.device();
+          break;
+        }
+      outs = profile->time(node->name(), dev, [&] { return node->apply(std::move(grads)); });
+    } else if (any) {
+      outs = node->apply(std::move(grads));
+    }
     if (retain == RetainGraph::no) node->release();
 
     const auto& edges = node->next_edges();
@@ -299,7 +313,10 @@ inline void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>
         const GradMeta& meta = node->input_meta()[i];
         WANWU_CHECK_T(AutogradError, g.shape() == meta.shape, "backward of ", node->name(), " returned a gradient of "
                       "shape ", g.shape(), " for input ", i, " of shape ", meta.shape);
-        if (g.dtype() != meta.dtype || g.device() != meta.device) g = g.to(meta.device, meta.dtype);
+        if (g.dtype() != meta.dtype || g.device() != meta.device) {
+          if (profile) g = profile->time("cast of a gradient to its input's dtype", meta.device, [&] { return g.to(meta.device, meta.dtype); });
+          else g = g.to(meta.device, meta.dtype);
+        }
         accumulate(e, std::move(g));
       }
       if (--deps[e.fn.get()] == 0) ready.push(e.fn);
