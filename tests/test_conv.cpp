@@ -83,7 +83,8 @@ TEST_CASE("conv2d's implicit-GEMM forward (no im2col copy) equals the direct con
   // Winograd: a 7x7 stride-2 stem with 3 channels, strided 3x3 and 1x1, per-side and asymmetric
   // padding, unequal strides, output channels that leave the last 16-wide panel partial, fewer
   // output rows than kNarrowFewRows (the threads split the panels) and many (they split the rows,
-  // in blocks that span output rows and images), with and without bias, in f64 and f32.
+  // in blocks that span output rows and images), with and without bias, in f64 and f32; the
+  // padded copy made for all images at once and, for large images, for one image at a time.
   struct Case {
     Shape x, w;
     Pair2 stride;
@@ -98,6 +99,7 @@ TEST_CASE("conv2d's implicit-GEMM forward (no im2col copy) equals the direct con
       {{2, 11, 13, 8}, {18, 2, 4, 8}, {2, 1}, Padding2d::sides(0, 1, 2, 1), true},
       {{1, 10, 9, 5}, {7, 4, 4, 5}, 1, Padding2d::same(), false},  // stride 1, even kernel: pad 1 / 2
       {{2, 30, 30, 6}, {10, 3, 3, 6}, 1, 1, true},                 // stride 1, too few channels for Winograd
+      {{3, 200, 200, 16}, {8, 3, 3, 16}, 2, 1, true},  // f64 images over half of kConvPadBytes: one per copy
   };
   Generator g(31);
   for (const Case& c : cases) {
