@@ -201,8 +201,10 @@ def torch_times():
 
 def torch_backward_ops(model, x, y, top=25):
     """One backward pass of the step with a device synchronization before and after every autograd
-    node (hooks on the graph's nodes), the time summed by node name: the same measure as wanwu's
-    BackwardProfile. Returns [(name, calls, ms)], most time first."""
+    node (hooks on the graph's nodes), the time summed by node name: the measure of wanwu's
+    BackwardProfile, except that torch's sums of gradients fall between nodes and are not timed
+    (wanwu lists its own as "sum of gradients"). Returns ([(name, calls, ms)], total ms), most time
+    first."""
     import torch
     import torch.nn.functional as F
     with torch.autocast("cuda", dtype=torch.bfloat16):

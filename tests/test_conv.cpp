@@ -100,6 +100,7 @@ TEST_CASE("conv2d's implicit-GEMM forward (no im2col copy) equals the direct con
       {{1, 10, 9, 5}, {7, 4, 4, 5}, 1, Padding2d::same(), false},  // stride 1, even kernel: pad 1 / 2
       {{2, 30, 30, 6}, {10, 3, 3, 6}, 1, 1, true},                 // stride 1, too few channels for Winograd
       {{3, 200, 200, 16}, {8, 3, 3, 16}, 2, 1, true},  // f64 images over half of kConvPadBytes: one per copy
+      {{2, 9, 9, 512}, {24, 3, 3, 512}, 2, 1, false},    // K = 4608: f32's one running sum per output
   };
   Generator g(31);
   for (const Case& c : cases) {
@@ -134,6 +135,9 @@ TEST_CASE("conv2d's implicit-GEMM forward (no im2col copy) equals the direct con
     CHECK(cpu::conv_implicit_applies<float>(geom));
     CHECK_FALSE(cpu::winograd_applies(geom));
   }
+  // no input channels: the output is the bias (the im2col path takes it)
+  wt::check_close(conv2d(zeros({2, 4, 4, 0}), zeros({3, 3, 3, 0}), tensor({1.0, 2.0, 3.0}), 1, 1),
+                  ones({2, 4, 4, 1}) * tensor({1.0, 2.0, 3.0}), 0, 0);
 }
 
 TEST_CASE("conv2d output shapes") {

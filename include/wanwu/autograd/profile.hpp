@@ -10,7 +10,8 @@
 // unprofiled one: it is for finding which ops hold a gap (the ResNet-50 step in
 // scripts/gpu-check.sh), not for timing the step. On the CPU the synchronization costs nothing.
 // The state is per thread, like GradMode, so profiling one thread's training loop does not touch
-// another's.
+// another's; profiles nest, and each must end on its thread in reverse order of creation (a
+// scope, as in the tests and benchmarks).
 #pragma once
 
 #include <algorithm>
@@ -62,7 +63,10 @@ class BackwardProfile {
       std::chrono::steady_clock::time_point t0;
       ~Charge() {
         p.sync(device);
-        p.add(name, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        try {  // runs during unwinding too: a failed op is charged, and nothing may escape here
+          p.add(name, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        } catch (...) {
+        }
       }
     } charge{*this, name, device, t0};
     return f();

@@ -29,10 +29,11 @@
 namespace wanwu::cpu {
 
 // Whether the forward pass of g takes the implicit GEMM (the caller has ruled out 1x1 stride 1,
-// depthwise and Winograd): one group, dilation 1, and a packed weight within gemm_narrow's limit.
+// depthwise and Winograd): one group, dilation 1, some input channels, and a packed weight within
+// gemm_narrow's limit.
 template <class T>
 bool conv_implicit_applies(const ConvGeom& g) {
-  return g.G == 1 && g.p.dilation_h == 1 && g.p.dilation_w == 1 && g.N * g.Ho * g.Wo > 0 &&
+  return g.G == 1 && g.p.dilation_h == 1 && g.p.dilation_w == 1 && g.N * g.Ho * g.Wo > 0 && g.K > 0 &&
          gemm_narrow_fits<T>(g.O, g.K);
 }
 
