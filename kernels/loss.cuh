@@ -176,18 +176,10 @@ inline void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const T
                                                                                           C, p);
       return;
     }
-    const unsigned blocks = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
-    const int c = static_cast<int>(C);
-    if (C <= 32)
-      cross_entropy_forward_warp_kernel<T, 1><<<blocks, kThreads, 0, s>>>(lo, ls, xp, tp, wp, wsp, N, c, p);
-    else if (C <= 64)
-      cross_entropy_forward_warp_kernel<T, 2><<<blocks, kThreads, 0, s>>>(lo, ls, xp, tp, wp, wsp, N, c, p);
-    else if (C <= 128)
-      cross_entropy_forward_warp_kernel<T, 4><<<blocks, kThreads, 0, s>>>(lo, ls, xp, tp, wp, wsp, N, c, p);
-    else if (C <= 256)
-      cross_entropy_forward_warp_kernel<T, 8><<<blocks, kThreads, 0, s>>>(lo, ls, xp, tp, wp, wsp, N, c, p);
-    else
-      cross_entropy_forward_warp_kernel<T, 16><<<blocks, kThreads, 0, s>>>(lo, ls, xp, tp, wp, wsp, N, c, p);
+    with_warp_row_width<kCrossEntropyWarpMax / 32>(C, [&](auto per) {
+      cross_entropy_forward_warp_kernel<T, decltype(per)::value><<<warp_row_blocks(N, 1), kThreads, 0, s>>>(
+          lo, ls, xp, tp, wp, wsp, N, static_cast<int>(C), p);
+    });
   });
   WANWU_CUDA_LAUNCH_CHECK();
 }
@@ -218,8 +210,8 @@ inline void cross_entropy_backward(const Tensor& grad_logits, const Tensor& grad
       cross_entropy_backward_kernel<T, false><<<static_cast<unsigned>(N), kThreads, 0, s>>>(g, gp, xp, lp, tp, wp, wsp,
                                                                                             N, C, p);
     else
-      cross_entropy_backward_kernel<T, true><<<static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock),
-                                               kThreads, 0, s>>>(g, gp, xp, lp, tp, wp, wsp, N, C, p);
+      cross_entropy_backward_kernel<T, true><<<warp_row_blocks(N, 1), kThreads, 0, s>>>(g, gp, xp, lp, tp, wp, wsp, N,
+                                                                                        C, p);
   });
   WANWU_CUDA_LAUNCH_CHECK();
   if (!gx.is_same(grad_logits)) copy(grad_logits, gx);

@@ -75,33 +75,30 @@ __host__ __device__ constexpr int softmax_warp_rows() {
 }
 
 // Calls f(std::integral_constant<int, PER>) with the register width PER of a warp row: the
-// smallest power of two with 32 * PER >= D (D <= kWarpRowMax).
-template <class F>
+// smallest power of two with 32 * PER >= D, for D <= 32 * MaxPer (the caller's warp-row limit;
+// only the widths up to MaxPer are instantiated).
+template <int MaxPer = 32, class F>
 void with_warp_row_width(int64_t D, F&& f) {
-  if (D <= 32) f(std::integral_constant<int, 1>{});
-  else if (D <= 64) f(std::integral_constant<int, 2>{});
-  else if (D <= 128) f(std::integral_constant<int, 4>{});
-  else if (D <= 256) f(std::integral_constant<int, 8>{});
-  else if (D <= 512) f(std::integral_constant<int, 16>{});
-  else f(std::integral_constant<int, 32>{});
+  if (MaxPer == 1 || D <= 32) f(std::integral_constant<int, 1>{});
+  else if constexpr (MaxPer >= 2) {
+    if (MaxPer == 2 || D <= 64) f(std::integral_constant<int, 2>{});
+    else if constexpr (MaxPer >= 4) {
+      if (MaxPer == 4 || D <= 128) f(std::integral_constant<int, 4>{});
+      else if constexpr (MaxPer >= 8) {
+        if (MaxPer == 8 || D <= 256) f(std::integral_constant<int, 8>{});
+        else if constexpr (MaxPer >= 16) {
+          if (MaxPer == 16 || D <= 512) f(std::integral_constant<int, 16>{});
+          else if constexpr (MaxPer >= 32) f(std::integral_constant<int, 32>{});
+        }
+      }
+    }
+  }
 }
 
-// Loads a row of D <= 32 * PER values into the warp's registers (lane + 32 i; -inf past the end),
-// all loads issued before the first use, and returns the row's maximum: 0 for a row of -inf only,
-// so that exp(x - max) gives 0 there rather than NaN. (The cross-entropy's warp kernel; a row of
-// classes is wider than a score row and comes with a target per row.)
-template <class A, class T, int PER>
-__device__ __forceinline__ A warp_load_row_max(A (&v)[PER], const T* xr, int lane, int D) {
-#pragma unroll
-  for (int i = 0; i < PER; ++i) {
-    const int d = lane + 32 * i;
-    v[i] = d < D ? cv<A>(xr[d]) : neg_inf<A>();
-  }
-  A mx = v[0];
-#pragma unroll
-  for (int i = 1; i < PER; ++i) mx = v[i] > mx ? v[i] : mx;
-  mx = warp_max(mx);
-  return mx == neg_inf<A>() ? A(0) : mx;
+// Blocks of kRowsPerBlock warps, each owning `per_warp` rows, that cover `rows` rows.
+inline unsigned warp_row_blocks(int64_t rows, int per_warp) {
+  const int64_t per_block = int64_t(kRowsPerBlock) * per_warp;
+  return static_cast<unsigned>((rows + per_block - 1) / per_block);
 }
 
 // Warp-wide max / sum of RW values per lane at once, so the RW shuffle chains overlap.
@@ -123,11 +120,50 @@ __device__ __forceinline__ void warp_sum_rows(A (&s)[RW]) {
   }
 }
 
-// The first of a warp's RW rows, and how many of them exist (warp-uniform: whole warps leave or
-// stay together, so every shuffle sees a full warp).
+// The first of a warp's RW rows (the same for all its lanes: whole warps leave or stay together,
+// so every shuffle sees a full warp).
 template <int RW>
 __device__ __forceinline__ int64_t warp_first_row() {
   return (blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / 32) * RW;
+}
+
+// Loads rows row0 .. row0 + live - 1 (live <= RW) of D <= 32 * PER values each into the warp's
+// registers, value d of a row in lane d % 32 (-inf past the end of a row and for rows past
+// `live`), all loads issued before the first use, and sets mx to each row's maximum: 0 for a row
+// of -inf only, so that exp(x - max) gives 0 there rather than NaN.
+template <int RW, class A, class T, int PER>
+__device__ __forceinline__ void warp_load_rows_max(A (&v)[RW][PER], A (&mx)[RW], const T* x, int64_t row0, int live,
+                                                   int lane, int D) {
+#pragma unroll
+  for (int r = 0; r < RW; ++r) {
+    const T* xr = x + (row0 + r) * D;
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+      const int d = lane + 32 * i;
+      v[r][i] = r < live && d < D ? cv<A>(xr[d]) : neg_inf<A>();
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < RW; ++r) {
+    mx[r] = v[r][0];
+#pragma unroll
+    for (int i = 1; i < PER; ++i) mx[r] = v[r][i] > mx[r] ? v[r][i] : mx[r];
+  }
+  warp_max_rows<RW>(mx);
+#pragma unroll
+  for (int r = 0; r < RW; ++r)
+    if (mx[r] == neg_inf<A>()) mx[r] = A(0);
+}
+
+// One row at xr (the cross-entropy's warp kernel, one row of classes per warp): its values in v,
+// its maximum returned.
+template <class A, class T, int PER>
+__device__ __forceinline__ A warp_load_row_max(A (&v)[PER], const T* xr, int lane, int D) {
+  A rows[1][PER], mx[1];
+  warp_load_rows_max<1>(rows, mx, xr, 0, 1, lane, D);
+#pragma unroll
+  for (int i = 0; i < PER; ++i) v[i] = rows[0][i];
+  return mx[0];
 }
 
 // A warp per RW rows, the rows held in registers: PER values per lane and row (PER * 32 >= D),
@@ -143,27 +179,10 @@ __global__ void softmax_warp_kernel(T* out, const T* x, int64_t rows, int D, boo
   const int lane = threadIdx.x % 32;
   if (row0 >= rows) return;
   const int live = rows - row0 < RW ? static_cast<int>(rows - row0) : RW;
-  A v[RW][PER];
+  A v[RW][PER], mx[RW], s[RW];
+  warp_load_rows_max<RW>(v, mx, x, row0, live, lane, D);
 #pragma unroll
   for (int r = 0; r < RW; ++r) {
-    const T* xr = x + (row0 + r) * D;
-#pragma unroll
-    for (int i = 0; i < PER; ++i) {
-      const int d = lane + 32 * i;
-      v[r][i] = r < live && d < D ? cv<A>(xr[d]) : neg_inf<A>();
-    }
-  }
-  A mx[RW], s[RW];
-#pragma unroll
-  for (int r = 0; r < RW; ++r) {
-    mx[r] = v[r][0];
-#pragma unroll
-    for (int i = 1; i < PER; ++i) mx[r] = v[r][i] > mx[r] ? v[r][i] : mx[r];
-  }
-  warp_max_rows<RW>(mx);
-#pragma unroll
-  for (int r = 0; r < RW; ++r) {
-    if (mx[r] == neg_inf<A>()) mx[r] = A(0);
     s[r] = 0;
 #pragma unroll
     for (int i = 0; i < PER; ++i)
@@ -187,9 +206,8 @@ template <class T>
 void launch_softmax_warp(T* out, const T* x, int64_t rows, int64_t D, bool log_kind, cudaStream_t s) {
   with_warp_row_width(D, [&](auto per) {
     constexpr int PER = decltype(per)::value;
-    const int64_t per_block = int64_t(kRowsPerBlock) * softmax_warp_rows<T, PER>();
-    const unsigned blocks = static_cast<unsigned>((rows + per_block - 1) / per_block);
-    softmax_warp_kernel<T, PER><<<blocks, kThreads, 0, s>>>(out, x, rows, static_cast<int>(D), log_kind);
+    softmax_warp_kernel<T, PER><<<warp_row_blocks(rows, softmax_warp_rows<T, PER>()), kThreads, 0, s>>>(
+        out, x, rows, static_cast<int>(D), log_kind);
   });
 }
 
@@ -241,9 +259,8 @@ void launch_softmax_backward_warp(T* gx, const T* gy, const T* y, int64_t rows, 
                                   cudaStream_t s) {
   with_warp_row_width(D, [&](auto per) {
     constexpr int PER = decltype(per)::value;
-    const int64_t per_block = int64_t(kRowsPerBlock) * softmax_warp_rows<T, 2 * PER>();
-    const unsigned blocks = static_cast<unsigned>((rows + per_block - 1) / per_block);
-    softmax_backward_warp_kernel<T, PER><<<blocks, kThreads, 0, s>>>(gx, gy, y, rows, static_cast<int>(D), log_kind);
+    softmax_backward_warp_kernel<T, PER><<<warp_row_blocks(rows, softmax_warp_rows<T, 2 * PER>()), kThreads, 0, s>>>(
+        gx, gy, y, rows, static_cast<int>(D), log_kind);
   });
 }
 

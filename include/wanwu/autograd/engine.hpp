@@ -5,6 +5,7 @@
 // tensor they belong to, and an op that returns a wrong shape is named in the error.
 #pragma once
 
+#include <algorithm>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
@@ -245,15 +246,17 @@ inline void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>
     }
   }
 
+  // f(), timed under `name` when a BackwardProfile is alive on this thread (profile.hpp).
   BackwardProfile* const profile = BackwardProfile::current();
+  auto run = [profile](std::string_view name, Device device, auto&& f) {
+    return profile ? profile->time(name, device, f) : f();
+  };
   std::unordered_map<Node*, std::vector<Tensor>> buffers;
   auto accumulate = [&](const Edge& e, Tensor g) {
     auto& buf = buffers[e.fn.get()];
     if (buf.empty()) buf.resize(e.fn->num_outputs());
     Tensor& slot = buf[e.input_nr];
-    if (!slot.defined()) slot = std::move(g);
-    else if (profile) slot = profile->time("sum of gradients", g.device(), [&] { return add(slot, g); });
-    else slot = add(slot, g);
+    slot = slot.defined() ? run("sum of gradients", g.device(), [&] { return add(slot, g); }) : std::move(g);
   };
 
   auto newer = [](const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) {
@@ -290,13 +293,8 @@ inline void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>
 
     std::vector<Tensor> outs;
     if (any && profile) {
-      Device dev = Device::cpu();
-      for (const auto& g : grads)
-        if (g.defined()) {
-          dev = g.device();
-          break;
-        }
-      outs = profile->time(node->name(), dev, [&] { return node->apply(std::move(grads)); });
+      const auto first = std::find_if(grads.begin(), grads.end(), [](const Tensor& g) { return g.defined(); });
+      outs = run(node->name(), first->device(), [&] { return node->apply(std::move(grads)); });
     } else if (any) {
       outs = node->apply(std::move(grads));
     }
@@ -313,10 +311,9 @@ inline void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>
         const GradMeta& meta = node->input_meta()[i];
         WANWU_CHECK_T(AutogradError, g.shape() == meta.shape, "backward of ", node->name(), " returned a gradient of "
                       "shape ", g.shape(), " for input ", i, " of shape ", meta.shape);
-        if (g.dtype() != meta.dtype || g.device() != meta.device) {
-          if (profile) g = profile->time("cast of a gradient to its input's dtype", meta.device, [&] { return g.to(meta.device, meta.dtype); });
-          else g = g.to(meta.device, meta.dtype);
-        }
+        if (g.dtype() != meta.dtype || g.device() != meta.device)
+          g = run("cast of a gradient to its input's dtype", meta.device,
+                  [&] { return g.to(meta.device, meta.dtype); });
         accumulate(e, std::move(g));
       }
       if (--deps[e.fn.get()] == 0) ready.push(e.fn);

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../backend/backend.hpp"
@@ -53,12 +54,12 @@ class BackwardProfile {
 
   // Runs f with the device idle before and after, and charges the time to `name`.
   template <class F>
-  decltype(auto) time(const std::string& name, Device device, F&& f) {
+  decltype(auto) time(std::string_view name, Device device, F&& f) {
     sync(device);
     const auto t0 = std::chrono::steady_clock::now();
     struct Charge {
       BackwardProfile& p;
-      const std::string& name;
+      std::string_view name;
       Device device;
       std::chrono::steady_clock::time_point t0;
       ~Charge() {
@@ -83,14 +84,14 @@ class BackwardProfile {
     } catch (...) {  // the op's own error, if any, is the one to report
     }
   }
-  void add(const std::string& name, double ms) {
+  void add(std::string_view name, double ms) {
     for (OpTime& o : ops_)
       if (o.name == name) {
         ++o.calls;
         o.ms += ms;
         return;
       }
-    ops_.push_back({name, 1, ms});
+    ops_.push_back({std::string(name), 1, ms});
   }
 
   BackwardProfile* prev_;

@@ -42,24 +42,13 @@ bool conv_implicit_applies(const ConvGeom& g) {
 template <class T, int R>
 WANWU_ALWAYS_INLINE void conv_implicit_block(const T* const* a, int64_t KH, int64_t run, int64_t run_stride,
                                              const T* bp, T* c, int64_t ldc, int cols, bool accumulate) {
-  using S = Simd<T>;
-  using V = typename S::V;
-  constexpr int L = S::L, W = 2 * L;
-  V lo[R], hi[R];
-  for (int i = 0; i < R; ++i) lo[i] = hi[i] = S::zero();
+  NarrowBlock<T, R> blk;
   for (int64_t kh = 0; kh < KH; ++kh) {
     const T* ai[R];
     for (int i = 0; i < R; ++i) ai[i] = a[i] + kh * run_stride;
-    for (int64_t j = 0; j < run; ++j, bp += W) {
-      const V b0 = S::load(bp), b1 = S::load(bp + L);
-      for (int i = 0; i < R; ++i) {
-        const T av = ai[i][j];
-        lo[i] += av * b0;
-        hi[i] += av * b1;
-      }
-    }
+    for (int64_t j = 0; j < run; ++j, bp += NarrowBlock<T, R>::W) blk.step(bp, [&](int i) { return ai[i][j]; });
   }
-  gemm_narrow_store<T, R>(lo, hi, c, ldc, cols, accumulate);
+  blk.store(c, ldc, cols, accumulate);
 }
 
 template <class T>

@@ -88,24 +88,40 @@ WANWU_ALWAYS_INLINE void gemm_narrow_store(typename Simd<T>::V* lo, typename Sim
   }
 }
 
-// Rows [0, R) of C's columns [0, cols) from R rows of A (lda apart) and one packed panel of B.
+// The register block of the kernel: R rows by two SIMD vectors of C's columns, kept in registers
+// across the whole inner dimension. step() adds one row of a packed panel of B times R values of
+// A; gemm_narrow_block reads A as rows of a matrix, conv_implicit.hpp as runs of an input image.
 template <class T, int R>
-WANWU_ALWAYS_INLINE void gemm_narrow_block(const T* a, int64_t lda, const T* bp, int64_t K, T* c, int64_t ldc,
-                                           int cols, bool accumulate) {
+struct NarrowBlock {
   using S = Simd<T>;
   using V = typename S::V;
-  constexpr int L = S::L, W = 2 * L;
+  static constexpr int L = S::L, W = 2 * L;
   V lo[R], hi[R];
-  for (int i = 0; i < R; ++i) lo[i] = hi[i] = S::zero();
-  for (int64_t k = 0; k < K; ++k) {
-    const V b0 = S::load(bp + k * W), b1 = S::load(bp + k * W + L);
+  WANWU_ALWAYS_INLINE NarrowBlock() {
+    for (int i = 0; i < R; ++i) lo[i] = hi[i] = S::zero();
+  }
+  // a(i): row i's value of A for this step; bk: the step's row of the panel (W values).
+  template <class AOf>
+  WANWU_ALWAYS_INLINE void step(const T* bk, AOf&& a) {
+    const V b0 = S::load(bk), b1 = S::load(bk + L);
     for (int i = 0; i < R; ++i) {
-      const T av = a[i * lda + k];
+      const T av = a(i);
       lo[i] += av * b0;
       hi[i] += av * b1;
     }
   }
-  gemm_narrow_store<T, R>(lo, hi, c, ldc, cols, accumulate);
+  WANWU_ALWAYS_INLINE void store(T* c, int64_t ldc, int cols, bool accumulate) {
+    gemm_narrow_store<T, R>(lo, hi, c, ldc, cols, accumulate);
+  }
+};
+
+// Rows [0, R) of C's columns [0, cols) from R rows of A (lda apart) and one packed panel of B.
+template <class T, int R>
+WANWU_ALWAYS_INLINE void gemm_narrow_block(const T* a, int64_t lda, const T* bp, int64_t K, T* c, int64_t ldc,
+                                           int cols, bool accumulate) {
+  NarrowBlock<T, R> blk;
+  for (int64_t k = 0; k < K; ++k) blk.step(bp + k * NarrowBlock<T, R>::W, [&](int i) { return a[i * lda + k]; });
+  blk.store(c, ldc, cols, accumulate);
 }
 
 // One panel of a block of `rows` (<= 6) rows of C.
