@@ -4,6 +4,11 @@
 
 #include "harness.hpp"
 
+#include <atomic>
+#include <stdexcept>
+
+#include <wanwu/backend/cpu/parallel.hpp>
+
 using namespace wanwu;
 using wt::check_close;
 using wt::values;
@@ -140,4 +145,55 @@ TEST_CASE("matmul errors") {
   CHECK_THROWS_AS(matmul(zeros({2, 2, 3}), zeros({3, 3, 2})), ShapeError);
   CHECK_THROWS_AS(mm(zeros({2}), zeros({2, 2})), ShapeError);
   CHECK_THROWS_AS(bmm(zeros({2, 2, 2}), zeros({3, 2, 2})), ShapeError);
+}
+
+TEST_CASE("parallel_for_dynamic visits every index once and carries a worker's exception out") {
+  const int saved = get_num_threads();
+  for (int threads : {1, 2, 3}) {
+    CAPTURE(threads);
+    set_num_threads(threads);
+    for (auto [n, block] : {std::pair<int64_t, int64_t>{0, 4}, {1, 4}, {7, 3}, {1000, 17}, {64, 64}, {5, 0}}) {
+      CAPTURE(n);
+      CAPTURE(block);
+      std::vector<std::atomic<int>> seen(static_cast<size_t>(n));
+      for (auto& s : seen) s = 0;
+      wanwu::cpu::parallel_for_dynamic(n, block, [&](int64_t b, int64_t e) {
+        CHECK(b < e);
+        for (int64_t i = b; i < e; ++i) seen[static_cast<size_t>(i)]++;
+      });
+      for (int64_t i = 0; i < n; ++i) CHECK(seen[static_cast<size_t>(i)] == 1);
+    }
+    CHECK_THROWS_WITH_AS(wanwu::cpu::parallel_for_dynamic(100, 1,
+                                                          [](int64_t b, int64_t e) {
+                                                            if (b <= 37 && 37 < e) throw std::runtime_error("block 37");
+                                                          }),
+                         "block 37", std::runtime_error);
+  }
+  set_num_threads(saved);
+}
+
+// The narrow GEMM and the implicit-GEMM convolution hand row blocks to whichever thread comes free;
+// each block is computed the same way on any thread, so the outputs must not change by a bit.
+TEST_CASE("convolutions and GEMMs give bit-identical results on one thread and on two") {
+  Generator g(5);
+  const Tensor x = randn({3, 14, 14, 64}, {}, &g);
+  const Tensor w1 = randn({100, 1, 1, 64}, {}, &g), b1 = randn({100}, {}, &g);
+  const Tensor w3 = randn({50, 3, 3, 64}, {}, &g), b3 = randn({50}, {}, &g);
+  const Tensor ws = randn({36, 3, 3, 64}, {}, &g);
+  const Tensor a = randn({500, 64}, {}, &g), lw = randn({40, 64}, {}, &g), lb = randn({40}, {}, &g);
+  auto run = [&] {
+    return std::vector<std::vector<float>>{conv2d(x, w1, b1).tolist<float>(), conv2d(x, w3, b3, 1, 1).tolist<float>(),
+                                           conv2d(x, ws, Tensor(), 2, 1).tolist<float>(),
+                                           linear(a, lw, lb).tolist<float>()};
+  };
+  const int saved = get_num_threads();
+  set_num_threads(1);
+  const auto one = run();
+  set_num_threads(2);
+  const auto two = run();
+  set_num_threads(saved);
+  for (size_t i = 0; i < one.size(); ++i) {
+    CAPTURE(i);
+    CHECK(one[i] == two[i]);
+  }
 }

@@ -255,11 +255,11 @@ void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const Con
   const T beta = bias ? T(1) : T(0);
   if (g.pointwise()) {  // the batch is one [N*H*W, C] matrix
     const int64_t rows = g.N * P;
+    const PackedGroups<T> wp(g, w, g.C, g.O, /*trans=*/true, rows, wkey);  // one group: B = w^T [C, O]
+    if (wp.packed) return gemm_narrow_packed<T>(rows, g.O, g.C, x, g.C, wp.group(0), bias, out, g.O);
     if (bias) {
       parallel_for(rows, 4096, [&](int64_t b, int64_t e) { fill_bias(out + b * g.O, e - b); });
     }
-    const PackedGroups<T> wp(g, w, g.C, g.O, /*trans=*/true, rows, wkey);  // one group: B = w^T [C, O]
-    if (wp.packed) return gemm_narrow_packed<T>(rows, g.O, g.C, x, g.C, wp.group(0), bias != nullptr, out, g.O);
     blas_gemm<T>(false, true, rows, g.O, g.C, T(1), x, g.C, w, g.C, beta, out, g.O);
     return;
   }
@@ -276,11 +276,11 @@ void conv_forward_typed(T* out, const T* x, const T* w, const T* bias, const Con
   const PackedGroups<T> wp(g, w, g.K, g.Og, /*trans=*/true, std::min(tile, ip.per * P), wkey);
   for_each_tile<T>(g, ip, tile, [&](int64_t, int64_t, int64_t r0, int64_t r1, T* col) {
     const int64_t R = r1 - r0;
-    if (bias) fill_bias(out + r0 * g.O, R);
+    if (bias && !wp.packed) fill_bias(out + r0 * g.O, R);
     for (int64_t grp = 0; grp < g.G; ++grp) {
       im2col_rows(x, g, grp, r0, r1, col);
       T* dst = out + r0 * g.O + grp * g.Og;
-      if (wp.packed) gemm_narrow_packed<T>(R, g.Og, g.K, col, g.K, wp.group(grp), bias != nullptr, dst, g.O);
+      if (wp.packed) gemm_narrow_packed<T>(R, g.Og, g.K, col, g.K, wp.group(grp), bias ? bias + grp * g.Og : nullptr, dst, g.O);
       else blas_gemm<T>(false, true, R, g.Og, g.K, T(1), col, g.K, w + grp * g.Og * g.K, g.K, beta, dst, g.O);
     }
   });
@@ -292,7 +292,7 @@ void conv_backward_input_typed(T* gx, const T* gy, const T* w, const ConvGeom& g
   const int64_t P = g.Ho * g.Wo;
   if (g.pointwise()) {  // [N*H*W, O] x [O, C]
     const PackedGroups<T> wp(g, w, g.O, g.C, /*trans=*/false, g.N * P);  // B = w [O, C]
-    if (wp.packed) return gemm_narrow_packed<T>(g.N * P, g.C, g.O, gy, g.O, wp.group(0), false, gx, g.C);
+    if (wp.packed) return gemm_narrow_packed<T>(g.N * P, g.C, g.O, gy, g.O, wp.group(0), nullptr, gx, g.C);
     blas_gemm<T>(false, false, g.N * P, g.C, g.O, T(1), gy, g.O, w, g.C, T(0), gx, g.C);
     return;
   }
@@ -306,7 +306,7 @@ void conv_backward_input_typed(T* gx, const T* gy, const T* w, const ConvGeom& g
   for_each_tile<T>(g, ip, tile, [&](int64_t, int64_t, int64_t r0, int64_t r1, T* col) {
     for (int64_t grp = 0; grp < g.G; ++grp) {
       const T* src = gy + r0 * g.O + grp * g.Og;
-      if (wp.packed) gemm_narrow_packed<T>(r1 - r0, g.K, g.Og, src, g.O, wp.group(grp), false, col, g.K);
+      if (wp.packed) gemm_narrow_packed<T>(r1 - r0, g.K, g.Og, src, g.O, wp.group(grp), nullptr, col, g.K);
       else blas_gemm<T>(false, false, r1 - r0, g.K, g.Og, T(1), src, g.O, w + grp * g.Og * g.K, g.K, T(0), col, g.K);
       col2im_add_rows(col, g, grp, r0, r1, gx);
     }

@@ -12,10 +12,10 @@
 // of images of at most kConvPadBytes at a time, so that no run is cut at an image edge; the copy
 // is one pass over the input where im2col made KH * KW / (stride^2) passes.
 //
-// Rows are split over the threads in blocks of six, every panel of the packed weight run over a
-// block before the next (the weight's panels come from L2/L3, the block's input runs from L1);
-// with fewer rows than kNarrowFewRows the threads split the column panels instead, as
-// gemm_narrow_packed does. Used for the forward pass; the gradients keep their GEMM paths.
+// Rows go to the threads in blocks as they come free, every panel of the packed weight run over
+// six rows before the next (the weight's panels come from L2/L3, the rows' input runs from L1);
+// with fewer rows than kNarrowFewRows the threads take the column panels instead, as
+// gemm_narrow_packed does. The bias is added as each register block is stored. Used for the forward pass; the gradients keep their GEMM paths.
 #pragma once
 
 #include <algorithm>
@@ -41,27 +41,27 @@ bool conv_implicit_applies(const ConvGeom& g) {
 // values each, `run_stride` apart, against one packed panel of B (K = KH * run rows).
 template <class T, int R>
 WANWU_ALWAYS_INLINE void conv_implicit_block(const T* const* a, int64_t KH, int64_t run, int64_t run_stride,
-                                             const T* bp, T* c, int64_t ldc, int cols, bool accumulate) {
+                                             const T* bp, T* c, int64_t ldc, int cols, const T* bias) {
   NarrowBlock<T, R> blk;
   for (int64_t kh = 0; kh < KH; ++kh) {
     const T* ai[R];
     for (int i = 0; i < R; ++i) ai[i] = a[i] + kh * run_stride;
     for (int64_t j = 0; j < run; ++j, bp += NarrowBlock<T, R>::W) blk.step(bp, [&](int i) { return ai[i][j]; });
   }
-  blk.store(c, ldc, cols, accumulate);
+  blk.store(c, ldc, cols, bias);
 }
 
 template <class T>
 WANWU_ALWAYS_INLINE void conv_implicit_panel(int rows, const T* const* a, int64_t KH, int64_t run,
                                              int64_t run_stride, const T* bp, T* c, int64_t ldc, int cols,
-                                             bool accumulate) {
+                                             const T* bias) {
   switch (rows) {
-    case 6: return conv_implicit_block<T, 6>(a, KH, run, run_stride, bp, c, ldc, cols, accumulate);
-    case 5: return conv_implicit_block<T, 5>(a, KH, run, run_stride, bp, c, ldc, cols, accumulate);
-    case 4: return conv_implicit_block<T, 4>(a, KH, run, run_stride, bp, c, ldc, cols, accumulate);
-    case 3: return conv_implicit_block<T, 3>(a, KH, run, run_stride, bp, c, ldc, cols, accumulate);
-    case 2: return conv_implicit_block<T, 2>(a, KH, run, run_stride, bp, c, ldc, cols, accumulate);
-    default: return conv_implicit_block<T, 1>(a, KH, run, run_stride, bp, c, ldc, cols, accumulate);
+    case 6: return conv_implicit_block<T, 6>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
+    case 5: return conv_implicit_block<T, 5>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
+    case 4: return conv_implicit_block<T, 4>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
+    case 3: return conv_implicit_block<T, 3>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
+    case 2: return conv_implicit_block<T, 2>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
+    default: return conv_implicit_block<T, 1>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
   }
 }
 
@@ -97,14 +97,8 @@ void conv_implicit_forward(T* out, const T* x, const T* bp, const T* bias, const
   const int64_t image = Hp * Wp * g.C;
   const int64_t chunk = padded ? std::clamp<int64_t>(kConvPadBytes / (image * int64_t(sizeof(T))), 1, g.N) : g.N;
   const Scratch<T> xpad(padded ? chunk * image : 0);
-  const int64_t P = g.Ho * g.Wo, M = g.N * P, run = g.KW * g.C, run_stride = Wp * g.C;
+  const int64_t P = g.Ho * g.Wo, run = g.KW * g.C, run_stride = Wp * g.C;
   const int64_t panels = (g.O + W - 1) / W, K = g.KH * run;
-  const bool acc = bias != nullptr;
-  if (bias) {
-    parallel_for(M, 4096, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) std::memcpy(out + r * g.O, bias, sizeof(T) * g.O);
-    });
-  }
   for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
     const int64_t n1 = std::min(g.N, n0 + chunk), m0 = n0 * P, m1 = n1 * P;
     if (padded) conv_pad_input(x, g, n0, n1, Hp, Wp, xpad.data());
@@ -122,17 +116,17 @@ void conv_implicit_forward(T* out, const T* x, const T* bp, const T* bias, const
       for (int64_t p = p0; p < p1; ++p) {
         const int cols = static_cast<int>(std::min<int64_t>(W, g.O - p * W));
         conv_implicit_panel<T>(rows, a, g.KH, run, run_stride, bp + p * K * W, out + r * g.O + p * W, g.O, cols,
-                               acc);
+                               bias ? bias + p * W : nullptr);
       }
     };
     if (m1 - m0 < kNarrowFewRows) {  // each panel of B once, over all rows
-      parallel_for(panels, 1, [&](int64_t pb, int64_t pe) {
+      parallel_for_dynamic(panels, 1, [&](int64_t pb, int64_t pe) {
         for (int64_t p = pb; p < pe; ++p)
           for (int64_t r = m0; r < m1; r += R) block(r, static_cast<int>(std::min<int64_t>(R, m1 - r)), p, p + 1);
       });
       continue;
     }
-    parallel_for(m1 - m0, 64, [&](int64_t b, int64_t e) {
+    parallel_for_dynamic(m1 - m0, gemm_narrow_row_block(m1 - m0), [&](int64_t b, int64_t e) {
       const int64_t r1 = m0 + e;
       for (int64_t r = m0 + b; r < r1; r += R) block(r, static_cast<int>(std::min<int64_t>(R, r1 - r)), 0, panels);
     });

@@ -379,11 +379,12 @@ void winograd_conv(float* out, const float* x, const float* w, WinogradKernel ke
     winograd_input<Mt>(x, g, tiles_w, tiles_img, t0, t1, zeros.data(), kv, V.data());
     // A * A GEMMs, one per thread at a time (both the packed-weight kernel and OpenBLAS run
     // single-threaded inside a parallel region): with as few as 96 rows each, that beats
-    // splitting every GEMM across the threads.
-    parallel_for(A2, 1, [&](int64_t k0, int64_t k1) {
+    // splitting every GEMM across the threads. Taken as threads come free: 36 or 16 equal GEMMs
+    // split in halves left one thread waiting whenever the other ran slower.
+    parallel_for_dynamic(A2, 1, [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
         if (packed) {
-          gemm_narrow_packed<float>(R, O, C, V.data() + k * kv, C, up + k * kp, false, M.data() + k * km, O);
+          gemm_narrow_packed<float>(R, O, C, V.data() + k * kv, C, up + k * kp, nullptr, M.data() + k * km, O);
           continue;
         }
         blas_gemm<float>(false, fwd, R, O, C, 1.0f, V.data() + k * kv, C, U.data() + k * ku, fwd ? C : O, 0.0f,
