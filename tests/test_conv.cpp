@@ -81,7 +81,8 @@ std::vector<double> direct_conv(const Tensor& x, const Tensor& w, const Tensor& 
 TEST_CASE("conv2d's implicit-GEMM forward (no im2col copy) equals the direct convolution") {
   // The forward of every ungrouped, undilated convolution that is neither 1x1 stride 1 nor
   // Winograd: a 7x7 stride-2 stem with 3 channels, strided 3x3 and 1x1, per-side and asymmetric
-  // padding, unequal strides, output channels that leave the last 16-wide panel partial, fewer
+  // padding, unequal strides, output channels that leave the last panel (two SIMD vectors: 16 or
+  // 32 f32 columns, 8 or 16 f64) partial, fewer
   // output rows than kNarrowFewRows (the threads split the panels) and many (they split the rows,
   // in blocks that span output rows and images), with and without bias, in f64 and f32; the
   // padded copy made for all images at once and, for large images, for one image at a time.
@@ -138,6 +139,32 @@ TEST_CASE("conv2d's implicit-GEMM forward (no im2col copy) equals the direct con
   // no input channels: the output is the bias (the im2col path takes it)
   wt::check_close(conv2d(zeros({2, 4, 4, 0}), zeros({3, 3, 3, 0}), tensor({1.0, 2.0, 3.0}), 1, 1),
                   ones({2, 4, 4, 1}) * tensor({1.0, 2.0, 3.0}), 0, 0);
+}
+
+TEST_CASE("the GEMM kernel's register block ends short at every row count, on both thread splits") {
+  // gemm_narrow's register block is kNarrowRows rows (6, or 12 with AVX-512); the last block of a
+  // thread's rows has whatever is left. Output rows 1 to kNarrowRows + 1 (the threads split the
+  // column panels) and kNarrowFewRows to kNarrowFewRows + kNarrowRows (they split the rows) leave
+  // every remainder, through the 1x1 kernel and the implicit GEMM (a 3x3 stride-2 convolution
+  // over one image row), each against its own reference; 37 output channels leave a partial panel.
+  const int64_t R = cpu::kNarrowRows, C = 5, O = 37;
+  Generator g(47);
+  std::vector<int64_t> rows;
+  for (int64_t m = 1; m <= R + 1; ++m) rows.push_back(m);
+  for (int64_t m = cpu::kNarrowFewRows; m <= cpu::kNarrowFewRows + R; ++m) rows.push_back(m);
+  for (const int64_t m : rows) {
+    CAPTURE(m);
+    const Tensor x = randn({1, 1, m, C}, DType::f64, &g), w = randn({O, 1, 1, C}, DType::f64, &g);
+    const Tensor b = randn({O}, DType::f64, &g);
+    wt::check_close(conv2d(x, w, b).reshape({m, O}), matmul(x.reshape({m, C}), w.reshape({O, C}).mT()) + b, 1e-12,
+                    1e-12);
+    const Tensor x2 = randn({1, 1, 2 * m, C}, DType::f64, &g), w3 = randn({O, 3, 3, C}, DType::f64, &g);
+    const Tensor y = conv2d(x2, w3, b, 2, 1);
+    REQUIRE(y.size(2) == m);
+    wt::check_close(y, direct_conv(x2, w3, b, 2, 2, 1, 1, 1, m), 1e-12, 1e-12);
+    wt::check_close(conv2d(x2.to(DType::f32), w3.to(DType::f32), b.to(DType::f32), 2, 1),
+                    direct_conv(x2, w3, b, 2, 2, 1, 1, 1, m), 1e-4, 1e-4);
+  }
 }
 
 TEST_CASE("conv2d output shapes") {

@@ -4,7 +4,7 @@
 //
 // Why: with NHWC and dilation 1, the K = KH * KW * C values an output pixel multiplies with the
 // weight are KH runs of KW * C contiguous input values, one per kernel row, each Wp * C after the
-// previous (Wp: the padded row width). The 6-row register block of gemm_narrow therefore needs no
+// previous (Wp: the padded row width). The register block of gemm_narrow (kNarrowRows rows) therefore needs no
 // column matrix: it keeps one pointer per output row and walks the KH runs. im2col wrote and read
 // back KH * KW values per output channel-vector, the whole cost of the strided 3x3 convolutions
 // and the 7x7 stem beyond their GEMM (ResNet-50 at batch 4: 137-170 GFLOP/s against the kernel's
@@ -13,7 +13,7 @@
 // is one pass over the input where im2col made KH * KW / (stride^2) passes.
 //
 // Rows go to the threads in blocks as they come free, every panel of the packed weight run over
-// six rows before the next (the weight's panels come from L2/L3, the rows' input runs from L1);
+// kNarrowRows rows before the next (the weight's panels come from L2/L3, the rows' input runs from L1);
 // with fewer rows than kNarrowFewRows the threads take the column panels instead, as
 // gemm_narrow_packed does. The bias is added as each register block is stored. Used for the forward pass; the gradients keep their GEMM paths.
 #pragma once
@@ -55,14 +55,9 @@ template <class T>
 WANWU_ALWAYS_INLINE void conv_implicit_panel(int rows, const T* const* a, int64_t KH, int64_t run,
                                              int64_t run_stride, const T* bp, T* c, int64_t ldc, int cols,
                                              const T* bias) {
-  switch (rows) {
-    case 6: return conv_implicit_block<T, 6>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
-    case 5: return conv_implicit_block<T, 5>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
-    case 4: return conv_implicit_block<T, 4>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
-    case 3: return conv_implicit_block<T, 3>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
-    case 2: return conv_implicit_block<T, 2>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
-    default: return conv_implicit_block<T, 1>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
-  }
+  with_rows<kNarrowRows>(rows, [&](auto r) {
+    conv_implicit_block<T, decltype(r)::value>(a, KH, run, run_stride, bp, c, ldc, cols, bias);
+  });
 }
 
 // Images [n0, n1) of the input with a zero border of the convolution's padding: [n1 - n0, Hp, Wp, C].
@@ -91,7 +86,7 @@ inline constexpr int64_t kConvPadBytes = int64_t(8) << 20;
 // out[N*Ho*Wo, O] = conv(x, w) (+ bias) with w packed by gemm_narrow_pack as B = w^T [K, O] (bp).
 template <class T>
 void conv_implicit_forward(T* out, const T* x, const T* bp, const T* bias, const ConvGeom& g) {
-  constexpr int R = 6, W = 2 * Simd<T>::L;
+  constexpr int R = kNarrowRows, W = 2 * Simd<T>::L;
   const bool padded = g.p.pad_top || g.p.pad_bottom || g.p.pad_left || g.p.pad_right;
   const int64_t Hp = g.H + g.p.pad_top + g.p.pad_bottom, Wp = g.W + g.p.pad_left + g.p.pad_right;
   const int64_t image = Hp * Wp * g.C;

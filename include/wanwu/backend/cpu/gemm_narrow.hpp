@@ -3,10 +3,10 @@
 //
 // OpenBLAS packs A (the whole activation tensor, each element used only 2N times) on every call
 // and threads tall-skinny shapes poorly: 45-100 GFLOP/s on two cores for N or K of 64. Here B is
-// packed once into panels of two SIMD vectors of columns, and A is read in place, six rows at a
-// time; a 6 x (2 vectors) block of C lives in twelve registers across the whole inner dimension
-// (the register blocking of the classic AVX2 6x16 kernel), and the bias is added as the block is
-// stored. Blocks of rows go to the threads as they come free, or column panels when the rows are
+// packed once into panels of two SIMD vectors of columns, and A is read in place, kNarrowRows rows
+// at a time; a kNarrowRows x (2 vectors) block of C lives in registers across the whole inner
+// dimension (the register blocking of the classic AVX2 6x16 kernel, 12x32 with AVX-512), and the
+// bias is added as the block is stored. Blocks of rows go to the threads as they come free, or column panels when the rows are
 // few.
 // Measured against OpenBLAS on ResNet-50's and EfficientNet-B0's 1x1 shapes: 100-178 GFLOP/s
 // against 45-150 (fwd+bwd of the 64- to 256-wide convolutions: 1.2-2x faster).
@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "parallel.hpp"
 #include "simd.hpp"
@@ -22,7 +23,7 @@
 namespace wanwu::cpu {
 
 // Up to here the kernel is ahead of OpenBLAS or level in the GEMM-only measurement. With B read
-// from L3 for every six rows, ResNet-50's last-stage 1x1 shapes (weights of 4 and 8 MiB) ran at
+// from L3 for every block of rows, ResNet-50's last-stage 1x1 shapes (weights of 4 and 8 MiB) ran at
 // 194-224 GFLOP/s against OpenBLAS's 162-205 (196 to 3136 rows, two threads); with the 2 MiB limit
 // this had before, the 4 MiB ones went to OpenBLAS, and those convolutions ran at 148-162 GFLOP/s
 // at batch 4. Larger weights stay with OpenBLAS, which blocks B for the caches.
@@ -32,6 +33,12 @@ inline constexpr int64_t kNarrowMaxBBytes = int64_t(16) << 20;
 // B is read once for all rows: B's size no longer matters. (ResNet-50's last stage at batch 1:
 // 49 rows against 2-9 MiB weights, where OpenBLAS ran at 75-90 GFLOP/s.)
 inline constexpr int64_t kNarrowFewRows = 128;
+
+// Rows of C in the register block, by two SIMD vectors of columns: 6 x 2 accumulators fill AVX2's
+// sixteen registers beside the two of B and the broadcast of A; AVX-512's 32 hold 12 x 2. With
+// AVX-512, ResNet-50's eval forward at batch 4 took 133 ms with 6 rows, 125 with 8, 117 with 12
+// and 120 with 14 (two cores, alternating runs).
+inline constexpr int kNarrowRows = Simd<float>::L >= 16 ? 12 : 6;
 
 // Whether a K x N matrix B is within kNarrowMaxBBytes: for GEMMs run one per thread.
 template <class T>
@@ -129,21 +136,24 @@ WANWU_ALWAYS_INLINE void gemm_narrow_block(const T* a, int64_t lda, const T* bp,
   blk.store(c, ldc, cols, bias);
 }
 
-// One panel of a block of `rows` (<= 6) rows of C.
+// Calls f(std::integral_constant<int, rows>{}) for 1 <= rows <= R: the register block's row count
+// as a template argument, for the last block of rows.
+template <int R, class F>
+WANWU_ALWAYS_INLINE void with_rows(int rows, F&& f) {
+  if constexpr (R > 1) {
+    if (rows < R) return with_rows<R - 1>(rows, f);
+  }
+  f(std::integral_constant<int, R>{});
+}
+
+// One panel of a block of `rows` (<= kNarrowRows) rows of C.
 template <class T>
 WANWU_ALWAYS_INLINE void gemm_narrow_panel(int rows, const T* a, int64_t lda, const T* bpp, int64_t K, T* cp,
                                            int64_t ldc, int cols, const T* bias) {
-  switch (rows) {
-    case 6: return gemm_narrow_block<T, 6>(a, lda, bpp, K, cp, ldc, cols, bias);
-    case 5: return gemm_narrow_block<T, 5>(a, lda, bpp, K, cp, ldc, cols, bias);
-    case 4: return gemm_narrow_block<T, 4>(a, lda, bpp, K, cp, ldc, cols, bias);
-    case 3: return gemm_narrow_block<T, 3>(a, lda, bpp, K, cp, ldc, cols, bias);
-    case 2: return gemm_narrow_block<T, 2>(a, lda, bpp, K, cp, ldc, cols, bias);
-    default: return gemm_narrow_block<T, 1>(a, lda, bpp, K, cp, ldc, cols, bias);
-  }
+  with_rows<kNarrowRows>(rows, [&](auto r) { gemm_narrow_block<T, decltype(r)::value>(a, lda, bpp, K, cp, ldc, cols, bias); });
 }
 
-// Every panel of a block of `rows` (<= 6) rows of C.
+// Every panel of a block of `rows` (<= kNarrowRows) rows of C.
 template <class T>
 void gemm_narrow_rows(int rows, const T* a, int64_t lda, const T* bp, int64_t K, int64_t N, T* c, int64_t ldc,
                       const T* bias) {
@@ -167,7 +177,7 @@ int64_t gemm_narrow_packed_size(int64_t K, int64_t N) {
 // the register block, about sixteen per thread for the ResNet-50 shapes at batch 1 to 16, and never
 // under 48 so that claiming one costs nothing beside its work.
 inline int64_t gemm_narrow_row_block(int64_t M) {
-  constexpr int64_t R = 6;
+  constexpr int64_t R = kNarrowRows;
   const int64_t target = M / (16 * std::max(1, max_threads()));
   return std::max<int64_t>(48, (target + R - 1) / R * R);
 }
@@ -179,7 +189,7 @@ inline int64_t gemm_narrow_row_block(int64_t M) {
 template <class T>
 void gemm_narrow_packed(int64_t M, int64_t N, int64_t K, const T* a, int64_t lda, const T* bp, const T* bias, T* c,
                         int64_t ldc) {
-  constexpr int R = 6;
+  constexpr int R = kNarrowRows;
   if (M < kNarrowFewRows) {
     constexpr int W = 2 * Simd<T>::L;
     parallel_for_dynamic((N + W - 1) / W, 1, [&](int64_t pb, int64_t pe) {

@@ -178,8 +178,8 @@ void winograd_weights(const float* w, int64_t O, int64_t C, int64_t ku, float* U
   });
 }
 
-// Calls f(Simd<float>::V{}, i) for i = 0, 8, 16, ... while 8 lanes fit in n, then f(0.0f, i) for
-// the rest: a transform written once runs on vectors of 8 channels and on the remainder. (The
+// Calls f(Simd<float>::V{}, i) for i = 0, L, 2L, ... while L lanes (8 or 16) fit in n, then f(0.0f, i)
+// for the rest: a transform written once runs on vectors of L channels and on the remainder. (The
 // compiler does not vectorize the 36-output kernel transform over channels by itself.)
 template <class F>
 WANWU_ALWAYS_INLINE void tile_run(int n, F&& f) {
@@ -228,7 +228,7 @@ void winograd_weights_packed(const float* w, int64_t O, int64_t C, WinogradLayou
   constexpr int W = 2 * Simd<float>::L;
   const bool rot = kernel == WinogradKernel::rotated;
   const int64_t panels = (O + W - 1) / W;
-  // The transform runs along o, 8 lanes at a time, and writes each packed row (16 o's) as it
+  // The transform runs along o, L lanes at a time, and writes each packed row (2L o's) as it
   // comes; o_major weights are first transposed to [3, 3, C, O], which moves 9 C O values instead
   // of the 36 C O transformed ones. src(c, t) = w + c * cs + tap[t], tap t as read (rotated for
   // the input gradient).
@@ -252,7 +252,7 @@ void winograd_weights_packed(const float* w, int64_t O, int64_t C, WinogradLayou
           for (int k = 0; k < A2; ++k) std::fill_n(dst + k * kp + cols, W - cols, 0.0f);
         }
         const float* src = w + c * cs + o0;
-        tile_run(cols, [&](auto vec, int j) {  // 8 o's (or one) at a time
+        tile_run(cols, [&](auto vec, int j) {  // L o's (or one) at a time
           using F = decltype(vec);
           F g[3][3], u[A2];
           for (int t = 0; t < 9; ++t) g[t / 3][t % 3] = lanes_load<F>(src + tap[t] + j);
