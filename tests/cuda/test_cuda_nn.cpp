@@ -81,6 +81,12 @@ TEST_CASE("layer_norm forward and backward, with and without affine parameters")
       cp::parity("layer_norm rows", [M](const std::vector<Tensor>& in) { return layer_norm(in[0], {M}, in[1], in[2]); },
                  {r, rw, rb}, dt);
     }
+    // a weight and bias one element into their storage (not 16-byte aligned): the vector forward
+    // reads them in 16-byte loads, so such views must take the element-wise kernel
+    const Tensor w1 = cp::rnd({97}, 0.5, 1.5, 24), b1 = cp::rnd({97}, -1, 1, 25);
+    cp::parity("layer_norm, parameters not 16-byte aligned", [](const std::vector<Tensor>& in) {
+      return layer_norm(in[0], {96}, in[1].narrow(0, 1, 96), in[2].narrow(0, 1, 96));
+    }, {x, w1, b1}, dt);
     // f16/bf16 activations with f32 weight and bias (a model's parameters under autocast)
     cp::parity("layer_norm, parameters in f32", [](const std::vector<Tensor>& in) {
       const DType pd = in[0].dtype() == DType::f64 ? DType::f64 : DType::f32;
