@@ -2,11 +2,11 @@
 // channel, the innermost NHWC axis), forward and backward.
 //
 // Layer norm: a warp (or, for long rows, a block) per row computes the mean, then the mean squared
-// deviation (two passes, so no E[x^2] - E[x]^2 cancellation), then writes y; the forward loads
-// a row that splits into 16-byte vectors once into registers, the other kernels re-read a row that
-// stays in L1/L2. The weight
-// and bias gradients are column sums over rows: each block sums a chunk of rows per column and
-// adds its partial with one atomic per column.
+// deviation (two passes, so no E[x^2] - E[x]^2 cancellation), then writes y; the forward and the
+// input gradient load a row that splits into 16-byte vectors once into registers, the loop kernels
+// for other rows re-read a row that stays in L1/L2. The weight and bias gradients are column sums
+// over rows: each block sums a chunk of rows per column and adds its partial with one atomic per
+// column.
 // Batch norm: per-channel sums over [M, C] the same way (blocks of [rows][channels] threads, so a
 // block stays full when C is small), in f64 (shifted by the first row, as the CPU does, so the
 // variance does not cancel), then one elementwise pass with several loads in flight per thread.
@@ -182,26 +182,43 @@ __global__ void layer_norm_forward_vec_kernel(T* y, stat_t<T>* mean_out, stat_t<
   }
 }
 
+// Calls f(std::integral_constant<int, VPL>) with the vectors per lane a warp row of nvec 16-byte
+// vectors needs (nvec <= 16 * 32), in steps that keep the register arrays small.
+template <class F>
+void with_vectors_per_lane(int nvec, F&& f) {
+  if (nvec <= 32) f(std::integral_constant<int, 1>{});
+  else if (nvec <= 64) f(std::integral_constant<int, 2>{});
+  else if (nvec <= 96) f(std::integral_constant<int, 3>{});
+  else if (nvec <= 128) f(std::integral_constant<int, 4>{});
+  else if (nvec <= 192) f(std::integral_constant<int, 6>{});
+  else if (nvec <= 256) f(std::integral_constant<int, 8>{});
+  else f(std::integral_constant<int, 16>{});
+}
+
+// Whether rows of M values of T at these pointers take the vector kernels: M splits into 16-byte
+// vectors, at most max_per_lane per lane, and every pointer (null ones aside) is 16-byte aligned.
+template <class T>
+bool layer_norm_vec_rows(int64_t M, std::initializer_list<const void*> ptrs, int64_t max_per_lane = 16) {
+  constexpr int64_t V = 16 / sizeof(T);
+  bool ok = M % V == 0 && M <= max_per_lane * 32 * V;
+  for (const void* p : ptrs) ok = ok && reinterpret_cast<uintptr_t>(p) % 16 == 0;
+  return ok;
+}
+
 template <class T, class P>
 void launch_layer_norm_forward(T* y, stat_t<T>* mean, stat_t<T>* rstd, const T* x, const P* w, const P* b, int64_t R,
                                int64_t M, double eps, cudaStream_t s) {
-  constexpr int64_t V = 16 / sizeof(T);
-  const unsigned warp_blocks = static_cast<unsigned>((R + kThreads / 32 - 1) / (kThreads / 32));
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };  // null is
-  const bool vec = M % V == 0 && M <= 16 * 32 * V && aligned(x) && aligned(y) && aligned(w) && aligned(b);
-  if (!vec) {
+  if (!layer_norm_vec_rows<T>(M, {x, y, w, b})) {
     launch_rows(R, M, s, layer_norm_forward_kernel<T, P, true>, layer_norm_forward_kernel<T, P, false>, y, mean, rstd, x, w,
                 b, R, M, eps);
     return;
   }
-  const int m = static_cast<int>(M), nvec = static_cast<int>(M / V);
-  if (nvec <= 32) layer_norm_forward_vec_kernel<T, P, 1><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else if (nvec <= 64) layer_norm_forward_vec_kernel<T, P, 2><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else if (nvec <= 96) layer_norm_forward_vec_kernel<T, P, 3><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else if (nvec <= 128) layer_norm_forward_vec_kernel<T, P, 4><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else if (nvec <= 192) layer_norm_forward_vec_kernel<T, P, 6><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else if (nvec <= 256) layer_norm_forward_vec_kernel<T, P, 8><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
-  else layer_norm_forward_vec_kernel<T, P, 16><<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, m, eps);
+  constexpr int64_t V = 16 / sizeof(T);
+  const unsigned warp_blocks = static_cast<unsigned>((R + kThreads / 32 - 1) / (kThreads / 32));
+  with_vectors_per_lane(static_cast<int>(M / V), [&](auto vpl) {
+    layer_norm_forward_vec_kernel<T, P, decltype(vpl)::value>
+        <<<warp_blocks, kThreads, 0, s>>>(y, mean, rstd, x, w, b, R, static_cast<int>(M), eps);
+  });
 }
 
 template <class T, class P, bool Warp>
@@ -226,6 +243,88 @@ __global__ void layer_norm_backward_input_kernel(T* gx, const T* gy, const T* x,
     const A g = cv<A>(gr[m]) * (w ? cv<A>(w[m]) : A(1));
     dr[m] = cv<T>(rs * (g - ka - (cv<A>(xr[m]) - mu) * rs * kb));
   }
+}
+
+// The warp-per-row input gradient for the rows the vector forward takes (same conditions, with gx
+// and gy aligned too): a lane loads VPL 16-byte vectors of x and of gy, all in flight at once, and
+// keeps them in registers for the second pass; the weight comes in 16-byte loads. The loop kernel
+// above reads each row twice, one element per lane and trip.
+template <class T, class P, int VPL>
+__global__ void layer_norm_backward_input_vec_kernel(T* gx, const T* gy, const T* x, const P* w,
+                                                     const stat_t<T>* mean, const stat_t<T>* rstd, int64_t R, int M) {
+  using A = acc_t<T>;
+  constexpr int V = 16 / sizeof(T);
+  constexpr int NP = V * int(sizeof(P)) / 16;
+  static_assert(NP >= 1 && V * sizeof(P) % 16 == 0, "layer_norm: parameter vectors are whole 16-byte loads");
+  const int64_t row = blockIdx.x * int64_t(kThreads / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= R) return;  // whole warps leave together
+  const int nvec = M / V;
+  const uint4* xr = reinterpret_cast<const uint4*>(x + row * M);
+  const uint4* gr = reinterpret_cast<const uint4*>(gy + row * M);
+  uint4 xv[VPL], gv[VPL];
+#pragma unroll
+  for (int i = 0; i < VPL; ++i) {
+    const int k = lane + 32 * i;
+    xv[i] = gv[i] = make_uint4(0, 0, 0, 0);
+    if (k < nvec) {
+      xv[i] = xr[k];
+      gv[i] = gr[k];
+    }
+  }
+  const A mu = mean[row], rs = rstd[row];
+  // f(j, g, xhat) with g = dy * w for value j of vector i (the weight re-read in the second pass:
+  // it stays in L1, and holding g and xhat for 16 vectors per lane would spill).
+  auto values = [&](int i, auto&& f) {
+    const int k = lane + 32 * i;
+    uint4 wraw[NP];
+#pragma unroll
+    for (int q = 0; q < NP; ++q) wraw[q] = w ? reinterpret_cast<const uint4*>(w)[k * NP + q] : make_uint4(0, 0, 0, 0);
+    const P* we = reinterpret_cast<const P*>(wraw);
+    const T* xe = reinterpret_cast<const T*>(&xv[i]);
+    const T* ge = reinterpret_cast<const T*>(&gv[i]);
+#pragma unroll
+    for (int j = 0; j < V; ++j) f(j, cv<A>(ge[j]) * (w ? cv<A>(we[j]) : A(1)), (cv<A>(xe[j]) - mu) * rs);
+  };
+  A a = 0, bs = 0;  // sum(g), sum(g * xhat)
+#pragma unroll
+  for (int i = 0; i < VPL; ++i) {
+    if (lane + 32 * i >= nvec) continue;
+    values(i, [&](int, A g, A xh) {
+      a += g;
+      bs += g * xh;
+    });
+  }
+  a = warp_sum(a);
+  bs = warp_sum(bs);
+  const A ka = a / A(M), kb = bs / A(M);
+  uint4* dr = reinterpret_cast<uint4*>(gx + row * M);
+#pragma unroll
+  for (int i = 0; i < VPL; ++i) {
+    const int k = lane + 32 * i;
+    if (k >= nvec) continue;
+    uint4 raw;
+    T* e = reinterpret_cast<T*>(&raw);
+    values(i, [&](int j, A g, A xh) { e[j] = cv<T>(rs * (g - ka - xh * kb)); });
+    dr[k] = raw;
+  }
+}
+
+template <class T, class P>
+void launch_layer_norm_backward_input(T* gx, const T* gy, const T* x, const P* w, const stat_t<T>* mean,
+                                      const stat_t<T>* rstd, int64_t R, int64_t M, cudaStream_t s) {
+  // Up to 8 vectors per lane: with 16, x and gy's registers and the bf16 conversions spilled.
+  if (!layer_norm_vec_rows<T>(M, {gx, gy, x, w}, 8)) {
+    launch_rows(R, M, s, layer_norm_backward_input_kernel<T, P, true>, layer_norm_backward_input_kernel<T, P, false>,
+                gx, gy, x, w, mean, rstd, R, M);
+    return;
+  }
+  constexpr int64_t V = 16 / sizeof(T);
+  const unsigned warp_blocks = static_cast<unsigned>((R + kThreads / 32 - 1) / (kThreads / 32));
+  with_vectors_per_lane(static_cast<int>(M / V), [&](auto vpl) {
+    layer_norm_backward_input_vec_kernel<T, P, decltype(vpl)::value>
+        <<<warp_blocks, kThreads, 0, s>>>(gx, gy, x, w, mean, rstd, R, static_cast<int>(M));
+  });
 }
 
 
@@ -290,9 +389,8 @@ inline void layer_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
     if (gx.defined() && R > 0) {
       with_layer_norm_params<T>(w, Tensor(), [&](auto ptag, const Tensor& wp, const Tensor&) {
         using P = typename decltype(ptag)::type;
-        launch_rows(R, M, s, layer_norm_backward_input_kernel<T, P, true>, layer_norm_backward_input_kernel<T, P, false>,
-                    ptr<T>(gx), ptr<const T>(gy), ptr<const T>(x), ptr_or_null<const P>(wp), ptr<const stat_t<T>>(mean),
-                    ptr<const stat_t<T>>(rstd), R, M);
+        launch_layer_norm_backward_input<T, P>(ptr<T>(gx), ptr<const T>(gy), ptr<const T>(x), ptr_or_null<const P>(wp),
+                                               ptr<const stat_t<T>>(mean), ptr<const stat_t<T>>(rstd), R, M, s);
       });
       WANWU_CUDA_LAUNCH_CHECK();
     }

@@ -74,8 +74,10 @@ TEST_CASE("layer_norm forward and backward, with and without affine parameters")
     // a large mean: the variance must not cancel (the offset is in the data, rounded to dt)
     cp::parity("layer_norm offset", [](const std::vector<Tensor>& in) { return layer_norm(in[0], {96}, in[1]); },
                {x + 100.0, w}, dt, true, dt == DType::f32 ? cp::Tol{1e-3, 1e-4} : cp::tol_for(dt));
-    // every register width of the warp-per-row forward, its boundaries, and block rows beyond
-    for (int64_t M : {1, 32, 33, 100, 256, 300, 512, 768, 769, 1024, 1100}) {
+    // every register width of the vector forward (up to 16 vectors of 16 bytes per lane: 4096
+    // values in 16-bit types, 2048 in f32) and input gradient (up to 8: 2048 and 1024), their
+    // boundaries, rows no vector splits (33, 769), and block rows beyond
+    for (int64_t M : {1, 32, 33, 100, 256, 300, 512, 768, 769, 1024, 1100, 2048, 2056}) {
       CAPTURE(M);
       const Tensor r = cp::rnd({7, M}, -3, 3, 50 + M), rw = cp::rnd({M}, 0.5, 1.5, 51), rb = cp::rnd({M}, -1, 1, 52);
       cp::parity("layer_norm rows", [M](const std::vector<Tensor>& in) { return layer_norm(in[0], {M}, in[1], in[2]); },
