@@ -16,6 +16,7 @@ packages=(
   dataset-fashion-mnist                 # the built-in Fashion-MNIST dataset
   libcpp-httplib-dev pkgconf            # wanwu serve (cpp-httplib: a header and a library found by pkg-config)
   chromium-headless-shell               # tests that render report.html and the serve upload page
+  clang libclang-rt-14-dev              # the libFuzzer target of the upload path (tests/fuzz)
 )
 
 missing=()

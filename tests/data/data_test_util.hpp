@@ -222,6 +222,15 @@ inline std::vector<BadFile> write_malformed_corpus(const fs::path& dir) {
     add("huge.jpg", j, "over the limit");
   }
   {
+    auto j = jpg;  // DHT: FF C4, length(2), class/id(1), 16 code-length counts: 16 x 32 = 512 codes
+    for (size_t i = 0; i + 21 < j.size(); ++i)
+      if (j[i] == 0xFF && j[i + 1] == 0xC4) {
+        for (size_t k = 0; k < 16; ++k) j[i + 5 + k] = 32;
+        break;
+      }
+    add("huffman_overflow.jpg", j, "Huffman table declares 512 codes");
+  }
+  {
     auto b = bmp;  // BITMAPINFOHEADER: width at 18, height at 22 (little-endian int32)
     const uint32_t big = 50000;
     for (int k = 0; k < 4; ++k) b[18 + k] = b[22 + k] = static_cast<uint8_t>(big >> (8 * k));

@@ -134,7 +134,7 @@ TEST_CASE("JPEG decodes close to the encoded pixels") {
 TEST_CASE("every malformed file raises an IOError naming the file and the problem") {
   const auto dir = dt::scratch_dir("decode_malformed");
   const auto corpus = dt::write_malformed_corpus(dir);
-  REQUIRE(corpus.size() == 29);
+  REQUIRE(corpus.size() == 30);
   for (const auto& bad : corpus) {
     CAPTURE(bad.path.string());
     bool threw = false;
@@ -149,6 +149,28 @@ TEST_CASE("every malformed file raises an IOError naming the file and the proble
     }
     CHECK(threw);
   }
+}
+
+TEST_CASE("the JPEG Huffman-table check reads segments as the decoder does") {
+  // The check rejects a DHT declaring more than 256 codes (the malformed corpus has one). It must
+  // not read other segments' payloads as markers: an APP1 segment whose bytes contain FF C4 and
+  // counts summing past 256, placed before the real tables, and another after the scan's entropy-
+  // coded data in front of EOI, leave a valid JPEG that decodes to the same pixels.
+  const Image src = dt::photo_like(24, 32, 3, 5);
+  const auto jpg = dt::encode_jpeg(src, 90);
+  REQUIRE(jpg.size() > 4);
+  std::vector<uint8_t> app = {0xFF, 0xE1, 0x00, 0x16, 0xFF, 0xC4, 0x00, 0x13};
+  for (int k = 0; k < 16; ++k) app.push_back(0xFF);
+  REQUIRE(app.size() == 2 + 0x16);
+  std::vector<uint8_t> j(jpg.begin(), jpg.begin() + 2);  // SOI
+  j.insert(j.end(), app.begin(), app.end());
+  j.insert(j.end(), jpg.begin() + 2, jpg.end() - 2);  // up to EOI
+  j.insert(j.end(), app.begin(), app.end());
+  j.insert(j.end(), jpg.end() - 2, jpg.end());
+  const Image a = decode_image_memory(jpg.data(), jpg.size(), "plain.jpg");
+  const Image b = decode_image_memory(j.data(), j.size(), "with_app1.jpg");
+  REQUIRE(a.nbytes() == b.nbytes());
+  CHECK(std::memcmp(a.bytes(), b.bytes(), a.nbytes()) == 0);
 }
 
 TEST_CASE("the pixel limit is checked before decoding") {

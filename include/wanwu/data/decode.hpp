@@ -200,6 +200,59 @@ inline std::vector<uint8_t> read_file_bytes(const std::string& path) {
 
 namespace detail {
 
+// Rejects a JPEG whose Huffman table (DHT) declares more than 256 codes. stb_image 2.27 (Debian
+// 12's libstb-dev) builds the table from the 16 code-length counts without checking their sum
+// (2.28 added the check): up to 16 x 255 codes are written into arrays of 257 and 256 entries,
+// from the header alone, before any pixel is decoded. The fuzz target found it in seconds
+// (tests/fuzz). The walk follows stb's reading of the stream: bytes between segments are skipped
+// one by one, 0xFF fill bytes before a marker too; a DHT segment's tables are read one after the
+// other as stb reads them (counts, then that many symbols, while the declared length lasts);
+// other segments are skipped by their length; after a scan header (SOS) the entropy-coded data
+// runs to the first marker that is not a stuffed 0xFF00 or a restart (RSTn), as stb's bit reader
+// stops there. Where stb would reject the stream anyway (a length under 2, tables that overrun
+// their segment) the walk stops and leaves the error to stb; bytes past the end read as zero,
+// as stb's do.
+inline void check_jpeg_huffman_tables(const uint8_t* d, size_t n, const std::string& name, const char* op) {
+  auto byte = [&](size_t i) -> size_t { return i < n ? d[i] : 0; };
+  size_t p = 2;  // after SOI
+  bool in_scan = false;
+  while (p < n) {
+    if (d[p] != 0xFF) {
+      ++p;
+      continue;
+    }
+    size_t q = p + 1;
+    while (q < n && d[q] == 0xFF) ++q;
+    if (q >= n) return;
+    const unsigned marker = d[q];
+    p = q + 1;  // after the marker
+    if (in_scan && (marker == 0x00 || (marker >= 0xD0 && marker <= 0xD7))) continue;  // stuffing, restarts
+    in_scan = false;
+    if (marker == 0xD9) return;  // EOI
+    if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // no length
+    const size_t len = byte(p) << 8 | byte(p + 1);
+    if (len < 2) return;
+    if (marker == 0xC4) {
+      int64_t left = static_cast<int64_t>(len) - 2;
+      size_t r = p + 2;
+      while (left > 0) {
+        size_t codes = 0;
+        for (size_t i = 1; i <= 16; ++i) codes += byte(r + i);
+        if (codes > 256)
+          throw IOError(str(op, ": ", name, ": corrupt JPEG (a Huffman table declares ", codes,
+                            " codes, at most 256 are possible)"));
+        r += 17 + codes;
+        left -= 17 + static_cast<int64_t>(codes);
+      }
+      if (left != 0) return;
+      p = r;
+      continue;
+    }
+    p += len;
+    if (marker == 0xDA) in_scan = true;
+  }
+}
+
 inline ImageInfo probe(const uint8_t* data, size_t size, const std::string& name, const char* op) {
   if (size == 0) throw IOError(str(op, ": ", name, ": file is empty (0 bytes)"));
   if (size > static_cast<size_t>(INT_MAX))
@@ -213,6 +266,7 @@ inline ImageInfo probe(const uint8_t* data, size_t size, const std::string& name
     throw IOError(str(op, ": ", name, ": not a supported image (JPEG, PNG, BMP, GIF, TGA, binary PNM); first bytes: ",
                       first_bytes_hex(data, size)));
   }
+  if (info.format == ImageFormat::jpeg) check_jpeg_huffman_tables(data, size, name, op);
   // The format's own header parser, so that its failure reason is the one reported (the generic
   // stbi_info tries every format and reports the last one's complaint).
   int w = 0, h = 0, c = 0;
