@@ -366,6 +366,9 @@ def case_bad_input(wanwu, work):
     big_header = bytearray(good)
     big_header[16:24] = (2000).to_bytes(4, "big") * 2  # 4 Mpixel: under stb's limits, over --max-pixels
     huge = bytes(50 << 20)
+    # 300000x1 pixels decode within any limit, but resizing the shorter side to the model's
+    # preprocessing size would make billions (a few hundred bytes of PNG)
+    strip = png_bytes(300000, 1, bytes(3 * 300000))
     cases = [
         ("empty body", lambda p: post_raw(p, b""), 400, "empty"),
         ("empty multipart field", lambda p: post_multipart(p, b""), 400, "empty"),
@@ -377,6 +380,7 @@ def case_bad_input(wanwu, work):
         ("PNG declaring 100000x100000", lambda p: post_raw(p, bytes(bomb)), 413, "too large"),
         ("PNG over --max-pixels", lambda p: post_raw(p, bytes(big_header)), 413, "--max-pixels"),
         ("50 MB body", lambda p: post_raw(p, huge, "application/octet-stream"), 413, "--max-upload-mb"),
+        ("300000x1 PNG (a resize bomb)", lambda p: post_raw(p, strip), 413, "over the limit"),
         ("wrong content-type", lambda p: post_raw(p, good, "text/plain"), 415, "Content-Type"),
         ("form-urlencoded", lambda p: post_raw(p, b"image=abc", "application/x-www-form-urlencoded"), 415,
          "Content-Type"),
@@ -418,7 +422,7 @@ def case_bad_input(wanwu, work):
         check(st == 400 and isinstance(j, dict) and "error" in j, f"malformed request: {st} {j}")
         still_serves("a malformed request")
         _, _, text = request(s.port, "GET", "/metrics")
-        for kind, n in (("empty_body", 2), ("missing_field", 1), ("bad_image", 4), ("too_many_pixels", 2),
+        for kind, n in (("empty_body", 2), ("missing_field", 1), ("bad_image", 4), ("too_many_pixels", 3),
                         ("payload_too_large", 1), ("unsupported_media_type", 2), ("timeout", 1),
                         ("not_found", 2), ("method_not_allowed", 1)):
             got = metric(text, f'wanwu_errors_total{{kind="{kind}"}}')

@@ -242,6 +242,14 @@ inline std::vector<BadFile> write_malformed_corpus(const fs::path& dir) {
     add("huge.gif", g, "over the limit");
   }
   {
+    // A PGM whose pixels stop short: 16x20 declared, 200 of 320 bytes there. stb would return it
+    // with the rest of its buffer never written, and its last read ends before the end of the file
+    // (it reads 128-byte blocks first), so the bounded reader alone does not see it.
+    std::string s = "P5\n16 20\n255\n";
+    s += std::string(200, 'x');
+    add("short_pixels.pgm", std::vector<uint8_t>(s.begin(), s.end()), "truncated PNM");
+  }
+  {
     const std::string s = "P6\n100000 100000\n255\n";
     add("huge.ppm", std::vector<uint8_t>(s.begin(), s.end()), "over the limit");
   }

@@ -134,7 +134,7 @@ TEST_CASE("JPEG decodes close to the encoded pixels") {
 TEST_CASE("every malformed file raises an IOError naming the file and the problem") {
   const auto dir = dt::scratch_dir("decode_malformed");
   const auto corpus = dt::write_malformed_corpus(dir);
-  REQUIRE(corpus.size() == 30);
+  REQUIRE(corpus.size() == 31);
   for (const auto& bad : corpus) {
     CAPTURE(bad.path.string());
     bool threw = false;

@@ -126,6 +126,19 @@ TEST_CASE("Resize: shorter side as torchvision computes it") {
   CHECK_THROWS_AS(Resize::with_max_size(256, 256), ValueError);
   Image f = to_float(img);
   CHECK_THROWS_AS(Resize(10).apply(f, rng), DTypeError);
+  // An elongated image would grow past kMaxResizePixels: a 1100x1 strip at Resize(256) is
+  // 281600x256 = 72 M pixels (64 Mi allowed), refused before anything is allocated; 1000x1 gives
+  // 256000x256 = 62.5 M and is resized.
+  const Image strip(1, 1100, 3, PixelType::u8);
+  try {
+    (void)Resize(256).apply(strip, rng);
+    FAIL("a 1100x1 image was resized to 281600x256");
+  } catch (const ImageTooLargeError& e) {
+    CHECK(std::string(e.what()).find("281600x256 = 72089600 pixels, over the limit of 67108864") != std::string::npos);
+  }
+  const Image ok = Resize(256).apply(Image(1, 1000, 3, PixelType::u8), rng);
+  CHECK(ok.width() == 256000);
+  CHECK(ok.height() == 256);
 }
 
 TEST_CASE("crop and center_crop: torchvision's rounding and zero padding") {

@@ -111,14 +111,6 @@ struct DecodeOptions {
   int64_t max_pixels = int64_t(64) << 20;
 };
 
-// An image whose header declares more pixels than the decoder is allowed to allocate (over
-// DecodeOptions::max_pixels, or beyond what stb_image can address). A subclass of IOError so that
-// existing handlers still catch it, and separate so that a caller can tell "too big" (e.g. an
-// HTTP 413) from "not an image / corrupt" without parsing the message.
-class ImageTooLargeError : public IOError {
- public:
-  using IOError::IOError;
-};
 
 struct ImageInfo {
   ImageFormat format = ImageFormat::unknown;
@@ -335,6 +327,39 @@ struct BoundedReader {
   static inline const stbi_io_callbacks callbacks{&BoundedReader::read, &BoundedReader::skip, &BoundedReader::eof};
 };
 
+// Where a binary PNM's pixels start and how many bytes they take, read as stb_image reads the header
+// ("P5"/"P6", whitespace and # comments, width, height, maxval, one separator byte). stb 2.27's PNM
+// loader ignores a short read of the pixels and returns the buffer with its tail never written,
+// and the short read is not past the end of the stream, so the bounded reader cannot see it.
+inline size_t pnm_end(const uint8_t* d, size_t n, int64_t w, int64_t h, int64_t c) {
+  size_t i = 2;
+  auto eof = [&] { return i >= n; };
+  auto get8 = [&]() -> int { return i < n ? d[i++] : 0; };
+  int ch = get8();
+  auto skip_space = [&] {
+    for (;;) {
+      while (!eof() && std::isspace(ch)) ch = get8();
+      if (eof() || ch != '#') break;
+      while (!eof() && ch != '\n' && ch != '\r') ch = get8();
+    }
+  };
+  auto integer = [&] {
+    int64_t v = 0;
+    while (!eof() && std::isdigit(ch) && v < (int64_t(1) << 40)) {
+      v = v * 10 + (ch - '0');
+      ch = get8();
+    }
+    return v;
+  };
+  skip_space();
+  integer();
+  skip_space();
+  integer();
+  skip_space();
+  const int64_t maxval = integer();
+  return i + static_cast<size_t>(w * h * c * (maxval > 255 ? 2 : 1));
+}
+
 // The sniffed format's stb loader (stbi_load would try every format in turn and report the last
 // one's complaint), 16-bit results reduced to their high byte as stbi_load does.
 // `comp` is set to the channels of the returned buffer. JPEGs are asked for four channels (alpha
@@ -445,6 +470,9 @@ inline Image decode_image_memory(const uint8_t* data, size_t size, const std::st
     throw ImageTooLargeError(detail::str("decode_image: ", name, ": ", image_format_name(info.format), " declares ", info.width,
                               "x", info.height, " = ", info.width * info.height, " pixels, over the limit of ",
                               opt.max_pixels, " (DecodeOptions::max_pixels)"));
+  if (info.format == ImageFormat::pnm && size < detail::pnm_end(data, size, info.width, info.height, info.channels))
+    throw IOError(detail::str("decode_image: ", name, ": truncated PNM (the file ends after ", size,
+                              " bytes, inside the image data)"));
   int w = 0, h = 0, comp = 0;
   detail::BoundedReader reader{data, size};
   std::unique_ptr<stbi_uc, void (*)(void*)> px(detail::stb_load(info.format, reader, w, h, comp), &stbi_image_free);
