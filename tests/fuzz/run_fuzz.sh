@@ -10,5 +10,7 @@ cd "$work"
 rm -f crash-* leak-* timeout-* oom-*
 # -timeout: one input may take 10 s (a 4 Mi-pixel image through ASan); -rss_limit_mb: the
 # decoder's pixel limit keeps an input's memory far below this.
-exec "$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2560 -print_final_stats=1 \
+# -seed: the same sequence of inputs on every machine (a slower one runs a prefix of it), so that a
+# failure here reproduces; longer runs with other seeds explore further.
+exec "$fuzzer" -seed=1 -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2560 -print_final_stats=1 \
   -artifact_prefix="$work/" corpus "$seeds"

@@ -56,6 +56,14 @@
 // stb_image's asserts guard its own invariants, as in a release build: a library must not abort
 // on a corrupt file.
 #define STBI_ASSERT(x) ((void)0)
+// Every block stb allocates starts zeroed. stb 2.27 mallocs its JPEG decoder state and leaves the
+// Huffman tables a file never defines as they were: a scan that names such a table decoded with
+// whatever the heap held, and indexed its symbol array at -16 (a fuzz run in the test suite; the
+// input alone did not reproduce it, as the heap's contents differed). Zeroed, an undefined table
+// matches no code and the scan fails as corrupt. Large blocks come from the kernel already zero.
+#define STBI_MALLOC(sz) calloc(1, sz)
+#define STBI_REALLOC(p, newsz) realloc(p, newsz)
+#define STBI_FREE(p) free(p)
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
