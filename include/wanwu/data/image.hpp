@@ -21,7 +21,7 @@ namespace wanwu::data {
 
 // An image larger than a limit allows: a header that declares more pixels than the decoder may
 // allocate (over DecodeOptions::max_pixels, or beyond what stb_image can address), or a resize
-// whose output would pass kMaxResizePixels (transforms.hpp). A subclass of IOError so that
+// whose output would pass kMaxResizePixels (image_ops.hpp). A subclass of IOError so that
 // existing handlers (the DataLoader's bad-sample policy) still catch it, and separate so that a
 // caller can tell "too big" (an HTTP 413) from "not an image / corrupt" without parsing the message.
 class ImageTooLargeError : public IOError {

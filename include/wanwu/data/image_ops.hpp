@@ -328,10 +328,20 @@ inline void blend_with_constant(Image& img, int degenerate, float alpha) {
 // ---- geometry ----
 
 // Resize to exactly out_h x out_w: PIL's Image.resize(size, BILINEAR) (antialiased).
+// The most pixels resize may produce (64 Mi, DecodeOptions::max_pixels' default). Resizing the
+// shorter side to a size multiplies an elongated image: a 2000x1 PNG of a few hundred bytes,
+// within any decode limit, would become 512000x256 (131 M pixels) at Resize(256), and a 4 M x 1
+// one a terabyte. Past this limit resize throws ImageTooLargeError instead of allocating.
+inline constexpr int64_t kMaxResizePixels = int64_t(64) << 20;
+
 inline Image resize(const Image& img, int64_t out_h, int64_t out_w) {
   detail::check_u8(img, "resize");
   detail::check_nonempty(img, "resize");
   WANWU_CHECK_VALUE(out_h > 0 && out_w > 0, "resize: output size must be positive, got ", out_h, "x", out_w);
+  if (out_h * out_w > kMaxResizePixels)
+    throw ImageTooLargeError(detail::str("resize: a ", img.width(), "x", img.height(), " image would become ", out_w,
+                                         "x", out_h, " = ", out_w * out_h, " pixels, over the limit of ",
+                                         kMaxResizePixels, " (kMaxResizePixels)"));
   Image out;
   detail::resized_crop_u8(img, {0, 0, img.height(), img.width()}, out_h, out_w, out);
   return out;

@@ -63,12 +63,6 @@ inline void check_range(const Range& r, const char* op, const char* what, bool p
 // Resize: the shorter side to `size` (keeping the aspect ratio, torchvision's int() rounding of
 // the longer side; optionally capped by max_size), or to exactly height x width. Bilinear with
 // PIL's antialiasing.
-// The most pixels a Resize may produce (64 Mi, DecodeOptions::max_pixels' default). Resizing the
-// shorter side to `size` multiplies an elongated image: a 2000x1 PNG of a few hundred bytes,
-// within any decode limit, would become 512000x256 (131 M pixels) at Resize(256), and a 4 M x 1
-// one a terabyte. Past this limit Resize throws ImageTooLargeError instead of allocating.
-inline constexpr int64_t kMaxResizePixels = int64_t(64) << 20;
-
 class Resize final : public Transform {
  public:
   explicit Resize(int64_t size) : size_(size) {
@@ -94,10 +88,6 @@ class Resize final : public Transform {
     detail::check_u8(img, "Resize");
     const auto [oh, ow] = output_size(img.height(), img.width());
     if (oh == img.height() && ow == img.width()) return img;  // torchvision returns the image as is
-    if (oh * ow > kMaxResizePixels)
-      throw ImageTooLargeError(detail::str("Resize: a ", img.width(), "x", img.height(), " image would become ", ow, "x",
-                                           oh, " = ", ow * oh, " pixels, over the limit of ", kMaxResizePixels,
-                                           " (kMaxResizePixels; an image this elongated is not a photograph)"));
     return resize(img, oh, ow);
   }
   std::string describe() const override {
