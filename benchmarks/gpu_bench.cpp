@@ -214,6 +214,10 @@ int main() {
       const Tensor a = dev_randn({n}, DType::f32), b = dev_randn({n}, DType::f32);
       bench("copy f32 64M", 20, [&] { (void)a.clone(); }, 2.0 * 4 * n);
       bench("add f32 64M", 20, [&] { (void)(a + b); }, 3.0 * 4 * n);
+      // 2-byte elements: 16-byte packs carry 8 per access (a scalar access moves 64 bytes per warp)
+      const Tensor ah = a.to(DType::bf16), bh = b.to(DType::bf16);
+      bench("add bf16 64M", 20, [&] { (void)(ah + bh); }, 3.0 * 2 * n);
+      bench("cast bf16->f32 64M", 20, [&] { (void)ah.to(DType::f32); }, 6.0 * n);
     }
     {
       const int64_t rows = 64 * 12 * 197, cols = 197;

@@ -78,7 +78,10 @@ def torch_times():
         ea, eb = torch.randn(n, device=dev), torch.randn(n, device=dev)
         bench("copy f32 64M", 20, lambda: ea.clone(), 2 * 4 * n)
         bench("add f32 64M", 20, lambda: ea + eb, 3 * 4 * n)
-        del ea, eb
+        ha, hb = ea.bfloat16(), eb.bfloat16()
+        bench("add bf16 64M", 20, lambda: ha + hb, 3 * 2 * n)
+        bench("cast bf16->f32 64M", 20, lambda: ha.float(), 6 * n)
+        del ea, eb, ha, hb
         rows, cols = 64 * 12 * 197, 197
         s = torch.randn(rows, cols, device=dev)
         bench("softmax f32 [151296,197]", 20, lambda: torch.softmax(s, -1), 2 * 4 * rows * cols)

@@ -13,54 +13,122 @@ namespace wanwu::cuda {
 
 // Dense operands take an unrolled path: each thread first issues kUnroll independent loads (a
 // block-wide coalesced row each), then computes and stores, so enough loads are in flight to
-// saturate HBM; the strided path computes offsets per element. WANWU_DENSE_LOOP stays defined for
-// the other dense passes over [rows, C] (batch norm's, norm.cuh).
+// saturate HBM; for f16/bf16 operands whose pointers are all aligned, each load is a 16-byte pack
+// (runtime.cuh, kPackOf below), so a bf16 add moves 512 bytes per warp instruction instead of 64. The strided path computes offsets
+// per element. WANWU_DENSE_LOOP stays defined for the other dense passes over [rows, C] (batch
+// norm's, batch_norm.cuh).
 inline constexpr int kUnroll = 4;
+// Packs in flight per thread and operand for packs of V values: 16 values, at most kUnroll packs.
+// Four 16-byte packs of each operand held a bf16 add at 97 registers (two blocks per SM); two
+// hold as many bytes in flight per SM with twice the resident warps.
+template <int V>
+inline constexpr int kUnrollOf = V >= 16 ? 1 : V >= 8 ? 2 : kUnroll;
 
-inline unsigned elementwise_blocks(int64_t n, bool contiguous) {
-  return blocks_for(contiguous ? (n + kUnroll - 1) / kUnroll : n);
+inline unsigned elementwise_blocks(int64_t n, bool contiguous, int unroll = kUnroll) {
+  return blocks_for(contiguous ? (n + unroll - 1) / unroll : n);
 }
 
-#define WANWU_DENSE_LOOP(LOADS, STORES)                                                                   \
-  for (int64_t base = blockIdx.x * int64_t(blockDim.x) * kUnroll; base < n;                              \
-       base += int64_t(gridDim.x) * blockDim.x * kUnroll) {                                              \
-    _Pragma("unroll") for (int k = 0; k < kUnroll; ++k) {                                                \
+// U loads per thread (LOADS with i = the element or pack index, k = 0..U-1), then U stores, over
+// i < n, grid-stride.
+#define WANWU_DENSE_LOOP_N(U, LOADS, STORES)                                                              \
+  for (int64_t base = blockIdx.x * int64_t(blockDim.x) * (U); base < n;                                  \
+       base += int64_t(gridDim.x) * blockDim.x * (U)) {                                                  \
+    _Pragma("unroll") for (int k = 0; k < (U); ++k) {                                                    \
       const int64_t i = base + threadIdx.x + int64_t(k) * blockDim.x;                                    \
       if (i < n) { LOADS; }                                                                              \
     }                                                                                                    \
-    _Pragma("unroll") for (int k = 0; k < kUnroll; ++k) {                                                \
+    _Pragma("unroll") for (int k = 0; k < (U); ++k) {                                                    \
       const int64_t i = base + threadIdx.x + int64_t(k) * blockDim.x;                                    \
       if (i < n) { STORES; }                                                                             \
     }                                                                                                    \
   }
+#define WANWU_DENSE_LOOP(LOADS, STORES) WANWU_DENSE_LOOP_N(kUnroll, LOADS, STORES)
 
+// The pack width of an elementwise kernel reading T and writing O: 16 bytes of the wider type when
+// either is a 16-bit float (and the other floating, or a bool result), else 1. A scalar access of
+// a 2-byte element moves 64 bytes per warp instruction and left HBM idle; 4- and 8-byte elements
+// already reach the copy bandwidth with scalar accesses (add f32: 103% of torch's copy), so packed
+// instantiations, which cost compile time for every op, are made only where they pay.
+template <class T>
+inline constexpr bool kHalfFloat = std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>;
+template <class T>
+inline constexpr bool kFloating = kHalfFloat<T> || std::is_floating_point_v<T>;
+template <class O, class T>
+inline constexpr int kPackOf = (kHalfFloat<T> && (kFloating<O> || std::is_same_v<O, bool>)) || (kFloating<T> && kHalfFloat<O>)
+                                   ? 16 / int(sizeof(O) > sizeof(T) ? sizeof(O) : sizeof(T))
+                                   : 1;
+
+// Calls f(std::integral_constant<int, V>) with V = kPackOf<O, T> when the operands are dense and in
+// order and each pointer is aligned to its pack, else with V = 1 (the scalar dense path and the
+// strided one). The kernels take V as a template argument: V > 1 instantiates only the packed loop.
 template <class O, class T, class F>
-__global__ void unary_kernel(StridedIter<2> it, int64_t n, O* out, const T* in, F f) {
+void with_elementwise_pack(bool contiguous, const O* out, std::initializer_list<const T*> in, F&& f) {
+  constexpr int V = kPackOf<O, T>;
+  bool ok = contiguous && V > 1 && aligned_to(alignof(Pack<O, V>), {out});
+  for (const T* p : in) ok = ok && aligned_to(alignof(Pack<T, V>), {p});
+  if constexpr (V > 1) {
+    if (ok) return f(std::integral_constant<int, V>{});
+  }
+  f(std::integral_constant<int, 1>{});
+}
+
+// Dense operands in packs of V (n / V of them, kUnrollOf<V> per thread and trip) and the n % V elements
+// after the last pack one per thread.
+#define WANWU_PACKED_LOOP(V, N, LOADS, STORES, TAIL)                                                   \
+  {                                                                                                  \
+    const int64_t n = (N) / (V);                                                                     \
+    WANWU_DENSE_LOOP_N(kUnrollOf<V>, LOADS, STORES)                                                  \
+    for (int64_t i = n * (V) + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (N);              \
+         i += int64_t(gridDim.x) * blockDim.x) {                                                     \
+      TAIL;                                                                                          \
+    }                                                                                                \
+  }
+
+template <class O, class T, class F, int V>
+__global__ void unary_kernel(StridedIter<2> it, int64_t n_all, O* out, const T* in, F f) {
   using C = compute_t<T>;
-  if (it.contiguous) {
-    T v[kUnroll];
-    WANWU_DENSE_LOOP(v[k] = in[i], out[i] = cv<O>(f(cv<C>(v[k]))))
+  if (V > 1 || it.contiguous) {
+    auto apply = [&](const Pack<T, V>& a) {
+      Pack<O, V> r;
+#pragma unroll
+      for (int j = 0; j < V; ++j) r.v[j] = cv<O>(f(cv<C>(a.v[j])));
+      return r;
+    };
+    Pack<T, V> v[kUnrollOf<V>];
+    WANWU_PACKED_LOOP(V, n_all, (v[k] = load_pack<T, V>(in + i * V)), (store_pack<O, V>(out + i * V, apply(v[k]))),
+                      out[i] = cv<O>(f(cv<C>(in[i]))))
     return;
   }
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[2];
-    it.offsets(i, off);
-    out[off[0]] = cv<O>(f(cv<C>(in[off[1]])));
+  if constexpr (V == 1) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_all; i += int64_t(gridDim.x) * blockDim.x) {
+      int64_t off[2];
+      it.offsets(i, off);
+      out[off[0]] = cv<O>(f(cv<C>(in[off[1]])));
+    }
   }
 }
 
-template <class O, class T, class F>
-__global__ void binary_kernel(StridedIter<3> it, int64_t n, O* out, const T* a, const T* b, F f) {
+template <class O, class T, class F, int V>
+__global__ void binary_kernel(StridedIter<3> it, int64_t n_all, O* out, const T* a, const T* b, F f) {
   using C = compute_t<T>;
-  if (it.contiguous) {
-    T va[kUnroll], vb[kUnroll];
-    WANWU_DENSE_LOOP((va[k] = a[i], vb[k] = b[i]), out[i] = cv<O>(f(cv<C>(va[k]), cv<C>(vb[k]))))
+  if (V > 1 || it.contiguous) {
+    auto apply = [&](const Pack<T, V>& x, const Pack<T, V>& y) {
+      Pack<O, V> r;
+#pragma unroll
+      for (int j = 0; j < V; ++j) r.v[j] = cv<O>(f(cv<C>(x.v[j]), cv<C>(y.v[j])));
+      return r;
+    };
+    Pack<T, V> va[kUnrollOf<V>], vb[kUnrollOf<V>];
+    WANWU_PACKED_LOOP(V, n_all, (va[k] = load_pack<T, V>(a + i * V), vb[k] = load_pack<T, V>(b + i * V)),
+                      (store_pack<O, V>(out + i * V, apply(va[k], vb[k]))), out[i] = cv<O>(f(cv<C>(a[i]), cv<C>(b[i]))))
     return;
   }
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[3];
-    it.offsets(i, off);
-    out[off[0]] = cv<O>(f(cv<C>(a[off[1]]), cv<C>(b[off[2]])));
+  if constexpr (V == 1) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_all; i += int64_t(gridDim.x) * blockDim.x) {
+      int64_t off[3];
+      it.offsets(i, off);
+      out[off[0]] = cv<O>(f(cv<C>(a[off[1]]), cv<C>(b[off[2]])));
+    }
   }
 }
 
@@ -86,17 +154,26 @@ __global__ void fill_kernel(StridedIter<1> it, int64_t n, T* out, T value) {
   }
 }
 
-template <class D, class S>
-__global__ void copy_kernel(StridedIter<2> it, int64_t n, D* out, const S* in) {
-  if (it.contiguous) {
-    S v[kUnroll];
-    WANWU_DENSE_LOOP(v[k] = in[i], out[i] = cv<D>(v[k]))
+template <class D, class S, int V>
+__global__ void copy_kernel(StridedIter<2> it, int64_t n_all, D* out, const S* in) {
+  if (V > 1 || it.contiguous) {
+    auto convert = [&](const Pack<S, V>& a) {
+      Pack<D, V> r;
+#pragma unroll
+      for (int j = 0; j < V; ++j) r.v[j] = cv<D>(a.v[j]);
+      return r;
+    };
+    Pack<S, V> v[kUnrollOf<V>];
+    WANWU_PACKED_LOOP(V, n_all, (v[k] = load_pack<S, V>(in + i * V)), (store_pack<D, V>(out + i * V, convert(v[k]))),
+                      out[i] = cv<D>(in[i]))
     return;
   }
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t off[2];
-    it.offsets(i, off);
-    out[off[0]] = cv<D>(in[off[1]]);
+  if constexpr (V == 1) {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n_all; i += int64_t(gridDim.x) * blockDim.x) {
+      int64_t off[2];
+      it.offsets(i, off);
+      out[off[0]] = cv<D>(in[off[1]]);
+    }
   }
 }
 
@@ -124,7 +201,12 @@ void run_unary(const OpParams& p, const Tensor& out, const Tensor& in, const cha
       return;  // rejected above; not instantiated
     } else {
       using O = std::conditional_t<Out == OpOut::boolean, bool, T>;
-      unary_kernel<O, T, F><<<elementwise_blocks(n, it.contiguous), kThreads, 0, s>>>(it, n, ptr<O>(out), ptr<const T>(in), f);
+      O* op = ptr<O>(out);
+      const T* ip = ptr<const T>(in);
+      with_elementwise_pack<O, T>(it.contiguous, op, {ip}, [&](auto v) {
+        constexpr int V = decltype(v)::value;
+        unary_kernel<O, T, F, V><<<elementwise_blocks(n / V, it.contiguous, kUnrollOf<V>), kThreads, 0, s>>>(it, n, op, ip, f);
+      });
     }
   });
   WANWU_CUDA_LAUNCH_CHECK();
@@ -143,8 +225,12 @@ void run_binary(const OpParams& p, const Tensor& out, const Tensor& a, const Ten
       return;
     } else {
       using O = std::conditional_t<Out == OpOut::boolean, bool, T>;
-      binary_kernel<O, T, F>
-          <<<elementwise_blocks(n, it.contiguous), kThreads, 0, s>>>(it, n, ptr<O>(out), ptr<const T>(a), ptr<const T>(b), f);
+      O* op = ptr<O>(out);
+      const T *ap = ptr<const T>(a), *bp = ptr<const T>(b);
+      with_elementwise_pack<O, T>(it.contiguous, op, {ap, bp}, [&](auto v) {
+        constexpr int V = decltype(v)::value;
+        binary_kernel<O, T, F, V><<<elementwise_blocks(n / V, it.contiguous, kUnrollOf<V>), kThreads, 0, s>>>(it, n, op, ap, bp, f);
+      });
     }
   });
   WANWU_CUDA_LAUNCH_CHECK();
@@ -202,7 +288,12 @@ inline void copy(const Tensor& dst, const Tensor& src) {
     dispatch_dtype(src.dtype(), [&](auto stag) {
       using D = typename decltype(dtag)::type;
       using S = typename decltype(stag)::type;
-      copy_kernel<D, S><<<elementwise_blocks(n, it.contiguous), kThreads, 0, s>>>(it, n, ptr<D>(dst), ptr<const S>(src));
+      D* dp = ptr<D>(dst);
+      const S* sp = ptr<const S>(src);
+      with_elementwise_pack<D, S>(it.contiguous, dp, {sp}, [&](auto v) {
+        constexpr int V = decltype(v)::value;
+        copy_kernel<D, S, V><<<elementwise_blocks(n / V, it.contiguous, kUnrollOf<V>), kThreads, 0, s>>>(it, n, dp, sp);
+      });
     });
   });
   WANWU_CUDA_LAUNCH_CHECK();

@@ -17,6 +17,7 @@
 #include <cudnn.h>
 
 #include <array>
+#include <initializer_list>
 #include <cstdint>
 #include <mutex>
 #include <type_traits>
@@ -163,6 +164,45 @@ struct ChannelOf {
     return fast ? static_cast<int64_t>(f.mod(static_cast<uint32_t>(i))) : i % C;
   }
 };
+
+// ---- packs: V values of T moved by one 16-byte access (or by one smaller access when V * sizeof(T)
+// is less, and by several 16-byte ones when it is more: 8 f32 statistics beside 8 bf16 elements).
+// Scalar loads of 2-byte elements move 64 bytes per warp instruction and leave HBM idle between
+// them; 16-byte packs move 512. The pointer must be aligned to alignof(Pack<T, V>); callers check
+// on the host (aligned_to) and fall back to V = 1. ----
+template <class T, int V>
+struct alignas(sizeof(T) * V < 16 ? sizeof(T) * V : 16) Pack {
+  T v[V];
+};
+
+template <class T, int V>
+__device__ __forceinline__ Pack<T, V> load_pack(const T* p) {
+  Pack<T, V> r;
+  if constexpr (sizeof(r) > 16) {
+#pragma unroll
+    for (int q = 0; q < int(sizeof(r) / 16); ++q) reinterpret_cast<uint4*>(&r)[q] = reinterpret_cast<const uint4*>(p)[q];
+  } else {
+    r = *reinterpret_cast<const Pack<T, V>*>(p);
+  }
+  return r;
+}
+
+template <class T, int V>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& v) {
+  if constexpr (sizeof(v) > 16) {
+#pragma unroll
+    for (int q = 0; q < int(sizeof(v) / 16); ++q) reinterpret_cast<uint4*>(p)[q] = reinterpret_cast<const uint4*>(&v)[q];
+  } else {
+    *reinterpret_cast<Pack<T, V>*>(p) = v;
+  }
+}
+
+// Whether every pointer (null ones aside) is a multiple of `bytes`.
+inline bool aligned_to(uintptr_t bytes, std::initializer_list<const void*> ptrs) {
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) % bytes != 0) return false;
+  return true;
+}
 
 // ---- device-side conversion: the hardware conversions for f16/bf16, the shared ones otherwise.
 // The hardware conversions round to nearest even like the software ones in core/half.hpp.

@@ -104,6 +104,46 @@ TEST_CASE("integer and boolean elementwise ops, comparisons and where") {
   cp::compare_exact("logical_not", logical_not(p.to(kCuda)).cpu(), logical_not(p));
 }
 
+// The dense path moves 16-byte packs of f16/bf16 values (and casts to and from them) when every
+// pointer is aligned to its pack: lengths that leave a tail after the last pack (8 values per pack,
+// 4 for casts between bf16 and f32, 2 for f64), views one element into their storage (misaligned:
+// the scalar path), ops whose output dtype is not the input's (a comparison's bool, casts
+// narrowing and widening), and the dtypes that keep the scalar path, each compared exactly with
+// the CPU.
+TEST_CASE("packed elementwise path: tails, misaligned views, boolean outputs and casts") {
+  for (DType dt : {DType::f32, DType::f64, DType::f16, DType::bf16, DType::u8, DType::i64}) {
+    for (int64_t n : {1, 7, 8, 9, 17, 4099, 70001}) {
+      for (int64_t off : {0, 1}) {
+        CAPTURE(dt);
+        CAPTURE(n);
+        CAPTURE(off);
+        // integers below 100: exact in every dtype here, and their sums too
+        const Tensor base_a = floor(cp::rnd({n + 1}, 0, 100, 50 + n)).to(dt);
+        const Tensor base_b = floor(cp::rnd({n + 1}, 0, 100, 51 + n)).to(dt);
+        const Tensor ha = base_a.slice(0, off, off + n), hb = base_b.slice(0, off, off + n);
+        const Tensor da = base_a.to(kCuda).slice(0, off, off + n), db = base_b.to(kCuda).slice(0, off, off + n);
+        REQUIRE(da.is_contiguous());
+        cp::compare_exact("add", (da + db).cpu(), ha + hb);
+        cp::compare_exact("square", square(da).cpu(), square(ha));  // unary on the view itself
+        cp::compare_exact("relu", relu(da - 50.0).cpu(), relu(ha - 50.0));
+        cp::compare_exact("lt", lt(da, db).cpu(), lt(ha, hb));
+        for (DType to : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::u8, DType::i32})
+          cp::compare_exact("cast", da.to(to).cpu(), ha.to(to));
+      }
+    }
+  }
+  // rounding casts of values that are not integers, at both alignments
+  const Tensor x = cp::rnd({70001}, -3, 3, 52);
+  for (int64_t off : {0, 1}) {
+    const Tensor h = x.slice(0, off, 70000 + off), d = x.to(kCuda).slice(0, off, 70000 + off);
+    for (DType to : {DType::bf16, DType::f16, DType::f64}) {
+      CAPTURE(to);
+      cp::compare_exact("rounding cast", d.to(to).cpu(), h.to(to));
+      cp::compare_exact("widening back", d.to(to).to(DType::f32).cpu(), h.to(to).to(DType::f32));
+    }
+  }
+}
+
 TEST_CASE("reductions over any axes, contiguous and permuted, forward and backward") {
   const Tensor x = cp::rnd({6, 5, 4, 3}, -1, 1, 8);
   const std::vector<Dims> dim_sets = {{3}, {0}, {1, 2}, {0, 3}, {0, 1, 2, 3}};
