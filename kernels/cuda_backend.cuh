@@ -7,6 +7,7 @@
 
 #include "allocator.cuh"
 #include "attention.cuh"
+#include "batch_norm.cuh"
 #include "conv.cuh"
 #include "elementwise.cuh"
 #include "gemm.cuh"
@@ -166,15 +167,15 @@ class CudaBackend final : public Backend {
   }
 
   void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x, const Tensor& weight,
-                          const Tensor& bias, double eps) override {
+                          const Tensor& bias, double eps, Activation act, const Tensor& residual) override {
     DeviceGuard g(x.device().index);
-    cuda::batch_norm_forward(y, mean, var, x, weight, bias, eps);
+    cuda::batch_norm_forward(y, mean, var, x, weight, bias, eps, act, residual);
   }
   void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
-                           const Tensor& x, const Tensor& weight, const Tensor& save_mean,
-                           const Tensor& save_invstd) override {
+                           const Tensor& x, const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd,
+                           const Tensor& relu_out) override {
     DeviceGuard g(x.device().index);
-    cuda::batch_norm_backward(grad_x, grad_w, grad_b, grad_y, x, weight, save_mean, save_invstd);
+    cuda::batch_norm_backward(grad_x, grad_w, grad_b, grad_y, x, weight, save_mean, save_invstd, relu_out);
   }
   void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x, const Tensor& weight,
                           const Tensor& bias, double eps) override {

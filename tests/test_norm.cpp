@@ -141,6 +141,49 @@ TEST_CASE("batch_norm_act equals batch_norm followed by the activation: outputs,
   }
 }
 
+// A residual block's end as one op: act(batch_norm(x) + r) against the three separate ops, with
+// the residual's gradient, in both modes; the residual in the middle of a graph (r computed from
+// another leaf) so its gradient flows on.
+TEST_CASE("batch_norm_act with a residual equals batch_norm, add and the activation") {
+  Generator g(13);
+  const Tensor x0 = randn({3, 4, 5, 6}, DType::f64, &g), gy = randn({3, 4, 5, 6}, DType::f64, &g);
+  const Tensor r0 = randn({3, 4, 5, 6}, DType::f64, &g);
+  const Tensor w0 = rand({6}, DType::f64, &g) + 0.5, b0 = randn({6}, DType::f64, &g);
+  for (Activation act : {Activation::none, Activation::relu}) {
+    CAPTURE(static_cast<int>(act));
+    for (Mode mode : {Mode::train, Mode::eval}) {
+      CAPTURE(static_cast<int>(mode));
+      auto run = [&](bool fused) {
+        Tensor x = x0.clone().requires_grad_(true), w = w0.clone().requires_grad_(true);
+        Tensor b = b0.clone().requires_grad_(true), r_leaf = r0.clone().requires_grad_(true);
+        Tensor rm = tensor({0.1, -0.2, 0.3, 0.0, 1.0, 0.5}, DType::f64);
+        Tensor rv = tensor({1.5, 0.5, 2.0, 1.0, 0.7, 1.1}, DType::f64);
+        const Tensor r = r_leaf * 2.0;
+        const Tensor y = fused ? batch_norm_act(x, rm, rv, w, b, mode, act, 0.1, 1e-5, r)
+                               : activate(batch_norm(x, rm, rv, w, b, mode, 0.1, 1e-5) + r, act);
+        (y * gy).sum().backward();
+        return std::vector<Tensor>{y.detach(), x.grad(), w.grad(), b.grad(), r_leaf.grad(), rm, rv};
+      };
+      const auto f = run(true), u = run(false);
+      for (size_t i = 0; i < f.size(); ++i) {
+        CAPTURE(i);
+        wt::check_close(f[i], u[i], 1e-12, 1e-12);
+      }
+    }
+  }
+  gradcheck([](const V& v) {
+    return batch_norm_act(v[0], Tensor(), Tensor(), v[1], v[2], Mode::train, Activation::relu, 0.1, 1e-5, v[3]);
+  }, {spread({2, 3, 4, 5}), spread({5}, 0.5, 4, 3), spread({5}, -1, 3, 4), spread({2, 3, 4, 5}, -2, 2, 5)});
+  // bad residuals name what is wrong
+  const Tensor x = randn({2, 3, 6}, DType::f32, &g);
+  CHECK_THROWS_WITH_AS(batch_norm_act(x, Tensor(), Tensor(), Tensor(), Tensor(), Mode::train, Activation::relu, 0.1,
+                                      1e-5, randn({2, 3, 5}, DType::f32, &g)),
+                       doctest::Contains("the residual must match the input [2, 3, 6]"), ShapeError);
+  CHECK_THROWS_WITH_AS(batch_norm_act(x, Tensor(), Tensor(), Tensor(), Tensor(), Mode::train, Activation::silu, 0.1,
+                                      1e-5, randn({2, 3, 6}, DType::f32, &g)),
+                       doctest::Contains("before ReLU or no activation only"), ValueError);
+}
+
 TEST_CASE("batch_norm_act keeps only the batch norm's input for the backward, batch_norm then silu keeps two") {
   // [8, 16, 16, 64] f32 is 512 KiB, a size class of its own: the difference in live bytes with the
   // graph alive is exactly the silu input that the separate ops save.

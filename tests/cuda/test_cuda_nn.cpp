@@ -124,6 +124,18 @@ TEST_CASE("batch_norm in training and eval mode, forward, backward and running s
                               1e-5);
       }, {x, w, b}, dt);
     }
+    // a residual block's end: relu(batch_norm(x) + r) in the batch norm's output pass
+    const Tensor r = cp::rnd({4, 5, 6, 24}, -1, 1, 28);
+    for (Activation act : {Activation::none, Activation::relu})
+      for (Mode mode : {Mode::train, Mode::eval}) {
+        CAPTURE(static_cast<int>(act));
+        CAPTURE(static_cast<int>(mode));
+        cp::parity("batch_norm_act with a residual", [&](const std::vector<Tensor>& in) {
+          const bool dev = in[0].device().is_cuda(), ev = mode == Mode::eval;  // eval reads the running stats
+          return batch_norm_act(in[0], ev ? (dev ? rm_d : rm_c) : Tensor(), ev ? (dev ? rv_d : rv_c) : Tensor(), in[1],
+                                in[2], mode, act, 0.1, 1e-5, in[3]);
+        }, {x, w, b, r}, dt);
+      }
     // Under autocast a f16/bf16 activation meets the model's f32 weight and bias: the kernels must
     // read them as f32 and write their gradients as f32.
     for (Activation act : {Activation::none, Activation::silu}) {
@@ -139,20 +151,33 @@ TEST_CASE("batch_norm in training and eval mode, forward, backward and running s
   }
 }
 
-// The per-channel sums lay a block out as [rows][channels] threads and unroll over rows: channel
-// counts that leave a block partly idle (3, and 300 = one full block and a partial one), many
-// rows per thread (20000 rows of 64 channels) and row counts that leave a remainder after the
-// unrolled trips.
+// The per-channel sums lay a block out as [rows][channel groups] threads and unroll over rows:
+// channel counts that leave a block partly idle (3, and 300 = one full block and a partial one),
+// many rows per thread (20000 rows of 64 channels) and row counts that leave a remainder after
+// the unrolled trips. Every pass moves 16-byte packs of channels when C splits into them: 64 and
+// 2056 do in every dtype (2056 = 257 packs of 8: more groups than a block's threads), 300 in f32
+// and f64 but not in f16/bf16 (scalar), 3 in none. Each with the fused ReLU too (its mask is read
+// inside both backward passes) and with the input one element into its storage (misaligned: the
+// scalar passes).
 TEST_CASE("batch_norm over many rows and channel counts that do not fill a block") {
-  const std::vector<Shape> shapes = {{8, 50, 50, 64}, {5003, 3}, {3, 17, 19, 300}};
+  const std::vector<Shape> shapes = {{8, 50, 50, 64}, {5003, 3}, {3, 17, 19, 300}, {37, 2056}};
   for (DType dt : cp::kFloatTypes) {
     for (const Shape& s : shapes) {
       CAPTURE(dt);
       CAPTURE(s);
       const int64_t C = s.back();
       const Tensor x = cp::rnd(s, 3, 7, 40), w = cp::rnd({C}, 0.5, 1.5, 41), b = cp::rnd({C}, -1, 1, 42);
-      cp::parity("batch_norm train", [&](const std::vector<Tensor>& in) {
-        return batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], Mode::train, 0.1, 1e-5);
+      for (Activation act : {Activation::none, Activation::relu, Activation::silu}) {
+        CAPTURE(static_cast<int>(act));
+        cp::parity("batch_norm_act train", [&](const std::vector<Tensor>& in) {
+          return batch_norm_act(in[0], Tensor(), Tensor(), in[1], in[2], Mode::train, act, 0.1, 1e-5);
+        }, {x, w, b}, dt);
+      }
+      cp::parity("batch_norm_act train, input one element into its storage", [&](const std::vector<Tensor>& in) {
+        const int64_t n = in[0].numel();
+        const Tensor shifted = cat({in[0].flatten(), in[0].flatten()}).slice(0, 1, n + 1).view(in[0].shape());
+        REQUIRE(shifted.is_contiguous());
+        return batch_norm_act(shifted, Tensor(), Tensor(), in[1], in[2], Mode::train, Activation::relu, 0.1, 1e-5);
       }, {x, w, b}, dt);
     }
   }

@@ -138,15 +138,22 @@ class Backend {
   virtual void avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Pool2dParams& p) = 0;
   virtual void adaptive_avg_pool2d_forward(const Tensor& out, const Tensor& x) = 0;
   virtual void adaptive_avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out) = 0;
-  // Batch statistics over all dims but the last (channels): y, the mean [C] and the biased
-  // variance [C] (f32, or f64 for f64 input). weight and bias may be undefined (1 and 0).
+  // Batch statistics over all dims but the last (channels): y = act(batch norm of x + residual),
+  // the mean [C] and the biased variance [C] (f32, or f64 for f64 input). weight, bias and
+  // residual may be undefined (1, 0 and 0); a residual is contiguous, of x's shape and dtype. The
+  // residual add and the activation run in the pass that writes y: separate passes would read and
+  // write every element once more each (a ResNet block's last batch norm, its shortcut and ReLU).
   virtual void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x,
-                                  const Tensor& weight, const Tensor& bias, double eps) = 0;
+                                  const Tensor& weight, const Tensor& bias, double eps, Activation act,
+                                  const Tensor& residual) = 0;
   // Any of grad_x, grad_w, grad_b may be undefined (not wanted); invstd = 1 / sqrt(var + eps).
-  // A weight-less norm passes an undefined weight.
+  // A weight-less norm passes an undefined weight. relu_out, when defined, is the output of a ReLU
+  // that followed the batch norm (batch_norm_act's y): grad_y is then the gradient at that output,
+  // and both passes mask it where relu_out <= 0 as they read it, instead of a ReLU backward pass
+  // writing the masked gradient out and the batch norm reading it back twice.
   virtual void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b,
                                    const Tensor& grad_y, const Tensor& x, const Tensor& weight,
-                                   const Tensor& save_mean, const Tensor& save_invstd) = 0;
+                                   const Tensor& save_mean, const Tensor& save_invstd, const Tensor& relu_out) = 0;
   // grad_h = bwd(grad_y, x * scale + shift) with scale and shift [C] per channel (the last dim; f32,
   // or f64 for f64 input): the gradient of the activation after a batch norm, at the batch norm's
   // output recomputed from its input, in one pass (batch_norm_act). bwd: silu_backward or

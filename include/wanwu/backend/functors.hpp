@@ -398,6 +398,26 @@ struct LogicalOrF {
   template <class C> WANWU_HD_INLINE bool operator()(C x, C y) const { return x != C(0) || y != C(0); }
 };
 
+// The activations a convolution block ends with (nn::conv_bn_act, batch_norm_act). Batch norm's
+// kernels apply them in the pass that writes the output; with_activation hands such a kernel the
+// activation's functor (IdentityF for none), so each backend instantiates its pass once per
+// activation from this one switch.
+enum class Activation : uint8_t { none, relu, relu6, silu };
+struct IdentityF {
+  WANWU_FUNCTOR_CTOR(IdentityF)
+  template <class C> WANWU_HD_INLINE C operator()(C x) const { return x; }
+};
+template <class F>
+decltype(auto) with_activation(Activation act, F&& f) {
+  switch (act) {
+    case Activation::relu: return f(ReluF(OpParams{}));
+    case Activation::relu6: return f(Relu6F(OpParams{}));
+    case Activation::silu: return f(SiluF(OpParams{}));
+    case Activation::none: break;
+  }
+  return f(IdentityF(OpParams{}));
+}
+
 // Activation backward, (grad, x) -> grad_in unless noted (grad, y) with y the forward output.
 struct ReluBackwardF {  // (g, y)
   WANWU_FUNCTOR_CTOR(ReluBackwardF)

@@ -68,9 +68,8 @@ class BasicBlock : public nn::Module {
   }
   Tensor forward(const Tensor& x) override {
     using nn::Activation;
-    Tensor out = nn::conv_bn_act(*conv1, *bn1, x, Activation::relu);
-    out = nn::conv_bn_act(*conv2, *bn2, out, Activation::none);
-    return nn::add_relu(std::move(out), downsample ? downsample->forward(x) : x);
+    const Tensor out = nn::conv_bn_act(*conv1, *bn1, x, Activation::relu);
+    return nn::conv_bn_add_relu(*conv2, *bn2, out, downsample ? downsample->forward(x) : x);
   }
   std::string type_name() const override { return "BasicBlock"; }
   std::shared_ptr<nn::Conv2d> conv1, conv2;
@@ -98,8 +97,7 @@ class Bottleneck : public nn::Module {
     using nn::Activation;
     Tensor out = nn::conv_bn_act(*conv1, *bn1, x, Activation::relu);
     out = nn::conv_bn_act(*conv2, *bn2, out, Activation::relu);
-    out = nn::conv_bn_act(*conv3, *bn3, out, Activation::none);
-    return nn::add_relu(std::move(out), downsample ? downsample->forward(x) : x);
+    return nn::conv_bn_add_relu(*conv3, *bn3, out, downsample ? downsample->forward(x) : x);
   }
   std::string type_name() const override { return "Bottleneck"; }
   std::shared_ptr<nn::Conv2d> conv1, conv2, conv3;

@@ -61,4 +61,17 @@ inline Tensor add_relu(Tensor a, const Tensor& b) {
   return a;
 }
 
+// relu(bn(conv(x)) + shortcut), a residual block's end. Folded (inference): the convolution with
+// the batch norm folded in, then add_relu in place. Otherwise the batch norm adds the shortcut and
+// applies the ReLU in its output pass (batch_norm_act with a residual), where a batch norm and a
+// separate add_relu would write the batch norm's output and read it back; a shortcut of another
+// dtype or shape than the convolution's output (autocast off for one of them) takes the two ops.
+inline Tensor conv_bn_add_relu(const Conv2d& conv, BatchNorm& bn, const Tensor& x, const Tensor& shortcut) {
+  if (conv_bn_folds(conv, bn, x)) return nn::add_relu(conv_bn_act(conv, bn, x, Activation::none), shortcut);
+  const Tensor h = conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups);
+  if (h.shape() != shortcut.shape() || h.dtype() != shortcut.dtype())
+    return nn::add_relu(bn.forward_act(h, Activation::none), shortcut);
+  return bn.forward_act(h, Activation::relu, shortcut);
+}
+
 }  // namespace wanwu::nn

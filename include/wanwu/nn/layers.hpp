@@ -164,8 +164,8 @@ class BatchNorm : public Module {
   }
   Tensor forward(const Tensor& x) override { return forward_act(x, Activation::none); }
   // act(forward(x)) as one op (batch_norm_act): in training it keeps one activation-sized tensor
-  // for the backward instead of two.
-  Tensor forward_act(const Tensor& x, Activation act) {
+  // for the backward instead of two. With a residual: act(forward(x) + residual), act none or relu.
+  Tensor forward_act(const Tensor& x, Activation act, const Tensor& residual = Tensor()) {
     WANWU_CHECK_SHAPE(x.dim() >= 2 && x.size(-1) == num_features, type_name(), ": expected ", num_features,
                       " channels in the last dimension, got input ", x.shape());
     const bool use_batch_stats = is_training() || !running_mean.defined();
@@ -176,7 +176,7 @@ class BatchNorm : public Module {
       if (!momentum) m = 1.0 / static_cast<double>(num_batches_tracked.item<int64_t>());
     }
     return batch_norm_act(x, running_mean, running_var, weight, bias, use_batch_stats ? Mode::train : Mode::eval, act,
-                          m, eps);
+                          m, eps, residual);
   }
   // The eval-mode fold of a preceding convolution into this batch norm (nn/conv_bn.hpp).
   FoldedConvBn& folded() const { return folded_; }

@@ -12,9 +12,6 @@ namespace wanwu {
 
 enum class GeluApproximate : uint8_t { none, tanh };
 
-// The activations a convolution block ends with (nn::conv_bn_act, batch_norm_act).
-enum class Activation : uint8_t { none, relu, relu6, silu };
-
 namespace detail {
 enum class SaveFor : uint8_t { input, output };
 

@@ -34,16 +34,13 @@ inline std::pair<Tensor, Tensor> batch_norm_scale_shift(const Tensor& mean, cons
   return {scale, shift};
 }
 
-// The gradient reaching the batch norm's output when `act` follows it: gy * act'(h), h the batch
-// norm's output. ReLU reads its mask from the block's output y; the others recompute
-// h = x * scale + shift from the saved input (scale = invstd * weight, shift = bias - mean * scale)
-// in the backend's one-pass kernel.
-inline Tensor batch_norm_act_grad(Activation act, const Tensor& gy, const Tensor& x, const Tensor& y,
-                                  const Tensor& weight, const Tensor& bias, const Tensor& mean,
-                                  const Tensor& invstd) {
-  if (act == Activation::none) return gy;
+// The gradient reaching the batch norm's output when a SiLU or ReLU6 follows it: gy * act'(h), h
+// the batch norm's output recomputed from the saved input (h = x * scale + shift, scale = invstd *
+// weight, shift = bias - mean * scale) in the backend's one-pass kernel. (A ReLU's mask is the
+// block's output, which the batch norm backward reads itself.)
+inline Tensor batch_norm_act_grad(Activation act, const Tensor& gy, const Tensor& x, const Tensor& weight,
+                                  const Tensor& bias, const Tensor& mean, const Tensor& invstd) {
   NoGradGuard ng;
-  if (act == Activation::relu) return binary_raw(BinaryOp::relu_backward, gy, y, gy.dtype());
   const auto [scale, shift] = batch_norm_scale_shift(mean, invstd, weight, bias);
   Tensor gh = empty_like(x);
   backend_for(x.device()).batch_norm_act_grad(gh, gy, x, contiguous_no_grad(scale), contiguous_no_grad(shift),
@@ -56,16 +53,30 @@ inline Tensor batch_norm_act_grad(Activation act, const Tensor& gy, const Tensor
 
 // act(batch_norm(x)). running_mean / running_var may be undefined (no tracking); weight / bias may
 // be undefined. In Mode::train the running statistics (when given) are updated in place, as
-// PyTorch, and the activation runs in place on the batch norm's output: the pair keeps only the
-// batch norm's input for the backward, which recomputes what the activation's derivative needs
-// (one multiply-add per element), so it holds one activation-sized tensor where batch norm and a
-// separate activation hold two. Eval mode composes the two ops.
+// PyTorch, and the activation runs in the batch norm's output pass: the pair keeps only the batch
+// norm's input (and ReLU's output, which is the block's output anyway) for the backward, which
+// recomputes what the activation's derivative needs (one multiply-add per element), so it holds
+// one activation-sized tensor where batch norm and a separate activation hold two; a ReLU's mask
+// is applied inside the batch norm backward's passes. Eval mode composes the two ops.
+//
+// With a residual (same shape and dtype as x; act none or relu): act(batch_norm(x) + residual), a
+// ResNet block's last batch norm, its shortcut and ReLU, in training written by the batch norm's
+// output pass: a separate add and ReLU read two block-sized tensors and write one more. The
+// backward masks the gradient once (it is the shortcut's gradient too) and hands it to the batch
+// norm's backward.
 inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                              const Tensor& weight, const Tensor& bias, Mode mode, Activation act,
-                             double momentum = 0.1, double eps = 1e-5) {
+                             double momentum = 0.1, double eps = 1e-5, const Tensor& residual = Tensor()) {
   WANWU_CHECK_SHAPE(x.dim() >= 2, "batch_norm: expected an input with at least 2 dimensions (channels last), got ",
                     x.shape());
   WANWU_CHECK_DTYPE(x.is_floating_point(), "batch_norm: dtype ", x.dtype(), " is not supported (floating types only)");
+  if (residual.defined()) {
+    WANWU_CHECK_SHAPE(residual.shape() == x.shape() && residual.dtype() == x.dtype(),
+                      "batch_norm_act: the residual must match the input ", x.shape(), " ", x.dtype(), ", got ",
+                      residual.shape(), " ", residual.dtype());
+    WANWU_CHECK_VALUE(act == Activation::none || act == Activation::relu,
+                      "batch_norm_act: a residual is added before ReLU or no activation only");
+  }
   const int64_t C = x.size(-1);
   for (const Tensor* t : {&running_mean, &running_var, &weight, &bias})
     if (t->defined())
@@ -77,7 +88,8 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
     // y = x * scale + shift with per-channel scale/shift, computed in the statistics' dtype and
     // applied in x's (channels are last, so they broadcast).
     const auto [scale, shift] = detail::batch_norm_scale_shift(running_mean, rsqrt(running_var + eps), weight, bias);
-    return activate(x * scale.to(x.dtype()) + shift.to(x.dtype()), act);
+    const Tensor h = x * scale.to(x.dtype()) + shift.to(x.dtype());
+    return activate(residual.defined() ? h + residual : h, act);
   }
   const int64_t M = x.numel() / std::max<int64_t>(C, 1);
   WANWU_CHECK_SHAPE(M > 1, "batch_norm: expected more than 1 value per channel when training, got input shape ",
@@ -87,8 +99,8 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
   Tensor y = empty_tensor(x.shape(), x.dtype(), x.device());
   Tensor mean_t = empty_tensor(Shape{C}, sdt, x.device()), var_t = empty_tensor(Shape{C}, sdt, x.device());
   backend_for(x.device()).batch_norm_forward(y, mean_t, var_t, xc, detail::contiguous_no_grad(weight),
-                                             detail::contiguous_no_grad(bias), eps);
-  detail::activate_raw(act, y);
+                                             detail::contiguous_no_grad(bias), eps, act,
+                                             detail::contiguous_no_grad(residual));
   if (running_mean.defined() || running_var.defined()) {
     NoGradGuard ng;  // running statistics are buffers, updated in place
     if (running_mean.defined()) {
@@ -100,27 +112,39 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
       rv.mul_(1.0 - momentum).add_(var_t, momentum * static_cast<double>(M) / static_cast<double>(M - 1));
     }
   }
-  if (autograd::any_requires_grad({x, weight, bias})) {
+  if (autograd::any_requires_grad({x, weight, bias, residual})) {
     Tensor invstd;
     {
       NoGradGuard ng;
       invstd = rsqrt(var_t + eps);
     }
-    const SavedTensor sx(xc), sw(weight), sb(act == Activation::none ? Tensor() : bias), sm(mean_t), si(invstd);
+    const bool recompute = act == Activation::silu || act == Activation::relu6;  // the activation's input
+    const SavedTensor sx(xc), sw(weight), sb(recompute ? bias : Tensor()), sm(mean_t), si(invstd);
     const SavedTensor sy(act == Activation::relu ? y : Tensor());
-    autograd::record(act == Activation::none ? "batch_norm" : "batch_norm_act", {x, weight, bias}, {y},
-                     [sx, sw, sb, sm, si, sy, act](const Grads& g) {
+    const bool res = residual.defined();
+    std::vector<Tensor> inputs = {x, weight, bias};
+    if (res) inputs.push_back(residual);
+    autograd::record(act == Activation::none ? "batch_norm" : "batch_norm_act", inputs, {y},
+                     [sx, sw, sb, sm, si, sy, act, recompute, res](const Grads& g) {
       const Tensor xv = sx.get();
-      std::vector<Tensor> r(3);
+      std::vector<Tensor> r(res ? 4 : 3);
       if (g.needs_input_grad(0)) r[0] = empty_like(xv);
       const Tensor wv = sw.get();
       const TensorOptions po = wv.defined() ? options_of(wv) : options_of(xv);  // f32 weights under autocast
       if (g.needs_input_grad(1)) r[1] = empty(Shape{xv.size(-1)}, po);
       if (g.needs_input_grad(2)) r[2] = empty(Shape{xv.size(-1)}, po);
-      const Tensor gh = detail::batch_norm_act_grad(act, detail::contiguous_no_grad(g[0]), xv, sy.get(), wv, sb.get(),
-                                                    sm.get(), si.get());
+      Tensor gy = detail::contiguous_no_grad(g[0]);
+      if (res) {
+        // the shortcut's gradient is the masked gradient itself: mask once, here
+        if (act == Activation::relu) {
+          NoGradGuard ng;
+          gy = detail::binary_raw(BinaryOp::relu_backward, gy, sy.get(), gy.dtype());
+        }
+        r[3] = gy;
+      }
+      const Tensor gh = recompute ? detail::batch_norm_act_grad(act, gy, xv, wv, sb.get(), sm.get(), si.get()) : gy;
       backend_for(xv.device()).batch_norm_backward(r[0], r[1], r[2], gh, xv, detail::contiguous_no_grad(wv), sm.get(),
-                                                   si.get());
+                                                   si.get(), res ? Tensor() : sy.get());
       return r;
     });
   }

@@ -68,10 +68,11 @@ class CpuBackend final : public Backend {
   void interpolate_bilinear_backward(const Tensor& grad_x, const Tensor& grad_out, AlignCorners align) override;
 
   void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x,
-                          const Tensor& weight, const Tensor& bias, double eps) override;  // methods/norm.hpp
+                          const Tensor& weight, const Tensor& bias, double eps, Activation act,
+                          const Tensor& residual) override;  // methods/norm.hpp
   void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
-                           const Tensor& x, const Tensor& weight, const Tensor& save_mean,
-                           const Tensor& save_invstd) override;
+                           const Tensor& x, const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd,
+                           const Tensor& relu_out) override;
   void batch_norm_act_grad(const Tensor& grad_h, const Tensor& grad_y, const Tensor& x, const Tensor& scale,
                            const Tensor& shift, BinaryOp bwd) override;
   void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,

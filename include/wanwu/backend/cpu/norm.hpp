@@ -65,9 +65,10 @@ void channel_sums2(const RowChunks& rc, int64_t M, int64_t C, double* s1, double
   });
 }
 
-template <class T, class S>
-void batch_norm_forward_typed(T* y, S* mean_out, S* var_out, const T* x, const T* w, const T* b, int64_t M,
-                              int64_t C, double eps) {
+// y = act(batch norm of x + res); res may be null.
+template <class T, class S, class Act>
+void batch_norm_forward_typed(T* y, S* mean_out, S* var_out, const T* x, const T* w, const T* b, const T* res,
+                              int64_t M, int64_t C, double eps, Act act) {
   const RowChunks rc(M, C);
   std::vector<double> s1(static_cast<size_t>(rc.chunks * C), 0.0), s2(static_cast<size_t>(rc.chunks * C), 0.0);
   const T* shift = x;  // first row
@@ -104,25 +105,33 @@ void batch_norm_forward_typed(T* y, S* mean_out, S* var_out, const T* x, const T
   for_each_row(M, C, [&](int64_t m) {
     const T* xr = x + m * C;
     T* yr = y + m * C;
+    if (res) {
+      const T* rr = res + m * C;
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) yr[c] = ((xr[c] - mhi[c]) - mlo[c]) * scale[c] + bias[c];
+      for (int64_t c = 0; c < C; ++c) yr[c] = act(((xr[c] - mhi[c]) - mlo[c]) * scale[c] + bias[c] + rr[c]);
+    } else {
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) yr[c] = act(((xr[c] - mhi[c]) - mlo[c]) * scale[c] + bias[c]);
+    }
   });
 }
 
-template <class T, class S>
-void batch_norm_backward_typed(T* gx, T* gw, T* gb, const T* gy, const T* x, const T* w, const S* mean,
-                               const S* invstd, int64_t M, int64_t C) {
+// The batch norm backward over [M, C] with the gradient at its output read through gy(i), i the
+// flat index: the plain gradient, or the gradient masked by the ReLU that followed.
+template <class T, class S, class GradAt>
+void batch_norm_backward_rows(T* gx, T* gw, T* gb, const T* x, const T* w, const S* mean, const S* invstd, int64_t M,
+                              int64_t C, GradAt gy) {
   const RowChunks rc(M, C);
   std::vector<double> sdy(static_cast<size_t>(rc.chunks * C), 0.0), sdyx(static_cast<size_t>(rc.chunks * C), 0.0);
   std::vector<T> mean_t(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) mean_t[c] = static_cast<T>(mean[c]);
   channel_sums2<T>(rc, M, C, sdy.data(), sdyx.data(), [&](int64_t m, T* a1, T* a2) {
     const T* xr = x + m * C;
-    const T* gr = gy + m * C;
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) {
-      a1[c] += gr[c];
-      a2[c] += gr[c] * (xr[c] - mean_t[c]);
+      const T g = gy(m * C + c);
+      a1[c] += g;
+      a2[c] += g * (xr[c] - mean_t[c]);
     }
   });
   std::vector<T> k1(static_cast<size_t>(C)), k2(static_cast<size_t>(C)), k3(static_cast<size_t>(C));
@@ -145,11 +154,20 @@ void batch_norm_backward_typed(T* gx, T* gw, T* gb, const T* gy, const T* x, con
   if (!gx) return;
   for_each_row(M, C, [&](int64_t m) {
     const T* xr = x + m * C;
-    const T* gr = gy + m * C;
     T* dr = gx + m * C;
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) dr[c] = gr[c] * k1[c] - (xr[c] - mean_t[c]) * k2[c] - k3[c];
+    for (int64_t c = 0; c < C; ++c) dr[c] = gy(m * C + c) * k1[c] - (xr[c] - mean_t[c]) * k2[c] - k3[c];
   });
+}
+
+// relu_out, when not null, masks gy where it is <= 0 (the ReLU of batch_norm_act) as gy is read.
+template <class T, class S>
+void batch_norm_backward_typed(T* gx, T* gw, T* gb, const T* gy, const T* x, const T* w, const S* mean,
+                               const S* invstd, const T* relu_out, int64_t M, int64_t C) {
+  if (relu_out)
+    return batch_norm_backward_rows<T, S>(gx, gw, gb, x, w, mean, invstd, M, C,
+                                          [&](int64_t i) { return ReluBackwardF()(gy[i], relu_out[i]); });
+  batch_norm_backward_rows<T, S>(gx, gw, gb, x, w, mean, invstd, M, C, [&](int64_t i) { return gy[i]; });
 }
 
 // gh = f(gy, x * scale + shift), per channel scale/shift: the activation's gradient at a batch

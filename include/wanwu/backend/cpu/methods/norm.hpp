@@ -12,35 +12,46 @@ namespace wanwu {
 
 WANWU_CPU_METHOD void CpuBackend::batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var,
                                                      const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                                     double eps) {
+                                                     double eps, Activation act, const Tensor& residual) {
+  WANWU_CHECK_DTYPE(!residual.defined() || (residual.dtype() == x.dtype() && residual.shape() == x.shape() &&
+                                            residual.is_contiguous()),
+                    "batch_norm: the residual must be a contiguous ", x.dtype(), " tensor of the input's shape ",
+                    x.shape(), ", got ", residual.shape(), " ", residual.dtype());
   cpu::dispatch_f32_f64(
       y.dtype(), "batch_norm",
       [&] {
         const Tensor yf = cpu::widened_buffer(y);
-        batch_norm_forward(yf, mean, var, cpu::widen(x), cpu::widen(weight), cpu::widen(bias), eps);
+        batch_norm_forward(yf, mean, var, cpu::widen(x), cpu::widen(weight), cpu::widen(bias), eps, act,
+                           cpu::widen(residual));
         cpu::narrow_into(y, yf);
       },
       [&](auto tag) {
         using T = typename decltype(tag)::type;
         const int64_t C = x.size(-1), M = x.numel() / std::max<int64_t>(C, 1);
-        cpu::batch_norm_forward_typed<T, T>(static_cast<T*>(y.data_ptr()), static_cast<T*>(mean.data_ptr()),
-                                            static_cast<T*>(var.data_ptr()), static_cast<const T*>(x.data_ptr()),
-                                            cpu::ptr_or_null<const T>(weight), cpu::ptr_or_null<const T>(bias), M, C,
-                                            eps);
+        with_activation(act, [&](auto f) {
+          cpu::batch_norm_forward_typed<T, T>(static_cast<T*>(y.data_ptr()), static_cast<T*>(mean.data_ptr()),
+                                              static_cast<T*>(var.data_ptr()), static_cast<const T*>(x.data_ptr()),
+                                              cpu::ptr_or_null<const T>(weight), cpu::ptr_or_null<const T>(bias),
+                                              cpu::ptr_or_null<const T>(residual), M, C, eps, f);
+        });
       });
 }
 
 WANWU_CPU_METHOD void CpuBackend::batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w,
                                                       const Tensor& grad_b, const Tensor& grad_y, const Tensor& x,
                                                       const Tensor& weight, const Tensor& save_mean,
-                                                      const Tensor& save_invstd) {
+                                                      const Tensor& save_invstd, const Tensor& relu_out) {
+  WANWU_CHECK_DTYPE(!relu_out.defined() || (relu_out.dtype() == x.dtype() && relu_out.numel() == x.numel() &&
+                                            relu_out.is_contiguous()),
+                    "batch_norm backward: the ReLU output must be a contiguous ", x.dtype(), " tensor of ", x.numel(),
+                    " values like the input ", x.shape(), ", got ", relu_out.shape(), " ", relu_out.dtype());
   cpu::dispatch_f32_f64(
       x.dtype(), "batch_norm backward",
       [&] {
         const Tensor gx = cpu::widened_buffer(grad_x), gw = cpu::widened_buffer(grad_w),
                      gb = cpu::widened_buffer(grad_b);
         batch_norm_backward(gx, gw, gb, cpu::widen(grad_y), cpu::widen(x), cpu::widen(weight), save_mean,
-                            save_invstd);
+                            save_invstd, cpu::widen(relu_out));
         cpu::narrow_into(grad_x, gx);
         cpu::narrow_into(grad_w, gw);
         cpu::narrow_into(grad_b, gb);
@@ -52,7 +63,7 @@ WANWU_CPU_METHOD void CpuBackend::batch_norm_backward(const Tensor& grad_x, cons
             cpu::ptr_or_null<T>(grad_x), cpu::ptr_or_null<T>(grad_w), cpu::ptr_or_null<T>(grad_b),
             static_cast<const T*>(grad_y.data_ptr()), static_cast<const T*>(x.data_ptr()),
             cpu::ptr_or_null<const T>(weight), static_cast<const T*>(save_mean.data_ptr()),
-            static_cast<const T*>(save_invstd.data_ptr()), M, C);
+            static_cast<const T*>(save_invstd.data_ptr()), cpu::ptr_or_null<const T>(relu_out), M, C);
       });
 }
 
