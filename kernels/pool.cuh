@@ -11,10 +11,32 @@
 
 namespace wanwu::cuda {
 
+// An output element's (n, oh, ow, c): with FastDivmods (backend/functors.hpp) while the output's
+// element count fits 31 bits, 64-bit division beyond. Three 64-bit divisions and remainders per
+// element are software routines on the GPU, dozens of instructions each, in kernels that otherwise
+// read a few values per element (the stem's max pool: 51 M outputs at batch 256).
 struct PoolGeom {
   int64_t N, H, W, C, Ho, Wo;
-  PoolGeom(const Shape& x, const Shape& out) : N(x[0]), H(x[1]), W(x[2]), C(x[3]), Ho(out[1]), Wo(out[2]) {}
+  FastDivmod fc, fwo, fho;
+  bool fast;
+  PoolGeom(const Shape& x, const Shape& out)
+      : N(x[0]), H(x[1]), W(x[2]), C(x[3]), Ho(out[1]), Wo(out[2]),
+        fast(out[0] * out[1] * out[2] * out[3] < (int64_t(1) << 31) && C > 0 && Wo > 0 && Ho > 0) {
+    if (fast) {
+      fc = FastDivmod(static_cast<uint32_t>(C));
+      fwo = FastDivmod(static_cast<uint32_t>(Wo));
+      fho = FastDivmod(static_cast<uint32_t>(Ho));
+    }
+  }
   __device__ void split(int64_t i, int64_t& n, int64_t& oh, int64_t& ow, int64_t& c) const {
+    if (fast) {
+      const uint32_t u = static_cast<uint32_t>(i), t1 = fc.div(u), t2 = fwo.div(t1), t3 = fho.div(t2);
+      c = u - t1 * static_cast<uint32_t>(C);
+      ow = t1 - t2 * static_cast<uint32_t>(Wo);
+      oh = t2 - t3 * static_cast<uint32_t>(Ho);
+      n = t3;
+      return;
+    }
     c = i % C;
     int64_t t = i / C;
     ow = t % Wo;
