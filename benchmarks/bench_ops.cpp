@@ -1,7 +1,8 @@
 // Op benchmarks at the shapes of the models wanwu fine-tunes (Google Benchmark), each a full
 // forward + backward step as training runs it: every distinct convolution of ResNet50 at batch 8
 // and 224x224, the depthwise convolutions of EfficientNet-B0, attention at ViT-B/16 shapes
-// (B=8, H=12, L=197, D=64), batch norm at ResNet50 shapes and layer norm at ViT-B/16 shapes.
+// (B=8, H=12, L=197, D=64), batch norm at ResNet50 shapes and layer norm at ViT-B/16 shapes;
+// and clip_grad_norm_ over ResNet50's gradients.
 // benchmarks/compare_pytorch.py runs the same steps in PyTorch; the shape tables are shared
 // through benchmarks/model_shapes.json so both sides always agree.
 #include <benchmark/benchmark.h>
@@ -94,6 +95,15 @@ void cross_entropy_step(benchmark::State& state, int64_t N, int64_t C) {
   }
 }
 
+// clip_grad_norm_ over ResNet50's 161 parameter tensors (25.6M values) with random gradients,
+// whose norm (~5000) makes it scale them: a norm pass and a scaling pass over every gradient.
+void clip_grad_norm_step(benchmark::State& state) {
+  auto model = models::create_model("resnet50");
+  const std::vector<Tensor> params = model->parameters();
+  for (const Tensor& p : params) p.set_grad(randn(p.shape()));
+  for (auto _ : state) benchmark::DoNotOptimize(optim::clip_grad_norm_(params, 1.0));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,6 +133,9 @@ int main(int argc, char** argv) {
                                  [N, C](benchmark::State& st) { cross_entropy_step(st, N, C); })
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("clip_grad_norm/resnet50", clip_grad_norm_step)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -189,6 +189,22 @@ def t_cross_entropy(n, c):
     return make
 
 
+def t_clip_grad_norm():
+    def make():
+        import torchvision
+        params = list(torchvision.models.resnet50().parameters())
+        for p in params:
+            p.grad = torch.randn_like(p)
+
+        def step():  # float(): the norm read back, as wanwu's returns it
+            return float(torch.nn.utils.clip_grad_norm_(params, 1.0))
+        return step
+    return make
+
+
+RESNET50_PARAMS = 25557032
+
+
 def ops_workloads():
     with open(os.path.join(HERE, "model_shapes.json")) as f:
         shapes = json.load(f)
@@ -211,6 +227,8 @@ def ops_workloads():
     for n, c in ((256, 1000), (4096, 10)):
         out.append(Workload(f"cross_entropy fwd+bwd {n}x{c}", "bench_ops", f"cross_entropy/{n}x{c}/real_time",
                             t_cross_entropy(n, c)))
+    out.append(Workload("clip_grad_norm_ resnet50 grads", "bench_ops", "clip_grad_norm/resnet50/real_time",
+                        t_clip_grad_norm(), "GB/s", 3 * 4 * RESNET50_PARAMS))
     return out
 
 

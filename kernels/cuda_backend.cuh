@@ -244,6 +244,15 @@ class CudaBackend final : public Backend {
     DeviceGuard g(ts[0].param.device().index);
     cuda::adam_step_multi(ts, p);
   }
+  void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite) override {
+    if (ts.empty()) return;
+    DeviceGuard g(ts[0].device().index);
+    cuda::scale_multi(ts, factor, found_nonfinite);
+  }
+  void norm_multi(const std::vector<Tensor>& ts, const NormParams& p, const Tensor& out) override {
+    DeviceGuard g(out.device().index);
+    cuda::norm_multi(ts, p, out);
+  }
 };
 
 inline Backend& cuda_backend() {

@@ -9,12 +9,13 @@
 // indices travel in the kernel's arguments by value. Every tensor is cut into chunks of kMultiChunk
 // elements, one block each; a block finds its tensor by binary search over the first block indices.
 // A single parameter's step is a launch of one entry, so it too has kMultiIlp elements' loads in
-// flight per thread.
+// flight per thread. GradScaler's unscale-and-check and clip_grad_norm_'s norm run on the same
+// machinery, over a single list of tensors.
 #pragma once
 
 #include <vector>
 
-#include "runtime.cuh"
+#include "reduce.cuh"
 
 namespace wanwu::cuda {
 
@@ -35,6 +36,7 @@ struct MultiTensorArgs {
   int64_t numel[kMultiTensors];
   int32_t first_block[kMultiTensors];  // strictly increasing: every tensor here is non-empty
   int count;
+  int64_t block_base;  // blocks of the call's earlier launches: a block's index in the whole call
 };
 
 // The block's tensor: the last one whose first block is at most blockIdx.x.
@@ -180,11 +182,16 @@ void multi_tensor_apply(const std::vector<MultiTensorEntry<D>>& es, const char* 
   }
   // a launch's grid stays within gridDim.x and its block indices within int32
   constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
+  int64_t launched = 0;
   for (const std::vector<size_t>& group : groups) {
     MultiTensorArgs<D> a{};
     int64_t blocks = 0;
     auto flush = [&] {
-      if (a.count > 0) launch(a, blocks, es[group[0]]);
+      if (a.count > 0) {
+        a.block_base = launched;
+        launch(a, blocks, es[group[0]]);
+        launched += blocks;
+      }
       a = MultiTensorArgs<D>{};
       blocks = 0;
     };
@@ -224,6 +231,87 @@ inline void adam_step_multi(const std::vector<AdamTensors>& ts, const AdamStepPa
   multi_tensor_apply<5>(es, "adam step", s, [](auto pt, auto gt) {
     return &adam_multi_kernel<typename decltype(pt)::type, typename decltype(gt)::type>;
   });
+}
+
+// ---- gradient utilities (GradScaler's unscale and check, clip_grad_norm_'s norm) ----
+
+struct ScaleMultiParams {
+  double factor;
+  float* found;  // null: no check
+};
+
+template <class T>
+__global__ void scale_multi_kernel(const __grid_constant__ MultiTensorArgs<1> a, const ScaleMultiParams s) {
+  using C = compute_t<T>;
+  const MultiTensorChunk<1> ch(a);
+  T* x = ch.template ptr<T>(0);
+  const C f = C(s.factor);
+  C xc[kMultiIlp] = {};
+  bool bad = false;
+  multi_tensor_rounds(
+      ch.n, [&](int k, int i) { xc[k] = cv<C>(x[i]); },
+      [&](int k, int i) {
+        bad = bad || !IsFiniteF()(xc[k]);
+        x[i] = cv<T>(xc[k] * f);
+      });
+  if (bad && s.found) *s.found = 1.0f;  // every writer stores the same value
+}
+
+struct NormMultiParams {
+  NormParams norm;
+  double* partial;  // one per block of the call, indexed by MultiTensorArgs::block_base + blockIdx.x
+};
+
+// A block's chunk reduced in a fixed order (the thread's elements in turn, then block_reduce's
+// tree), so a norm is the same on every run: clipping then scales by the same factor.
+template <class T>
+__global__ void norm_multi_kernel(const __grid_constant__ MultiTensorArgs<1> a, const NormMultiParams s) {
+  const MultiTensorChunk<1> ch(a);
+  const T* x = ch.template ptr<const T>(0);
+  double xc[kMultiIlp] = {};
+  double acc = 0.0;
+  multi_tensor_rounds(
+      ch.n, [&](int k, int i) { xc[k] = static_cast<double>(cv<compute_t<T>>(x[i])); },
+      [&](int k, int) { acc = norm_combine(acc, norm_term(xc[k], s.norm), s.norm); });
+  const NormParams np = s.norm;
+  acc = block_reduce(acc, [np](double u, double v) { return norm_combine(u, v, np); });
+  if (threadIdx.x == 0) s.partial[a.block_base + blockIdx.x] = acc;
+}
+
+// One block combines the partials: thread t takes t, t + kThreads, ... in turn, then the tree.
+__global__ void norm_finish_kernel(double* out, const double* partial, int64_t n, const NormParams s) {
+  double acc = 0.0;
+  for (int64_t i = threadIdx.x; i < n; i += kThreads) acc = norm_combine(acc, partial[i], s);
+  acc = block_reduce(acc, [s](double u, double v) { return norm_combine(u, v, s); });
+  if (threadIdx.x == 0) *out = acc;
+}
+
+inline std::vector<MultiTensorEntry<1>> single_list_entries(const std::vector<Tensor>& ts) {
+  std::vector<MultiTensorEntry<1>> es;
+  es.reserve(ts.size());
+  for (const Tensor& t : ts) es.push_back({{&t}, t.dtype(), t.dtype(), false});
+  return es;
+}
+
+inline void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite) {
+  const ScaleMultiParams s{factor, found_nonfinite.defined() ? static_cast<float*>(found_nonfinite.data_ptr()) : nullptr};
+  multi_tensor_apply<1>(single_list_entries(ts), "scale_multi", s,
+                        [](auto pt, auto) { return &scale_multi_kernel<typename decltype(pt)::type>; });
+}
+
+inline void norm_multi(const std::vector<Tensor>& ts, const NormParams& p, const Tensor& out) {
+  int64_t blocks = 0;
+  for (const Tensor& t : ts) {
+    WANWU_CHECK_T(DeviceError, t.device() == out.device(), "norm_multi: a tensor on ", t.device(), " for a result on ",
+                  out.device());
+    blocks += (t.numel() + kMultiChunk - 1) / kMultiChunk;
+  }
+  const Tensor partial = empty({blocks > 0 ? blocks : 1}, DType::f64, out.device().index);
+  multi_tensor_apply<1>(single_list_entries(ts), "norm_multi", NormMultiParams{p, ptr<double>(partial)},
+                        [](auto pt, auto) { return &norm_multi_kernel<typename decltype(pt)::type>; });
+  norm_finish_kernel<<<1, kThreads, 0, stream(out.device().index)>>>(ptr<double>(out), ptr<const double>(partial),
+                                                                      blocks, p);
+  WANWU_CUDA_LAUNCH_CHECK();
 }
 
 // One parameter: a multi-tensor launch of one entry. The grid-stride kernels these replace kept one

@@ -136,6 +136,108 @@ TEST_CASE("clip_grad_norm_ and clip_grad_value_") {
   check_close(p.grad(), {-1.0, 0.5});
 }
 
+namespace {
+// Tensors of every floating dtype, sized around the 4096-element chunks of the multi-tensor
+// passes, with a transposed (non-contiguous) view among them; values in [-3, 3].
+std::vector<Tensor> mixed_tensors(Device dev) {
+  const std::vector<std::pair<int64_t, DType>> spec = {{4097, DType::f32}, {1, DType::f64},   {0, DType::f32},
+                                                       {4096, DType::bf16}, {9000, DType::f16}, {33, DType::f64},
+                                                       {8193, DType::f32}};
+  std::vector<Tensor> ts;
+  for (size_t i = 0; i < spec.size(); ++i)
+    ts.push_back((rand({spec[i].first}, DType::f64) * 6.0 - 3.0).to(spec[i].second).to(dev));
+  ts.push_back((rand({40, 30}, DType::f64) * 6.0 - 3.0).to(DType::f32).to(dev).t());
+  return ts;
+}
+double reference_norm(const std::vector<Tensor>& ts, double p) {
+  long double acc = 0;
+  for (const Tensor& t : ts)
+    for (double v : t.cpu().to(DType::f64).contiguous().tolist<double>()) {
+      const long double a = std::fabs(static_cast<long double>(v));
+      if (std::isinf(p)) acc = std::isnan(v) || std::isnan(static_cast<double>(acc)) ? NAN : std::max(acc, a);
+      else acc += std::pow(a, static_cast<long double>(p));
+    }
+  return std::isinf(p) ? static_cast<double>(acc) : static_cast<double>(std::pow(acc, 1.0L / p));
+}
+}  // namespace
+
+TEST_CASE("total_norm and scale_all_: whole-model passes against element-by-element references") {
+  wt::for_each_device([](Device dev) {
+    manual_seed(7);
+    const std::vector<Tensor> ts = mixed_tensors(dev);
+    for (double p : {1.0, 2.0, 3.0, 0.5, wt::kInf}) {
+      CAPTURE(p);
+      CHECK(optim::total_norm(ts, p) == doctest::Approx(reference_norm(ts, p)).epsilon(1e-12));
+    }
+    CHECK(optim::total_norm({}, 2.0) == 0.0);
+    CHECK(optim::total_norm({ts[2]}, wt::kInf) == 0.0);  // no elements
+    // the same on one thread as on two: partial sums in a fixed order
+    const double two = optim::total_norm(ts, 2.0);
+    set_num_threads(1);
+    const double one = optim::total_norm(ts, 2.0);
+    set_num_threads(2);
+    CHECK(one == two);
+
+    // scaling: each element times the factor in the compute type (f32 for the 2-byte dtypes, as
+    // torch's foreach and unscale kernels do, not rounded to the dtype first), rounded once, bit
+    // for bit; the view is written through; no element is flagged
+    std::vector<std::vector<double>> want;
+    for (const Tensor& t : ts) {
+      std::vector<double> w;
+      for (double x : wt::values(t)) {
+        const float f = static_cast<float>(x) * 0.37f;
+        switch (t.dtype()) {
+          case DType::f64: w.push_back(x * 0.37); break;
+          case DType::bf16: w.push_back(static_cast<float>(BFloat16(f))); break;
+          case DType::f16: w.push_back(static_cast<float>(Half(f))); break;
+          default: w.push_back(f);
+        }
+      }
+      want.push_back(w);
+    }
+    CHECK_FALSE(optim::scale_all_(ts, 0.37, optim::CheckNonfinite::yes));
+    for (size_t i = 0; i < ts.size(); ++i) {
+      CAPTURE(i);
+      CHECK(wt::values(ts[i]) == want[i]);
+    }
+    // inf, -inf or NaN anywhere (first element, past a chunk boundary, a 2-byte dtype, the view)
+    // is found
+    const std::vector<std::pair<size_t, int64_t>> spots = {{0, 0}, {0, 4096}, {3, 4095}, {4, 5000}, {6, 8192}};
+    const std::vector<double> bad = {wt::kInf, -wt::kInf, wt::kNaN};
+    for (size_t k = 0; k < spots.size(); ++k) {
+      CAPTURE(k);
+      std::vector<Tensor> u = mixed_tensors(dev);
+      u[spots[k].first].narrow(0, spots[k].second, 1).fill_(bad[k % bad.size()]);
+      CHECK(optim::scale_all_(u, 0.5, optim::CheckNonfinite::yes));
+      CHECK_FALSE(optim::scale_all_(u, 1.0));  // not asked: nothing read back
+    }
+    std::vector<Tensor> v = mixed_tensors(dev);
+    v[7].select(1, 3).fill_(wt::kNaN);  // a column of the transposed view
+    CHECK(optim::scale_all_(v, 2.0, optim::CheckNonfinite::yes));
+    CHECK(std::isnan(optim::total_norm(v, 2.0)));
+    CHECK(std::isnan(optim::total_norm(v, wt::kInf)));  // NaN wins over larger values in the max norm
+    // the check reads the values before the factor: finite ones that it overflows are not flagged
+    std::vector<Tensor> w = mixed_tensors(dev);
+    CHECK_FALSE(optim::scale_all_(w, 1e300, optim::CheckNonfinite::yes));
+    CHECK(std::isinf(wt::values(w[0])[0]));
+
+    CHECK_THROWS_WITH_AS(optim::total_norm(ts, 0.0), doctest::Contains("must be positive"), ValueError);
+    CHECK_THROWS_WITH_AS(optim::scale_all_({ts[0], zeros({3}, TensorOptions(DType::i64).device(dev))}, 2.0),
+                         doctest::Contains("tensor 1 of shape [3] is i64"), DTypeError);
+  });
+}
+
+TEST_CASE("clip_grad_norm_: a NaN gradient gives a NaN max norm, which error_if_nonfinite rejects") {
+  Tensor p = param({1.0, 2.0}), q = param({5.0});
+  set_grad(p, {1.0, std::nan("")});
+  set_grad(q, {5.0});
+  CHECK(std::isnan(optim::clip_grad_norm_({p, q}, 1.0, INFINITY)));
+  CHECK(std::isnan(wt::values(q.grad())[0]));  // scaled by a NaN factor, as torch does
+  set_grad(p, {1.0, std::nan("")});
+  CHECK_THROWS_WITH_AS(optim::clip_grad_norm_({p, q}, 1.0, INFINITY, optim::ErrorIfNonfinite::yes),
+                       doctest::Contains("not finite"), ValueError);
+}
+
 TEST_CASE("ModelEma averages parameters, copies buffers, warms up") {
   nn::BatchNorm1d bn(2);
   optim::ModelEma ema(bn, 0.9);

@@ -57,6 +57,7 @@
 #include "nn/attention.hpp"
 #include "nn/conv_bn.hpp"
 #include "optim/optimizer.hpp"
+#include "optim/foreach.hpp"
 #include "optim/sgd.hpp"
 #include "optim/adam.hpp"
 #include "optim/sched.hpp"

@@ -213,6 +213,94 @@ TEST_CASE("multi-tensor SGD and Adam kernels: many tensors of mixed sizes and dt
   }
 }
 
+TEST_CASE("multi-tensor gradient passes: scale_multi's values and inf/NaN flag, norm_multi's norms, over several launches") {
+  // 96 tensors in four dtypes: the 51 non-empty f32 ones (more than one launch's 48) span two
+  // launches, so a norm's partial sums come from the blocks of several launches.
+  const std::vector<int64_t> sizes = {0, 1, 7, 4097, 100000, 4096, 33, 8193, 1000, 2, 12345, 513};
+  const DType dtypes[] = {DType::f32, DType::f32, DType::f32, DType::f32, DType::bf16, DType::f16, DType::f64};
+  const int count = 96;
+  auto make = [&](uint64_t seed) {
+    std::vector<Tensor> c;
+    for (int i = 0; i < count; ++i)
+      c.push_back(cp::rnd({sizes[i % sizes.size()]}, -3, 3, seed + i).to(dtypes[i % 7]));
+    return c;
+  };
+  auto to_dev = [](const std::vector<Tensor>& ts) {
+    std::vector<Tensor> d;
+    for (const Tensor& t : ts) d.push_back(t.to(kCuda));
+    return d;
+  };
+  const std::vector<Tensor> c = make(3000), d = to_dev(c);
+  for (double p : {1.0, 2.0, 3.0, std::numeric_limits<double>::infinity()}) {
+    CAPTURE(p);
+    const NormParams np = NormParams::of_order(p);
+    Tensor rc = empty({1}, TensorOptions(DType::f64)), rd = empty({1}, TensorOptions(DType::f64).device(kCuda));
+    cpu_backend().norm_multi(c, np, rc);
+    backend_for(kCuda).norm_multi(d, np, rd);
+    const double want = rc.item<double>(), got = rd.item<double>();
+    CHECK(got == doctest::Approx(want).epsilon(1e-12));
+    backend_for(kCuda).norm_multi(d, np, rd);
+    CHECK(rd.item<double>() == got);  // the same partial sums in the same order on every call
+  }
+  {  // no tensors, or only empty ones: 0
+    Tensor rd = full({1}, 5.0, TensorOptions(DType::f64).device(kCuda));
+    backend_for(kCuda).norm_multi({d[0]}, NormParams::of_order(2.0), rd);
+    CHECK(rd.item<double>() == 0.0);
+  }
+  // scaling: the same compute-type products as the CPU, bit for bit; no flag
+  {
+    std::vector<Tensor> cc, dd;
+    for (const Tensor& t : c) cc.push_back(t.clone());
+    for (const Tensor& t : d) dd.push_back(t.clone());
+    Tensor fc = zeros({1}, TensorOptions(DType::f32)), fd = zeros({1}, TensorOptions(DType::f32).device(kCuda));
+    cpu_backend().scale_multi(cc, 0.37, fc);
+    backend_for(kCuda).scale_multi(dd, 0.37, fd);
+    CHECK(fd.item<float>() == 0.0f);
+    for (int i = 0; i < count; ++i) {
+      CAPTURE(i);
+      CHECK(cp::host_values(dd[i]) == cp::host_values(cc[i]));
+    }
+  }
+  // one non-finite element anywhere sets the flag: tensors of the first and the second f32 launch
+  // (94 is in the second), a chunk's last element, each 2-byte dtype, f64; NaN makes the norms NaN,
+  // the max norm too
+  const std::vector<std::pair<int, int64_t>> spots = {{94, 12344}, {3, 4096}, {52, 99999}, {4, 4095}, {5, 6}, {6, 32}};
+  for (const auto& [k, at] : spots) {
+    CAPTURE(k);
+    CAPTURE(at);
+    std::vector<Tensor> u = to_dev(c);
+    REQUIRE(at < u[k].numel());
+    u[k].narrow(0, at, 1).fill_(std::numeric_limits<double>::quiet_NaN());
+    Tensor fd = zeros({1}, TensorOptions(DType::f32).device(kCuda));
+    backend_for(kCuda).scale_multi(u, 0.5, fd);
+    CHECK(fd.item<float>() == 1.0f);
+    for (double p : {2.0, std::numeric_limits<double>::infinity()}) {
+      Tensor rd = empty({1}, TensorOptions(DType::f64).device(kCuda));
+      backend_for(kCuda).norm_multi(u, NormParams::of_order(p), rd);
+      CHECK(std::isnan(rd.item<double>()));
+    }
+  }
+  // the GradScaler and clip_grad_norm_ built on them, on device gradients
+  {
+    Tensor w = zeros({5000}, TensorOptions(DType::f32).device(kCuda)).requires_grad_();
+    optim::SGDOptions o;
+    o.lr = 1.0;
+    optim::SGD sgd({w}, o);
+    amp::GradScaler scaler;
+    w.set_grad(full({5000}, 65536.0 * 0.25, TensorOptions(DType::f32).device(kCuda)));
+    CHECK(scaler.step(sgd));
+    CHECK(cp::host_values(w)[4999] == -0.25);
+    scaler.update();
+    w.grad().narrow(0, 4321, 1).fill_(std::numeric_limits<double>::infinity());
+    CHECK_FALSE(scaler.step(sgd));
+    scaler.update();
+    CHECK(scaler.get_scale() == 32768.0);
+    w.set_grad(full({5000}, 1.0, TensorOptions(DType::f32).device(kCuda)));
+    CHECK(optim::clip_grad_norm_({w}, 1.0) == doctest::Approx(std::sqrt(5000.0)).epsilon(1e-12));
+    CHECK(cp::host_values(w.grad())[17] == doctest::Approx(1.0 / std::sqrt(5000.0)).epsilon(1e-6));
+  }
+}
+
 TEST_CASE("TF32 matmul precision: f32 products round to TF32 inside the guard only") {
   Generator g(90);
   const Tensor a = randn({512, 512}, TensorOptions(DType::f32), &g);

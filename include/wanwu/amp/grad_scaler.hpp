@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "../optim/foreach.hpp"
 #include "../optim/optimizer.hpp"
 #include "../ops/elementwise.hpp"
 #include "../ops/reduce.hpp"
@@ -45,26 +46,16 @@ class GradScaler {
     PerOptimizer& st = per_[&opt];
     WANWU_CHECK_VALUE(!st.unscaled, "GradScaler: unscale_() was already called on this optimizer since the last update()");
     WANWU_CHECK_VALUE(!st.stepped, "GradScaler: unscale_() is being called after step()");
-    NoGradGuard ng;
     // PyTorch: inv_scale = float(1 / double(scale))
     const double inv = static_cast<double>(static_cast<float>(1.0 / static_cast<double>(scale_)));
-    // The inf/NaN flags stay on each gradient's device and are read once per device at the end,
-    // as torch's _amp_foreach_non_finite_check_and_unscale_ does: reading one per parameter would
-    // make the host wait for the GPU after every gradient. Each flag is taken before the gradient
-    // is divided (queued first), so a finite gradient that the division overflows does not count.
-    std::vector<std::pair<Device, Tensor>> finite;  // per device: every gradient so far finite
+    // One pass over every gradient that checks it and divides it (the check reads the values
+    // before the division, so a finite gradient that the division overflows does not count), and
+    // one read of the flag per device at the end, as torch's _amp_foreach_non_finite_check_and_unscale_.
+    std::vector<Tensor> grads;
     for (auto& g : opt.param_groups())
-      for (auto& p : g.params) {
-        Tensor grad = p.grad();
-        if (!grad.defined()) continue;
-        const Tensor ok = all(isfinite(grad));
-        auto it = std::find_if(finite.begin(), finite.end(), [&](const auto& e) { return e.first == grad.device(); });
-        if (it == finite.end()) finite.emplace_back(grad.device(), ok);
-        else it->second = logical_and(it->second, ok);
-        grad.mul_(inv);
-      }
-    for (const auto& [dev, ok] : finite)
-      if (!ok.item<bool>()) st.found_inf = true;
+      for (auto& p : g.params)
+        if (p.grad().defined()) grads.push_back(p.grad());
+    if (optim::scale_all_(grads, inv, optim::CheckNonfinite::yes)) st.found_inf = true;
     st.unscaled = true;
   }
 

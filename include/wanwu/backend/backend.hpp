@@ -212,6 +212,19 @@ class Backend {
   virtual void adam_step_multi(const std::vector<AdamTensors>& ts, const AdamStepParams& p) {
     for (const AdamTensors& t : ts) adam_step(t.param, t.grad, t.exp_avg, t.exp_avg_sq, t.max_exp_avg_sq, p);
   }
+
+  // ---- gradient utilities over many tensors of this device (GradScaler, clip_grad_norm_): each
+  // tensor contiguous and floating, entries may differ in size and dtype. One pass over each
+  // tensor, and nothing read back to the host: CUDA runs them as multi-tensor kernels. ----
+  // Multiplies every tensor in place by `factor` in the compute type (f32 for f16/bf16, the
+  // factor not rounded to the tensor's dtype first, as torch's foreach and unscale kernels). Where
+  // `found_nonfinite` is defined (f32, one element, on this device), sets it to 1 if any element
+  // was inf or NaN before the multiplication; it is never cleared here.
+  virtual void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite) = 0;
+  // out (f64, one element, on this device) = the sum over every element of norm_term (|x|^p), or
+  // the largest |x| for the max norm (functors.hpp); 0 for no elements. Partial sums in a fixed
+  // order, so the result does not depend on the thread count or on timing.
+  virtual void norm_multi(const std::vector<Tensor>& ts, const NormParams& p, const Tensor& out) = 0;
 };
 
 // ---- registry ----

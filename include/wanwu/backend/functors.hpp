@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "../core/macros.hpp"
@@ -667,6 +668,36 @@ WANWU_HD inline void adam_update(C& p, C g, C& m, C& v, C& vmax, const AdamStepP
   }
   const C denom = fm::sqrt(denom_src) / C(s.bias_correction2_sqrt) + C(s.eps);
   p = p - C(s.step_size) * (m / denom);
+}
+
+// ---- gradient norms (clip_grad_norm_), element by element (both backends run these) ----
+
+// Each element adds |x|^p to the sum, in f64 (x * x for p = 2, |x| for p = 1, so the common norms
+// need no pow); the max norm keeps the largest |x|, and NaN wins so that a NaN gradient gives a
+// NaN norm, as torch's vector_norm does.
+enum class NormKind : uint8_t { sum_abs, sum_square, sum_pow, max_abs };
+struct NormParams {
+  NormKind kind = NormKind::sum_square;
+  double p = 2.0;
+  static NormParams of_order(double p) {
+    NormParams s;
+    s.p = p;
+    s.kind = p == 1.0 ? NormKind::sum_abs : p == 2.0 ? NormKind::sum_square
+             : p == std::numeric_limits<double>::infinity() ? NormKind::max_abs : NormKind::sum_pow;
+    return s;
+  }
+};
+WANWU_HD inline double norm_term(double x, const NormParams& s) {
+  const double a = x < 0 ? -x : x;
+  switch (s.kind) {
+    case NormKind::sum_square: return x * x;
+    case NormKind::sum_pow: return fm::pow(a, s.p);
+    default: return a;
+  }
+}
+WANWU_HD inline double norm_combine(double acc, double t, const NormParams& s) {
+  if (s.kind != NormKind::max_abs) return acc + t;
+  return acc > t || acc != acc ? acc : t;
 }
 
 }  // namespace wanwu

@@ -98,6 +98,8 @@ class CpuBackend final : public Backend {
                 const SgdStepParams& p) override;  // methods/optim.hpp
   void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                  const Tensor& max_exp_avg_sq, const AdamStepParams& p) override;
+  void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite) override;
+  void norm_multi(const std::vector<Tensor>& ts, const NormParams& p, const Tensor& out) override;
 };
 
 }  // namespace wanwu

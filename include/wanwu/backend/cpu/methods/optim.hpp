@@ -1,4 +1,4 @@
-// CpuBackend: fused SGD and Adam/AdamW steps (kernels in ../optim.hpp).
+// CpuBackend: fused SGD and Adam/AdamW steps, the gradient utilities (kernels in ../optim.hpp).
 #pragma once
 
 #include "../cpu_backend.hpp"
@@ -31,6 +31,29 @@ WANWU_CPU_METHOD void CpuBackend::adam_step(const Tensor& param, const Tensor& g
                                  cpu::ptr_or_null<T>(max_exp_avg_sq), param.numel(), s);
     });
   });
+}
+
+WANWU_CPU_METHOD void CpuBackend::scale_multi(const std::vector<Tensor>& ts, double factor,
+                                              const Tensor& found_nonfinite) {
+  bool bad = false;
+  for (const Tensor& t : ts)
+    dispatch_floating(t.dtype(), "scale_multi", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      bad = cpu::scale_typed<T>(static_cast<T*>(t.data_ptr()), t.numel(), factor) || bad;
+    });
+  if (bad && found_nonfinite.defined()) *static_cast<float*>(found_nonfinite.data_ptr()) = 1.0f;
+}
+
+WANWU_CPU_METHOD void CpuBackend::norm_multi(const std::vector<Tensor>& ts, const NormParams& p, const Tensor& out) {
+  std::vector<double> partial;
+  for (const Tensor& t : ts)
+    dispatch_floating(t.dtype(), "norm_multi", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      cpu::norm_partials_typed<T>(static_cast<const T*>(t.data_ptr()), t.numel(), p, partial);
+    });
+  double total = 0.0;
+  for (double v : partial) total = norm_combine(total, v, p);
+  *static_cast<double*>(out.data_ptr()) = total;
 }
 
 }  // namespace wanwu
