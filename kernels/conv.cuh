@@ -165,19 +165,21 @@ inline ConvPlanCache& conv_plans() {
   return *cache;
 }
 
-inline std::string conv_key(int dev, ConvPass pass, DType dt, const ConvGeom& g) {
-  return detail::str(dev, '/', int(pass), '/', int(dt), '/', g.N, ',', g.H, ',', g.W, ',', g.C, ',', g.O, ',', g.KH,
+inline std::string conv_key(int dev, ConvPass pass, DType dt, const ConvGeom& g, ConvAlgorithmSearch search) {
+  return detail::str(dev, '/', int(pass), '/', int(dt), '/', int(search), '/', g.N, ',', g.H, ',', g.W, ',', g.C, ',', g.O, ',', g.KH,
                      ',', g.KW, ',', g.Ho, ',', g.Wo, ',', g.G, ',', g.p.stride_h, ',', g.p.stride_w, ',',
                      g.p.pad_top, ',', g.p.pad_left, ',', g.p.dilation_h, ',', g.p.dilation_w);
 }
 
 // Runs one convolution pass through cuDNN: run(descriptors, algo, workspace, bytes). The first
 // call for a shape asks ranked(descriptors, perf, found) for cuDNN's ranking and keeps the first
-// algorithm that fits the workspace limit and runs. Returns false when cuDNN supports none (the
-// caller falls back to the direct kernels); any other failure throws: no silent slow path.
+// algorithm that fits the workspace limit and runs, or in benchmark mode (core/conv_algorithm.hpp)
+// the fastest of the first kConvBenchmarkLimit that do. Returns false when cuDNN supports none
+// (the caller falls back to the direct kernels); any other failure throws: no silent slow path.
 template <class Perf, class Ranked, class Run>
 bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int dev, Ranked&& ranked, Run&& run) {
-  const std::string key = conv_key(dev, pass, dt, g);
+  const ConvAlgorithmSearch search = conv_algorithm_search();
+  const std::string key = conv_key(dev, pass, dt, g, search);
   ConvPlan* plan = nullptr;
   {
     std::lock_guard<std::mutex> lock(conv_plans().mu);
@@ -197,15 +199,32 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
   int found = 0;
   ranked(*fresh->d, perf, found);
   cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
-  for (int i = 0; i < found; ++i) {
+  const bool bench = search == ConvAlgorithmSearch::benchmark;
+  float best_ms = 0.f;
+  int tried = 0;
+  for (int i = 0; i < found && (!bench || tried < kConvBenchmarkLimit); ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kCudnnMaxWorkspace) continue;
     const Tensor ws = cudnn_workspace(perf[i].memory, dev);
-    last = run(*fresh->d, static_cast<int>(perf[i].algo), ws.defined() ? ws.data_ptr() : nullptr, perf[i].memory);
-    if (last == CUDNN_STATUS_SUCCESS) {
-      fresh->algo = static_cast<int>(perf[i].algo);
+    void* wsp = ws.defined() ? ws.data_ptr() : nullptr;
+    const int algo = static_cast<int>(perf[i].algo);
+    if (!bench) {
+      last = run(*fresh->d, algo, wsp, perf[i].memory);
+      if (last != CUDNN_STATUS_SUCCESS) continue;
+      fresh->algo = algo;
       fresh->workspace = perf[i].memory;
       break;
     }
+    ++tried;
+    const float ms = time_conv_candidate(dev, [&] { return last = run(*fresh->d, algo, wsp, perf[i].memory); });
+    if (ms < 0.f || (fresh->algo >= 0 && ms >= best_ms)) continue;
+    fresh->algo = algo;
+    fresh->workspace = perf[i].memory;
+    best_ms = ms;
+  }
+  if (bench && fresh->algo >= 0) {  // the last run was the last candidate's: the result is the chosen one's
+    const Tensor ws = cudnn_workspace(fresh->workspace, dev);
+    last = run(*fresh->d, fresh->algo, ws.defined() ? ws.data_ptr() : nullptr, fresh->workspace);
+    if (last != CUDNN_STATUS_SUCCESS) fresh->algo = -1;
   }
   const bool ok = fresh->algo >= 0;
   WANWU_CHECK_T(DeviceError, ok || last == CUDNN_STATUS_NOT_SUPPORTED, op, ": cuDNN failed: ", cudnnGetErrorString(last));
@@ -221,7 +240,8 @@ inline bool graph_conv(ConvPass pass, DType dt, const ConvGeom& g, int dev, void
   if (dt != DType::f16 && dt != DType::bf16) return false;
   for (const void* ptr : {x, w, y})
     if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) return false;
-  const std::string key = conv_key(dev, pass, dt, g);
+  const ConvAlgorithmSearch search = conv_algorithm_search();
+  const std::string key = conv_key(dev, pass, dt, g, search);
   cudnnHandle_t h = cudnn_handle(dev);
   GraphConvPlan* plan = nullptr;
   {
@@ -230,7 +250,7 @@ inline bool graph_conv(ConvPass pass, DType dt, const ConvGeom& g, int dev, void
     if (it != conv_plans().graph_plans.end()) plan = it->second.get();
   }
   if (!plan) {  // the build runs the chosen plan on this call's buffers
-    auto fresh = graph_conv_build(h, pass, dt, g, x, w, y, dev);
+    auto fresh = graph_conv_build(h, pass, dt, g, x, w, y, dev, search);
     const bool ran = fresh->usable;
     std::lock_guard<std::mutex> lock(conv_plans().mu);
     conv_plans().graph_plans.emplace(key, std::move(fresh));
@@ -238,7 +258,7 @@ inline bool graph_conv(ConvPass pass, DType dt, const ConvGeom& g, int dev, void
   }
   if (!plan->usable) return false;
   const Tensor ws = cudnn_workspace(plan->workspace, dev);
-  const cudnnStatus_t st = graph_execute(h, *plan, x, w, y, ws.defined() ? ws.data_ptr() : nullptr);
+  const cudnnStatus_t st = graph_execute(h, plan->plan->get(), x, w, y, ws.defined() ? ws.data_ptr() : nullptr);
   WANWU_CHECK_T(DeviceError, st == CUDNN_STATUS_SUCCESS, "conv2d (cuDNN graph plan): ", cudnnGetErrorString(st));
   return true;
 }

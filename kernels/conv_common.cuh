@@ -1,6 +1,7 @@
 // What the two cuDNN paths of the CUDA convolution share (conv.cuh: the legacy API, with the
 // direct kernels; conv_graph.cuh: graph-API plans for f16/bf16): a convolution's geometry, the
-// pass, cuDNN's name for a dtype, and the workspace, which comes from the stream-ordered allocator.
+// pass, cuDNN's name for a dtype, the workspace, which comes from the stream-ordered allocator,
+// and the timing of candidate algorithms for benchmark mode.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,36 @@ inline constexpr size_t kCudnnMaxWorkspace = size_t(1) << 30;
 // cuDNN's workspace for one call (undefined when it needs none).
 inline Tensor cudnn_workspace(size_t bytes, int dev) {
   return bytes > 0 ? empty({static_cast<int64_t>(bytes)}, DType::u8, dev) : Tensor();
+}
+
+// Benchmark mode (core/conv_algorithm.hpp) times at most this many of cuDNN's candidates per
+// shape and pass, its first-ranked ones: PyTorch's torch.backends.cudnn.benchmark_limit default.
+inline constexpr int kConvBenchmarkLimit = 10;
+
+// Mean milliseconds of `reps` runs of run() (a cudnnStatus_t) on the device's stream after one
+// untimed run, or -1 when a run fails (the candidate is skipped). Waits for the device, which
+// benchmark mode does once per shape.
+template <class Run>
+float time_conv_candidate(int dev, Run&& run, int reps = 3) {
+  if (run() != CUDNN_STATUS_SUCCESS) return -1.f;
+  struct Events {
+    cudaEvent_t start = nullptr, stop = nullptr;
+    ~Events() {
+      if (start) cudaEventDestroy(start);
+      if (stop) cudaEventDestroy(stop);
+    }
+  } ev;
+  WANWU_CUDA_CHECK(cudaEventCreate(&ev.start));
+  WANWU_CUDA_CHECK(cudaEventCreate(&ev.stop));
+  const cudaStream_t s = stream(dev);
+  WANWU_CUDA_CHECK(cudaEventRecord(ev.start, s));
+  for (int i = 0; i < reps; ++i)
+    if (run() != CUDNN_STATUS_SUCCESS) return -1.f;
+  WANWU_CUDA_CHECK(cudaEventRecord(ev.stop, s));
+  WANWU_CUDA_CHECK(cudaEventSynchronize(ev.stop));
+  float ms = 0.f;
+  WANWU_CUDA_CHECK(cudaEventElapsedTime(&ms, ev.start, ev.stop));
+  return ms / static_cast<float>(reps);
 }
 
 }  // namespace wanwu::cuda

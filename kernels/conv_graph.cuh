@@ -6,8 +6,9 @@
 // shapes they ran 2-10x slower than PyTorch, which builds graph-API plans. So for f16/bf16 each
 // shape gets one plan from heuristics mode A (what PyTorch uses with cudnn.benchmark off): the
 // first engine configuration, in cuDNN's ranking, that finalizes, fits the workspace limit, keeps
-// f32 accumulation (no REDUCED_PRECISION_REDUCTION note) and runs. The plan is cached like the
-// legacy ones. A shape for which none qualifies, or a call whose pointers are not 16-byte aligned,
+// f32 accumulation (no REDUCED_PRECISION_REDUCTION note) and runs; in benchmark mode
+// (core/conv_algorithm.hpp, cudnn.benchmark) the fastest of the first ten that qualify, timed on
+// the call's buffers. The plan is cached like the legacy ones. A shape for which none qualifies, or a call whose pointers are not 16-byte aligned,
 // goes to the legacy path, which also keeps f32 (its FMA math gives f32 results to f32 rounding;
 // the graph engines for f32 would need TF32 filtered out).
 //
@@ -100,7 +101,8 @@ inline bool reduced_precision(cudnnBackendDescriptor_t cfg) {
   return false;
 }
 
-inline cudnnStatus_t graph_execute(cudnnHandle_t h, const GraphConvPlan& p, void* x, void* w, void* y, void* ws) {
+inline cudnnStatus_t graph_execute(cudnnHandle_t h, cudnnBackendDescriptor_t plan, void* x, void* w, void* y,
+                                   void* ws) {
   BackendDesc vp(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
   BackendBuild b;
   const int64_t uids[3] = {kUidX, kUidW, kUidY};
@@ -110,13 +112,16 @@ inline cudnnStatus_t graph_execute(cudnnHandle_t h, const GraphConvPlan& p, void
   b.set(vp, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
   b.finalize(vp);
   if (!b.ok()) return b.status;
-  return cudnnBackendExecute(h, p.plan->get(), vp.get());
+  return cudnnBackendExecute(h, plan, vp.get());
 }
 
-// Builds the operation graph of one convolution pass and picks its plan, running it once on the
-// call's own buffers (the run is the call's result). Returns the plan, usable or not.
+// Builds the operation graph of one convolution pass and picks its plan, running it on the call's
+// own buffers (its last run is the call's result): the first qualifying configuration in cuDNN's
+// ranking, or in benchmark mode the fastest of the first kConvBenchmarkLimit that qualify. Returns
+// the plan, usable or not.
 inline std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, ConvPass pass, DType dt, const ConvGeom& g,
-                                                       void* x, void* w, void* y, int dev) {
+                                                       void* x, void* w, void* y, int dev,
+                                                       ConvAlgorithmSearch search) {
   const cudnnDataType_t t = cudnn_dtype(dt);
   auto p = std::make_unique<GraphConvPlan>();
   BackendBuild b;
@@ -201,7 +206,11 @@ inline std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, ConvPass
   if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got,
                                raw.data()) != CUDNN_STATUS_SUCCESS)
     return p;
-  for (int64_t i = 0; i < got && i < count; ++i) {
+  const bool bench = search == ConvAlgorithmSearch::benchmark;
+  int64_t best = -1;
+  float best_ms = 0.f;
+  int tried = 0;
+  for (int64_t i = 0; i < got && i < count && (!bench || tried < kConvBenchmarkLimit); ++i) {
     if (!raw[i] || reduced_precision(raw[i])) continue;
     auto plan = std::make_unique<BackendDesc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
     BackendBuild pb;
@@ -213,15 +222,32 @@ inline std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, ConvPass
                                              1, &n, &ws) != CUDNN_STATUS_SUCCESS)
       continue;
     if (ws < 0 || ws > static_cast<int64_t>(kCudnnMaxWorkspace)) continue;
+    const Tensor wst = cudnn_workspace(static_cast<size_t>(ws), dev);
+    void* wsp = wst.defined() ? wst.data_ptr() : nullptr;
+    auto run = [&] { return graph_execute(h, plan->get(), x, w, y, wsp); };
+    if (!bench) {
+      if (run() != CUDNN_STATUS_SUCCESS) continue;
+      p->plan = std::move(plan);
+      p->workspace = ws;
+      best = i;
+      break;
+    }
+    ++tried;
+    const float ms = time_conv_candidate(dev, run);
+    if (ms < 0.f || (best >= 0 && ms >= best_ms)) continue;
+    best = i;
+    best_ms = ms;
     p->plan = std::move(plan);
     p->workspace = ws;
-    const Tensor wst = cudnn_workspace(static_cast<size_t>(ws), dev);
-    if (graph_execute(h, *p, x, w, y, wst.defined() ? wst.data_ptr() : nullptr) != CUDNN_STATUS_SUCCESS) continue;
-    p->usable = true;
-    p->keep.push_back(std::move(cfgs[i]));
-    break;
   }
-  if (p->usable) {
+  if (best >= 0 && bench) {  // the last run was the last candidate's: the result is the chosen plan's
+    const Tensor wst = cudnn_workspace(static_cast<size_t>(p->workspace), dev);
+    if (graph_execute(h, p->plan->get(), x, w, y, wst.defined() ? wst.data_ptr() : nullptr) != CUDNN_STATUS_SUCCESS)
+      best = -1;
+  }
+  if (best >= 0) {
+    p->usable = true;
+    p->keep.push_back(std::move(cfgs[best]));
     p->keep.push_back(std::move(xd));
     p->keep.push_back(std::move(wd));
     p->keep.push_back(std::move(yd));

@@ -124,7 +124,7 @@ note "ctest: $(grep -E 'tests passed|tests failed' "$OUT/ctest.log" | tail -1) (
 wait "$bench_pid"
 if [[ -x "$BENCH" ]]; then
   # cuDNN's own log (warnings and errors) goes to bench.log: it says why cuDNN declined a shape
-  CUDNN_LOGLEVEL_DBG=2 CUDNN_LOGDEST_DBG=stderr timeout 300 "$PYTHON" "$ROOT/benchmarks/gpu_compare.py" --bench "$BENCH" --out "$OUT/results.md" >> "$OUT/bench.log" 2>&1
+  CUDNN_LOGLEVEL_DBG=2 CUDNN_LOGDEST_DBG=stderr timeout 360 "$PYTHON" "$ROOT/benchmarks/gpu_compare.py" --bench "$BENCH" --out "$OUT/results.md" >> "$OUT/bench.log" 2>&1
   note "benchmark: rc $? after $(elapsed) (results.md)"
 else
   note "benchmark: build failed (bench.log)"

@@ -2,6 +2,8 @@
 // "same"/"valid" padding, 1x1, bias, batched and single images), f32/f16/bf16 against f64,
 // the tiled im2col path on a large image, and argument errors. Values against PyTorch are in
 // tests/parity (test_parity_ops).
+#include <thread>
+
 #include "harness.hpp"
 #include "wanwu/backend/cpu/conv_implicit.hpp"  // conv_implicit_applies: which shapes take that path
 #include "wanwu/backend/cpu/winograd.hpp"        // winograd_applies: which shapes take that path
@@ -165,6 +167,19 @@ TEST_CASE("the GEMM kernel's register block ends short at every row count, on bo
     wt::check_close(conv2d(x2.to(DType::f32), w3.to(DType::f32), b.to(DType::f32), 2, 1),
                     direct_conv(x2, w3, b, 2, 2, 1, 1, 1, m), 1e-4, 1e-4);
   }
+}
+
+TEST_CASE("the convolution algorithm search is per thread, scoped by its guard, and leaves results alone") {
+  const Tensor x = randn({2, 9, 9, 8}), w = randn({16, 3, 3, 8});
+  const Tensor heuristic = conv2d(x, w, Tensor(), 1, 1);
+  CHECK(conv_algorithm_search() == ConvAlgorithmSearch::heuristic);
+  {
+    ConvAlgorithmSearchGuard g(ConvAlgorithmSearch::benchmark);
+    CHECK(conv_algorithm_search() == ConvAlgorithmSearch::benchmark);
+    std::thread([] { CHECK(conv_algorithm_search() == ConvAlgorithmSearch::heuristic); }).join();
+    wt::check_close(conv2d(x, w, Tensor(), 1, 1), heuristic, 0, 0);  // the CPU has one algorithm per shape
+  }
+  CHECK(conv_algorithm_search() == ConvAlgorithmSearch::heuristic);
 }
 
 TEST_CASE("conv2d output shapes") {

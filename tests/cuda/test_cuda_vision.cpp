@@ -1,6 +1,7 @@
 // Parity of the vision and transformer kernels: conv2d through cuDNN (and the direct kernels for
 // f64 and asymmetric padding), pooling, bilinear resizing and scaled dot-product attention, each
-// forward and backward; plus a small conv net's training step on both devices.
+// forward and backward, convolutions in benchmark mode too; plus a small conv net's training step
+// on both devices.
 #include "parity.hpp"
 
 using namespace wanwu;
@@ -34,6 +35,31 @@ TEST_CASE("conv2d: 3x3, strided, dilated, grouped, depthwise, 1x1, same-padding;
         return conv2d(t[0], t[1], c.bias ? t[2] : Tensor(), c.stride, c.pad, c.dil, c.groups);
       }, in, dt);
     }
+}
+
+TEST_CASE("conv2d in benchmark mode: the fastest timed cuDNN candidate, forward and backward, legacy and graph paths") {
+  // Shapes no other case runs, so every pass times its candidates here (f32: the legacy API's
+  // algorithms; f16/bf16: graph-API plans), and one that the heuristic plans also ran: the two
+  // modes' choices are cached apart and each call computes with its own.
+  struct C {
+    const char* name;
+    Shape x, w;
+    int64_t stride, pad;
+  };
+  const std::vector<C> cases = {
+      {"benchmark 3x3", {4, 14, 14, 32}, {64, 3, 3, 32}, 1, 1},
+      {"benchmark 1x1 stride 2", {4, 15, 15, 48}, {32, 1, 1, 48}, 2, 0},
+      {"benchmark 3x3 pad 1 (also run by the heuristic case)", {2, 9, 8, 6}, {5, 3, 3, 6}, 1, 1},
+  };
+  ConvAlgorithmSearchGuard guard(ConvAlgorithmSearch::benchmark);
+  for (const C& c : cases)
+    for (DType dt : cp::kFloatTypes) {
+      const std::vector<Tensor> in = {cp::rnd(c.x, -1, 1, 60), cp::rnd(c.w, -0.5, 0.5, 61)};
+      cp::parity(c.name, [&](const std::vector<Tensor>& t) {
+        return conv2d(t[0], t[1], Tensor(), c.stride, c.pad);
+      }, in, dt);
+    }
+  CHECK(conv_algorithm_search() == ConvAlgorithmSearch::benchmark);
 }
 
 TEST_CASE("max, average and adaptive pooling; bilinear resize; forward and backward") {

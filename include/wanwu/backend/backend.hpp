@@ -12,6 +12,7 @@
 #include <array>
 #include <string>
 
+#include "../core/conv_algorithm.hpp"
 #include "../core/matmul_precision.hpp"
 #include "../core/rng.hpp"
 #include "../core/tensor.hpp"

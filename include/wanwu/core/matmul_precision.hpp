@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+#include "thread_setting.hpp"
+
 namespace wanwu {
 
 enum class MatmulPrecision : uint8_t { highest, tf32 };
@@ -25,17 +27,6 @@ inline MatmulPrecision float32_matmul_precision() { return float32_matmul_precis
 inline void set_float32_matmul_precision(MatmulPrecision p) { float32_matmul_precision_slot() = p; }
 
 // Sets the precision for a scope and restores the previous one.
-class MatmulPrecisionGuard {
- public:
-  explicit MatmulPrecisionGuard(MatmulPrecision p) : prev_(float32_matmul_precision()) {
-    set_float32_matmul_precision(p);
-  }
-  ~MatmulPrecisionGuard() { set_float32_matmul_precision(prev_); }
-  MatmulPrecisionGuard(const MatmulPrecisionGuard&) = delete;
-  MatmulPrecisionGuard& operator=(const MatmulPrecisionGuard&) = delete;
-
- private:
-  MatmulPrecision prev_;
-};
+using MatmulPrecisionGuard = ThreadSettingGuard<MatmulPrecision, float32_matmul_precision_slot>;
 
 }  // namespace wanwu
