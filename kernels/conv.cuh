@@ -174,7 +174,8 @@ inline std::string conv_key(int dev, ConvPass pass, DType dt, const ConvGeom& g,
 // Runs one convolution pass through cuDNN: run(descriptors, algo, workspace, bytes). The first
 // call for a shape asks ranked(descriptors, perf, found) for cuDNN's ranking and keeps the first
 // algorithm that fits the workspace limit and runs, or in benchmark mode (core/conv_algorithm.hpp)
-// the fastest of the first kConvBenchmarkLimit that do. Returns false when cuDNN supports none
+// the fastest of the first kConvBenchmarkLimit within the limit (one that fails to run or to get
+// its workspace is skipped). Returns false when cuDNN supports none
 // (the caller falls back to the direct kernels); any other failure throws: no silent slow path.
 template <class Perf, class Ranked, class Run>
 bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int dev, Ranked&& ranked, Run&& run) {
@@ -201,10 +202,19 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
   cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
   const bool bench = search == ConvAlgorithmSearch::benchmark;
   float best_ms = 0.f;
-  int tried = 0;
+  int tried = 0, last_ran = -1;
   for (int i = 0; i < found && (!bench || tried < kConvBenchmarkLimit); ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kCudnnMaxWorkspace) continue;
-    const Tensor ws = cudnn_workspace(perf[i].memory, dev);
+    Tensor ws;
+    if (!bench) {
+      ws = cudnn_workspace(perf[i].memory, dev);
+    } else {  // a candidate whose workspace does not fit is skipped, as PyTorch does
+      try {
+        ws = cudnn_workspace(perf[i].memory, dev);
+      } catch (const OutOfMemoryError&) {
+        continue;
+      }
+    }
     void* wsp = ws.defined() ? ws.data_ptr() : nullptr;
     const int algo = static_cast<int>(perf[i].algo);
     if (!bench) {
@@ -216,12 +226,13 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
     }
     ++tried;
     const float ms = time_conv_candidate(dev, [&] { return last = run(*fresh->d, algo, wsp, perf[i].memory); });
+    if (ms >= 0.f) last_ran = algo;
     if (ms < 0.f || (fresh->algo >= 0 && ms >= best_ms)) continue;
     fresh->algo = algo;
     fresh->workspace = perf[i].memory;
     best_ms = ms;
   }
-  if (bench && fresh->algo >= 0) {  // the last run was the last candidate's: the result is the chosen one's
+  if (bench && fresh->algo >= 0 && last_ran != fresh->algo) {  // the call's result must be the chosen one's
     const Tensor ws = cudnn_workspace(fresh->workspace, dev);
     last = run(*fresh->d, fresh->algo, ws.defined() ? ws.data_ptr() : nullptr, fresh->workspace);
     if (last != CUDNN_STATUS_SUCCESS) fresh->algo = -1;

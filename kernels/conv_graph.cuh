@@ -7,8 +7,8 @@
 // shape gets one plan from heuristics mode A (what PyTorch uses with cudnn.benchmark off): the
 // first engine configuration, in cuDNN's ranking, that finalizes, fits the workspace limit, keeps
 // f32 accumulation (no REDUCED_PRECISION_REDUCTION note) and runs; in benchmark mode
-// (core/conv_algorithm.hpp, cudnn.benchmark) the fastest of the first ten that qualify, timed on
-// the call's buffers. The plan is cached like the legacy ones. A shape for which none qualifies, or a call whose pointers are not 16-byte aligned,
+// (core/conv_algorithm.hpp, cudnn.benchmark) the fastest of the first ten within the workspace
+// limit, timed on the call's buffers. The plan is cached like the legacy ones. A shape for which none qualifies, or a call whose pointers are not 16-byte aligned,
 // goes to the legacy path, which also keeps f32 (its FMA math gives f32 results to f32 rounding;
 // the graph engines for f32 would need TF32 filtered out).
 //
@@ -117,7 +117,8 @@ inline cudnnStatus_t graph_execute(cudnnHandle_t h, cudnnBackendDescriptor_t pla
 
 // Builds the operation graph of one convolution pass and picks its plan, running it on the call's
 // own buffers (its last run is the call's result): the first qualifying configuration in cuDNN's
-// ranking, or in benchmark mode the fastest of the first kConvBenchmarkLimit that qualify. Returns
+// ranking, or in benchmark mode the fastest of the first kConvBenchmarkLimit within the workspace
+// limit (one that fails to run or to get its workspace is skipped). Returns
 // the plan, usable or not.
 inline std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, ConvPass pass, DType dt, const ConvGeom& g,
                                                        void* x, void* w, void* y, int dev,
@@ -207,7 +208,7 @@ inline std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, ConvPass
                                raw.data()) != CUDNN_STATUS_SUCCESS)
     return p;
   const bool bench = search == ConvAlgorithmSearch::benchmark;
-  int64_t best = -1;
+  int64_t best = -1, last_ran = -1;
   float best_ms = 0.f;
   int tried = 0;
   for (int64_t i = 0; i < got && i < count && (!bench || tried < kConvBenchmarkLimit); ++i) {
@@ -222,7 +223,16 @@ inline std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, ConvPass
                                              1, &n, &ws) != CUDNN_STATUS_SUCCESS)
       continue;
     if (ws < 0 || ws > static_cast<int64_t>(kCudnnMaxWorkspace)) continue;
-    const Tensor wst = cudnn_workspace(static_cast<size_t>(ws), dev);
+    Tensor wst;
+    if (!bench) {
+      wst = cudnn_workspace(static_cast<size_t>(ws), dev);
+    } else {  // a candidate whose workspace does not fit is skipped, as PyTorch does
+      try {
+        wst = cudnn_workspace(static_cast<size_t>(ws), dev);
+      } catch (const OutOfMemoryError&) {
+        continue;
+      }
+    }
     void* wsp = wst.defined() ? wst.data_ptr() : nullptr;
     auto run = [&] { return graph_execute(h, plan->get(), x, w, y, wsp); };
     if (!bench) {
@@ -234,13 +244,14 @@ inline std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, ConvPass
     }
     ++tried;
     const float ms = time_conv_candidate(dev, run);
+    if (ms >= 0.f) last_ran = i;
     if (ms < 0.f || (best >= 0 && ms >= best_ms)) continue;
     best = i;
     best_ms = ms;
     p->plan = std::move(plan);
     p->workspace = ws;
   }
-  if (best >= 0 && bench) {  // the last run was the last candidate's: the result is the chosen plan's
+  if (best >= 0 && bench && last_ran != best) {  // the call's result must be the chosen plan's
     const Tensor wst = cudnn_workspace(static_cast<size_t>(p->workspace), dev);
     if (graph_execute(h, p->plan->get(), x, w, y, wst.defined() ? wst.data_ptr() : nullptr) != CUDNN_STATUS_SUCCESS)
       best = -1;

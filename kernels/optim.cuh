@@ -279,7 +279,8 @@ __global__ void norm_multi_kernel(const __grid_constant__ MultiTensorArgs<1> a, 
 }
 
 // One block combines the partials: thread t takes t, t + kThreads, ... in turn, then the tree.
-__global__ void norm_finish_kernel(double* out, const double* partial, int64_t n, const NormParams s) {
+// (static: the only kernel here that is not a template, so a second including unit stays legal)
+static __global__ void norm_finish_kernel(double* out, const double* partial, int64_t n, const NormParams s) {
   double acc = 0.0;
   for (int64_t i = threadIdx.x; i < n; i += kThreads) acc = norm_combine(acc, partial[i], s);
   acc = block_reduce(acc, [s](double u, double v) { return norm_combine(u, v, s); });

@@ -147,6 +147,9 @@ std::vector<Tensor> mixed_tensors(Device dev) {
   for (size_t i = 0; i < spec.size(); ++i)
     ts.push_back((rand({spec[i].first}, DType::f64) * 6.0 - 3.0).to(spec[i].second).to(dev));
   ts.push_back((rand({40, 30}, DType::f64) * 6.0 - 3.0).to(DType::f32).to(dev).t());
+  // long enough that both passes split it between two threads (norm: 4 chunks of 4096 per thread
+  // at least; scaling: 16384 elements)
+  ts.push_back((rand({70000}, DType::f64) * 6.0 - 3.0).to(DType::bf16).to(dev));
   return ts;
 }
 double reference_norm(const std::vector<Tensor>& ts, double p) {
@@ -172,10 +175,12 @@ TEST_CASE("total_norm and scale_all_: whole-model passes against element-by-elem
     CHECK(optim::total_norm({}, 2.0) == 0.0);
     CHECK(optim::total_norm({ts[2]}, wt::kInf) == 0.0);  // no elements
     // the same on one thread as on two: partial sums in a fixed order
+    const int saved = get_num_threads();
+    set_num_threads(2);
     const double two = optim::total_norm(ts, 2.0);
     set_num_threads(1);
     const double one = optim::total_norm(ts, 2.0);
-    set_num_threads(2);
+    set_num_threads(saved);
     CHECK(one == two);
 
     // scaling: each element times the factor in the compute type (f32 for the 2-byte dtypes, as
@@ -202,7 +207,8 @@ TEST_CASE("total_norm and scale_all_: whole-model passes against element-by-elem
     }
     // inf, -inf or NaN anywhere (first element, past a chunk boundary, a 2-byte dtype, the view)
     // is found
-    const std::vector<std::pair<size_t, int64_t>> spots = {{0, 0}, {0, 4096}, {3, 4095}, {4, 5000}, {6, 8192}};
+    const std::vector<std::pair<size_t, int64_t>> spots = {{0, 0}, {0, 4096}, {3, 4095}, {4, 5000}, {6, 8192},
+                                                           {8, 69999}};
     const std::vector<double> bad = {wt::kInf, -wt::kInf, wt::kNaN};
     for (size_t k = 0; k < spots.size(); ++k) {
       CAPTURE(k);

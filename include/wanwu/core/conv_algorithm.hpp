@@ -1,7 +1,8 @@
 // How a CUDA convolution chooses cuDNN's algorithm for a shape it has not run before, PyTorch's
 // torch.backends.cudnn.benchmark: `heuristic` (the default) takes the first configuration in
 // cuDNN's ranking that qualifies (fits the workspace limit, accumulates in f32, runs); `benchmark`
-// times every qualifying configuration on the call's own buffers and keeps the fastest. Either
+// times the first ten in the ranking within the workspace limit (PyTorch's benchmark_limit) on the
+// call's own buffers and keeps the fastest. Either
 // choice is made once per (device, pass, dtype, shape, mode) and cached, so benchmark mode costs
 // one slower first step and pays off when a training run repeats its shapes. The CPU ignores it.
 //
