@@ -166,16 +166,14 @@ inline ConvPlanCache& conv_plans() {
 }
 
 inline std::string conv_key(int dev, ConvPass pass, DType dt, const ConvGeom& g, ConvAlgorithmSearch search) {
-  return detail::str(dev, '/', int(pass), '/', int(dt), '/', int(search), '/', g.N, ',', g.H, ',', g.W, ',', g.C, ',', g.O, ',', g.KH,
-                     ',', g.KW, ',', g.Ho, ',', g.Wo, ',', g.G, ',', g.p.stride_h, ',', g.p.stride_w, ',',
-                     g.p.pad_top, ',', g.p.pad_left, ',', g.p.dilation_h, ',', g.p.dilation_w);
+  return detail::str(dev, '/', int(pass), '/', int(dt), '/', int(search), '/', g.N, ',', g.H, ',', g.W, ',', g.C,
+                     ',', g.O, ',', g.KH, ',', g.KW, ',', g.Ho, ',', g.Wo, ',', g.G, ',', g.p.stride_h, ',',
+                     g.p.stride_w, ',', g.p.pad_top, ',', g.p.pad_left, ',', g.p.dilation_h, ',', g.p.dilation_w);
 }
 
 // Runs one convolution pass through cuDNN: run(descriptors, algo, workspace, bytes). The first
-// call for a shape asks ranked(descriptors, perf, found) for cuDNN's ranking and keeps the first
-// algorithm that fits the workspace limit and runs, or in benchmark mode (core/conv_algorithm.hpp)
-// the fastest of the first kConvBenchmarkLimit within the limit (one that fails to run or to get
-// its workspace is skipped). Returns false when cuDNN supports none
+// call for a shape asks ranked(descriptors, perf, found) for cuDNN's ranking and keeps the
+// algorithm choose_conv_candidate picks (conv_common.cuh). Returns false when cuDNN supports none
 // (the caller falls back to the direct kernels); any other failure throws: no silent slow path.
 template <class Perf, class Ranked, class Run>
 bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int dev, Ranked&& ranked, Run&& run) {
@@ -199,43 +197,17 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
   Perf perf[16];
   int found = 0;
   ranked(*fresh->d, perf, found);
-  cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
-  const bool bench = search == ConvAlgorithmSearch::benchmark;
-  float best_ms = 0.f;
-  int tried = 0, last_ran = -1;
-  for (int i = 0; i < found && (!bench || tried < kConvBenchmarkLimit); ++i) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kCudnnMaxWorkspace) continue;
-    Tensor ws;
-    if (!bench) {
-      ws = cudnn_workspace(perf[i].memory, dev);
-    } else {  // a candidate whose workspace does not fit is skipped, as PyTorch does
-      try {
-        ws = cudnn_workspace(perf[i].memory, dev);
-      } catch (const OutOfMemoryError&) {
-        continue;
-      }
-    }
-    void* wsp = ws.defined() ? ws.data_ptr() : nullptr;
-    const int algo = static_cast<int>(perf[i].algo);
-    if (!bench) {
-      last = run(*fresh->d, algo, wsp, perf[i].memory);
-      if (last != CUDNN_STATUS_SUCCESS) continue;
-      fresh->algo = algo;
-      fresh->workspace = perf[i].memory;
-      break;
-    }
-    ++tried;
-    const float ms = time_conv_candidate(dev, [&] { return last = run(*fresh->d, algo, wsp, perf[i].memory); });
-    if (ms >= 0.f) last_ran = algo;
-    if (ms < 0.f || (fresh->algo >= 0 && ms >= best_ms)) continue;
-    fresh->algo = algo;
-    fresh->workspace = perf[i].memory;
-    best_ms = ms;
-  }
-  if (bench && fresh->algo >= 0 && last_ran != fresh->algo) {  // the call's result must be the chosen one's
-    const Tensor ws = cudnn_workspace(fresh->workspace, dev);
-    last = run(*fresh->d, fresh->algo, ws.defined() ? ws.data_ptr() : nullptr, fresh->workspace);
-    if (last != CUDNN_STATUS_SUCCESS) fresh->algo = -1;
+  const ConvChoice c = choose_conv_candidate(
+      dev, search, found,
+      [&](int64_t i, size_t& bytes) {
+        bytes = perf[i].memory;
+        return perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kCudnnMaxWorkspace;
+      },
+      [&](int64_t i, void* ws, size_t bytes) { return run(*fresh->d, static_cast<int>(perf[i].algo), ws, bytes); });
+  const cudnnStatus_t last = c.last;
+  if (c.index >= 0) {
+    fresh->algo = static_cast<int>(perf[c.index].algo);
+    fresh->workspace = c.workspace;
   }
   const bool ok = fresh->algo >= 0;
   WANWU_CHECK_T(DeviceError, ok || last == CUDNN_STATUS_NOT_SUPPORTED, op, ": cuDNN failed: ", cudnnGetErrorString(last));

@@ -1,10 +1,11 @@
 // What the two cuDNN paths of the CUDA convolution share (conv.cuh: the legacy API, with the
 // direct kernels; conv_graph.cuh: graph-API plans for f16/bf16): a convolution's geometry, the
 // pass, cuDNN's name for a dtype, the workspace, which comes from the stream-ordered allocator,
-// and the timing of candidate algorithms for benchmark mode.
+// and the choice of a shape's algorithm among cuDNN's candidates (timed in benchmark mode).
 #pragma once
 
 #include <cstdint>
+#include <exception>
 
 #include "allocator.cuh"
 
@@ -65,6 +66,65 @@ float time_conv_candidate(int dev, Run&& run, int reps = 3) {
   float ms = 0.f;
   WANWU_CUDA_CHECK(cudaEventElapsedTime(&ms, ev.start, ev.stop));
   return ms / static_cast<float>(reps);
+}
+
+// What choose_conv_candidate picked: the candidate's index in cuDNN's ranking (-1: none) and its
+// workspace; `last` is the status of the last run (the failure to report when none ran).
+struct ConvChoice {
+  int64_t index = -1;
+  size_t workspace = 0;
+  cudnnStatus_t last = CUDNN_STATUS_NOT_SUPPORTED;
+};
+
+// The choice both cuDNN paths make for a shape they have not run: among cuDNN's ranked candidates
+// 0..count-1, the first that qualifies and runs, or in benchmark mode the fastest of the first
+// kConvBenchmarkLimit that qualify, timed. qualify(i, bytes) says whether candidate i can be used
+// and sets the workspace it wants (at most kCudnnMaxWorkspace); run(i, workspace, bytes) runs it
+// on the call's buffers. The call's output is left holding the chosen candidate's result. A
+// candidate whose workspace cannot be allocated is skipped, as PyTorch does; if that leaves none,
+// the out-of-memory error is thrown rather than a slow path taken.
+template <class Qualify, class Run>
+ConvChoice choose_conv_candidate(int dev, ConvAlgorithmSearch search, int64_t count, Qualify&& qualify, Run&& run) {
+  const bool bench = search == ConvAlgorithmSearch::benchmark;
+  ConvChoice c;
+  std::exception_ptr oom;
+  float best_ms = 0.f;
+  int64_t last_ran = -1;
+  int tried = 0;
+  for (int64_t i = 0; i < count && (!bench || tried < kConvBenchmarkLimit); ++i) {
+    size_t bytes = 0;
+    if (!qualify(i, bytes)) continue;
+    Tensor ws;
+    try {
+      ws = cudnn_workspace(bytes, dev);
+    } catch (const OutOfMemoryError&) {
+      oom = std::current_exception();
+      continue;
+    }
+    void* wsp = ws.defined() ? ws.data_ptr() : nullptr;
+    auto once = [&] { return c.last = run(i, wsp, bytes); };
+    if (!bench) {
+      if (once() != CUDNN_STATUS_SUCCESS) continue;
+      c.index = i;
+      c.workspace = bytes;
+      return c;
+    }
+    ++tried;
+    const float ms = time_conv_candidate(dev, once);
+    if (ms < 0.f) continue;
+    last_ran = i;
+    if (c.index >= 0 && ms >= best_ms) continue;
+    c.index = i;
+    c.workspace = bytes;
+    best_ms = ms;
+  }
+  if (c.index >= 0 && c.index != last_ran) {  // the output holds a later candidate's result
+    const Tensor ws = cudnn_workspace(c.workspace, dev);
+    c.last = run(c.index, ws.defined() ? ws.data_ptr() : nullptr, c.workspace);
+    if (c.last != CUDNN_STATUS_SUCCESS) c.index = -1;
+  }
+  if (c.index < 0 && oom) std::rethrow_exception(oom);
+  return c;
 }
 
 }  // namespace wanwu::cuda

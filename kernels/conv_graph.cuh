@@ -7,9 +7,10 @@
 // shape gets one plan from heuristics mode A (what PyTorch uses with cudnn.benchmark off): the
 // first engine configuration, in cuDNN's ranking, that finalizes, fits the workspace limit, keeps
 // f32 accumulation (no REDUCED_PRECISION_REDUCTION note) and runs; in benchmark mode
-// (core/conv_algorithm.hpp, cudnn.benchmark) the fastest of the first ten within the workspace
-// limit, timed on the call's buffers. The plan is cached like the legacy ones. A shape for which none qualifies, or a call whose pointers are not 16-byte aligned,
-// goes to the legacy path, which also keeps f32 (its FMA math gives f32 results to f32 rounding;
+// (core/conv_algorithm.hpp, cudnn.benchmark) the fastest of the first ten that qualify, timed on
+// the call's buffers (conv_common.cuh, choose_conv_candidate). The plan is cached like the legacy
+// ones. A shape for which none qualifies, or a call whose pointers are not 16-byte aligned, goes to
+// the legacy path, which also keeps f32 (its FMA math gives f32 results to f32 rounding;
 // the graph engines for f32 would need TF32 filtered out).
 //
 // Tensors are described in cuDNN's NCHW dimension order with NHWC strides; the filter [O, kH, kW,
@@ -115,11 +116,9 @@ inline cudnnStatus_t graph_execute(cudnnHandle_t h, cudnnBackendDescriptor_t pla
   return cudnnBackendExecute(h, plan, vp.get());
 }
 
-// Builds the operation graph of one convolution pass and picks its plan, running it on the call's
-// own buffers (its last run is the call's result): the first qualifying configuration in cuDNN's
-// ranking, or in benchmark mode the fastest of the first kConvBenchmarkLimit within the workspace
-// limit (one that fails to run or to get its workspace is skipped). Returns
-// the plan, usable or not.
+// Builds the operation graph of one convolution pass and picks its plan with
+// choose_conv_candidate, which leaves the chosen plan's result in the call's buffers. Returns the
+// plan, usable or not.
 inline std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, ConvPass pass, DType dt, const ConvGeom& g,
                                                        void* x, void* w, void* y, int dev,
                                                        ConvAlgorithmSearch search) {
@@ -207,58 +206,31 @@ inline std::unique_ptr<GraphConvPlan> graph_conv_build(cudnnHandle_t h, ConvPass
   if (cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got,
                                raw.data()) != CUDNN_STATUS_SUCCESS)
     return p;
-  const bool bench = search == ConvAlgorithmSearch::benchmark;
-  int64_t best = -1, last_ran = -1;
-  float best_ms = 0.f;
-  int tried = 0;
-  for (int64_t i = 0; i < got && i < count && (!bench || tried < kConvBenchmarkLimit); ++i) {
-    if (!raw[i] || reduced_precision(raw[i])) continue;
-    auto plan = std::make_unique<BackendDesc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
-    BackendBuild pb;
-    pb.set(*plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
-    pb.set_desc(*plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, cfgs[i]);
-    pb.finalize(*plan);
-    int64_t ws = 0, n = 0;
-    if (!pb.ok() || cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
-                                             1, &n, &ws) != CUDNN_STATUS_SUCCESS)
-      continue;
-    if (ws < 0 || ws > static_cast<int64_t>(kCudnnMaxWorkspace)) continue;
-    Tensor wst;
-    if (!bench) {
-      wst = cudnn_workspace(static_cast<size_t>(ws), dev);
-    } else {  // a candidate whose workspace does not fit is skipped, as PyTorch does
-      try {
-        wst = cudnn_workspace(static_cast<size_t>(ws), dev);
-      } catch (const OutOfMemoryError&) {
-        continue;
-      }
-    }
-    void* wsp = wst.defined() ? wst.data_ptr() : nullptr;
-    auto run = [&] { return graph_execute(h, plan->get(), x, w, y, wsp); };
-    if (!bench) {
-      if (run() != CUDNN_STATUS_SUCCESS) continue;
-      p->plan = std::move(plan);
-      p->workspace = ws;
-      best = i;
-      break;
-    }
-    ++tried;
-    const float ms = time_conv_candidate(dev, run);
-    if (ms >= 0.f) last_ran = i;
-    if (ms < 0.f || (best >= 0 && ms >= best_ms)) continue;
-    best = i;
-    best_ms = ms;
-    p->plan = std::move(plan);
-    p->workspace = ws;
-  }
-  if (best >= 0 && bench && last_ran != best) {  // the call's result must be the chosen plan's
-    const Tensor wst = cudnn_workspace(static_cast<size_t>(p->workspace), dev);
-    if (graph_execute(h, p->plan->get(), x, w, y, wst.defined() ? wst.data_ptr() : nullptr) != CUDNN_STATUS_SUCCESS)
-      best = -1;
-  }
-  if (best >= 0) {
+  std::vector<std::unique_ptr<BackendDesc>> plans(static_cast<size_t>(count));
+  const ConvChoice c = choose_conv_candidate(
+      dev, search, std::min(got, count),
+      [&](int64_t i, size_t& bytes) {
+        if (!raw[i] || reduced_precision(raw[i])) return false;
+        auto plan = std::make_unique<BackendDesc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+        BackendBuild pb;
+        pb.set(*plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+        pb.set_desc(*plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, cfgs[i]);
+        pb.finalize(*plan);
+        int64_t ws = 0, n = 0;
+        if (!pb.ok() || cudnnBackendGetAttribute(plan->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                                 CUDNN_TYPE_INT64, 1, &n, &ws) != CUDNN_STATUS_SUCCESS)
+          return false;
+        if (ws < 0 || ws > static_cast<int64_t>(kCudnnMaxWorkspace)) return false;
+        bytes = static_cast<size_t>(ws);
+        plans[i] = std::move(plan);
+        return true;
+      },
+      [&](int64_t i, void* ws, size_t) { return graph_execute(h, plans[i]->get(), x, w, y, ws); });
+  if (c.index >= 0) {
+    p->plan = std::move(plans[c.index]);
+    p->workspace = static_cast<int64_t>(c.workspace);
     p->usable = true;
-    p->keep.push_back(std::move(cfgs[best]));
+    p->keep.push_back(std::move(cfgs[c.index]));
     p->keep.push_back(std::move(xd));
     p->keep.push_back(std::move(wd));
     p->keep.push_back(std::move(yd));
