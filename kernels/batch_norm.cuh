@@ -222,6 +222,26 @@ __global__ void bn_backward_channel_kernel(stat_t<T>* gw, stat_t<T>* gb, stat_t<
   }
 }
 
+// Launches bn_apply_kernel over n = M * C elements, in packs of channels where every operand allows.
+template <class T>
+void launch_bn_apply(T* y, const T* x, const T* res, const stat_t<T>* scale, const stat_t<T>* shift, int64_t n,
+                     int64_t C, Activation act, cudaStream_t s) {
+  if (n == 0) return;
+  with_bn_pack<T>(C, {x, y, res, scale, shift}, [&](auto v) {
+    constexpr int V = decltype(v)::value;
+    with_activation(act, [&](auto f) {
+      auto launch = [&](auto with_res) {
+        bn_apply_kernel<T, V, decltype(f), decltype(with_res)::value>
+            <<<elementwise_blocks(n / V, true, kUnrollOf<V>), kThreads, 0, s>>>(y, x, res, scale, shift, n / V,
+                                                                              ChannelOf(n, C), f);
+        WANWU_CUDA_LAUNCH_CHECK();
+      };
+      if (res) return launch(std::true_type{});
+      launch(std::false_type{});
+    });
+  });
+}
+
 inline void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x_,
                                const Tensor& w_, const Tensor& b_, double eps, Activation act, const Tensor& res_) {
   const Tensor x = contiguous(x_), w = contiguous(w_), b = contiguous(b_), res = contiguous(res_);
@@ -250,22 +270,22 @@ inline void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor
                                                ptr_or_null<const S>(norm_params<T>(w)),
                                                ptr_or_null<const S>(norm_params<T>(b)), M, C, eps);
     WANWU_CUDA_LAUNCH_CHECK();
-    if (n == 0) return;
-    T* yp = ptr<T>(y);
-    const T* rp = ptr_or_null<const T>(res);
-    with_bn_pack<T>(C, {xp, yp, rp, scale, scale + C}, [&](auto v) {
-      constexpr int V = decltype(v)::value;
-      with_activation(act, [&](auto f) {
-        auto launch = [&](auto with_res) {
-          bn_apply_kernel<T, V, decltype(f), decltype(with_res)::value>
-              <<<elementwise_blocks(n / V, true, kUnrollOf<V>), kThreads, 0, s>>>(yp, xp, rp, scale, scale + C, n / V,
-                                                                                ChannelOf(n, C), f);
-          WANWU_CUDA_LAUNCH_CHECK();
-        };
-        if (rp) return launch(std::true_type{});
-        launch(std::false_type{});
-      });
-    });
+    launch_bn_apply<T>(ptr<T>(y), xp, ptr_or_null<const T>(res), scale, scale + C, n, C, act, s);
+  });
+}
+
+// y = act(x * scale + shift + res) per channel (batch norm in eval mode): the forward's output pass
+// with the caller's coefficients.
+inline void batch_norm_apply(const Tensor& y, const Tensor& x_, const Tensor& scale_, const Tensor& shift_,
+                             Activation act, const Tensor& res_) {
+  const Tensor x = contiguous(x_), scale = contiguous(scale_), shift = contiguous(shift_), res = contiguous(res_);
+  const int64_t C = x.shape().back(), n = x.numel();
+  if (C == 0 || n == 0) return;
+  dispatch_floating(x.dtype(), "batch_norm (eval)", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    using S = stat_t<T>;
+    launch_bn_apply<T>(ptr<T>(y), ptr<const T>(x), ptr_or_null<const T>(res), ptr<const S>(scale),
+                       ptr<const S>(shift), n, C, act, stream(x.device().index));
   });
 }
 

@@ -184,7 +184,13 @@ class CudaBackend final : public Backend {
   }
   void batch_norm_act_grad(const Tensor& grad_h, const Tensor& grad_y, const Tensor& x, const Tensor& scale,
                            const Tensor& shift, BinaryOp bwd) override {
+    DeviceGuard g(x.device().index);
     cuda::batch_norm_act_grad(grad_h, grad_y, x, scale, shift, bwd);
+  }
+  void batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift, Activation act,
+                        const Tensor& residual) override {
+    DeviceGuard g(x.device().index);
+    cuda::batch_norm_apply(y, x, scale, shift, act, residual);
   }
   void layer_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
                            const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd) override {

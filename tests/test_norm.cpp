@@ -184,6 +184,52 @@ TEST_CASE("batch_norm_act with a residual equals batch_norm, add and the activat
                        doctest::Contains("before ReLU or no activation only"), ValueError);
 }
 
+// Eval mode is one pass, act(x * scale + shift + residual), with scale and shift worked out in the
+// statistics' dtype: gradients by finite differences (through x, the weight, the bias and the
+// residual), and 16-bit input rounded once, on the way out. Composed of bf16 ops it rounded the
+// coefficients, the product, the sum and the residual add, and erred by many ulps of the output
+// wherever x * scale and the shift nearly cancel.
+TEST_CASE("batch_norm in eval mode: gradients, and 16-bit input rounded once") {
+  const Tensor rm = tensor({0.3, -0.2, 2.5, 0.0, 1.0}, DType::f64), rv = tensor({1.5, 0.5, 2.0, 1.0, 0.7}, DType::f64);
+  for (Activation act : {Activation::none, Activation::relu, Activation::relu6, Activation::silu}) {
+    CAPTURE(static_cast<int>(act));
+    gradcheck([&](const V& v) { return batch_norm_act(v[0], rm, rv, v[1], v[2], Mode::eval, act, 0.1, 1e-5); },
+              {spread({2, 3, 4, 5}), spread({5}, 0.5, 4, 3), spread({5}, -1, 3, 4)});
+  }
+  gradcheck([&](const V& v) {
+    return batch_norm_act(v[0], rm, rv, v[1], v[2], Mode::eval, Activation::relu, 0.1, 1e-5, v[3]);
+  }, {spread({2, 3, 4, 5}), spread({5}, 0.5, 4, 3), spread({5}, -1, 3, 4), spread({2, 3, 4, 5}, -2, 2, 5)});
+  gradcheck([&](const V& v) { return batch_norm(v[0], rm, rv, Tensor(), Tensor(), Mode::eval); }, {spread({6, 5})});
+
+  wt::for_each_device([](Device dev) {
+    Generator g(21);
+    const int64_t C = 24;
+    // the mean sits inside the data, so x * scale and the shift cancel for many elements
+    const Tensor x64 = uniform({16, 9, C}, 2.0, 8.0, DType::f64, &g), r64 = uniform({16, 9, C}, -1.0, 1.0, DType::f64, &g);
+    const Tensor w64 = uniform({C}, 0.5, 1.5, DType::f64, &g), b64 = uniform({C}, -1.0, 1.0, DType::f64, &g);
+    const Tensor rm32 = full({C}, 5.0, TensorOptions(DType::f32)), rv32 = uniform({C}, 1.0, 3.0, DType::f32, &g);
+    for (DType dt : {DType::bf16, DType::f16}) {
+      CAPTURE(dt);
+      // the reference sees what the op sees: x and the residual in dt, f32 parameters and statistics
+      const Tensor x = x64.to(dt), r = r64.to(dt), w = w64.to(DType::f32), b = b64.to(DType::f32);
+      const Tensor scale = w.to(DType::f64) / sqrt(rv32.to(DType::f64) + 1e-5);
+      const Tensor ref = relu(x.to(DType::f64) * scale + (b.to(DType::f64) - rm32.to(DType::f64) * scale) +
+                              r.to(DType::f64));
+      const Tensor y = batch_norm_act(x.to(dev), rm32.to(dev), rv32.to(dev), w.to(dev), b.to(dev), Mode::eval,
+                                      Activation::relu, 0.1, 1e-5, r.to(dev));
+      REQUIRE(y.dtype() == dt);
+      // one rounding: at most half an ulp of the result (2^-8 of it for bf16's 8-bit significand,
+      // 2^-11 for f16's 11) plus f32's own error on terms that reach about 10
+      const double half_ulp = dt == DType::bf16 ? std::ldexp(1.0, -8) : std::ldexp(1.0, -11);
+      const auto got = wt::values(y.cpu().to(DType::f64)), want = wt::values(ref);
+      int64_t bad = 0;
+      for (size_t i = 0; i < got.size(); ++i)
+        if (std::fabs(got[i] - want[i]) > half_ulp * std::fabs(want[i]) + 1e-5) ++bad;
+      CHECK(bad == 0);
+    }
+  });
+}
+
 TEST_CASE("batch_norm_act keeps only the batch norm's input for the backward, batch_norm then silu keeps two") {
   // [8, 16, 16, 64] f32 is 512 KiB, a size class of its own: the difference in live bytes with the
   // graph alive is exactly the silu input that the separate ops save.

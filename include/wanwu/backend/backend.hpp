@@ -161,6 +161,12 @@ class Backend {
   // relu6_backward. grad_h, grad_y and x are contiguous and of x's shape.
   virtual void batch_norm_act_grad(const Tensor& grad_h, const Tensor& grad_y, const Tensor& x, const Tensor& scale,
                                    const Tensor& shift, BinaryOp bwd) = 0;
+  // y = act(x * scale + shift + residual), scale and shift [C] per channel (f32, or f64 for f64
+  // input), computed in their dtype and rounded to y's once: batch norm in eval mode, in one pass.
+  // y, x and the residual (may be undefined) are contiguous and of x's shape and dtype; act is
+  // none or relu when there is a residual.
+  virtual void batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift,
+                                Activation act, const Tensor& residual) = 0;
   // Normalizes rows of x viewed as [R, M]; mean and rstd are [R] (f32, or f64 for f64 input).
   // weight/bias [M] may be undefined; in the backward, undefined outputs are not computed.
   virtual void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,

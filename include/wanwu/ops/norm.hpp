@@ -3,8 +3,9 @@
 // variance into the running estimate with `momentum`) and eval semantics (running statistics);
 // layer_norm over trailing dims; group_norm over channel groups. Training batch norm and layer
 // norm use fused kernels with hand-written backward, and batch_norm_act fuses the activation that
-// follows a batch norm in a conv block; eval batch norm and group norm are composed from
-// primitives and get their gradients from autograd.
+// follows a batch norm in a conv block. Eval batch norm is one pass (y = act(x * scale + shift),
+// scale and shift per channel in f32, rounded once) with a backward composed from primitives;
+// group norm is composed from primitives and gets its gradients from autograd.
 #pragma once
 
 #include <utility>
@@ -49,6 +50,48 @@ inline Tensor batch_norm_act_grad(Activation act, const Tensor& gy, const Tensor
   return gh;
 }
 
+// y = act(x * scale + shift + residual) in one pass, scale and shift [C] in the statistics' dtype
+// (batch norm in eval mode), computed in that dtype and rounded to x's once: composed of x's-dtype
+// ops, a 16-bit eval batch norm rounded the coefficients, the product, the sum and the residual
+// add, which made its output (and the ReLU's mask) differ from PyTorch's by several ulps. The
+// backward is composed; scale and shift carry the gradient on to the weight and bias.
+inline Tensor batch_norm_apply(const Tensor& x, const Tensor& scale, const Tensor& shift, Activation act,
+                               const Tensor& residual) {
+  const DType sdt = stat_dtype(x.dtype());
+  WANWU_CHECK_DTYPE(scale.dtype() == sdt && shift.dtype() == sdt, "batch_norm (eval): scale and shift must be ", sdt,
+                    " for input ", x.dtype(), ", got ", scale.dtype(), " and ", shift.dtype());
+  const Tensor xc = contiguous_no_grad(x), sc = contiguous_no_grad(scale), sh = contiguous_no_grad(shift);
+  Tensor y = empty_tensor(x.shape(), x.dtype(), x.device());
+  backend_for(x.device()).batch_norm_apply(y, xc, sc, sh, act, contiguous_no_grad(residual));
+  if (autograd::any_requires_grad({x, scale, shift, residual})) {
+    const bool recompute = act == Activation::silu || act == Activation::relu6;  // the activation's input
+    const SavedTensor sx(xc), ss(sc), sb(recompute ? sh : Tensor()), sy(act == Activation::relu ? y : Tensor());
+    const bool res = residual.defined();
+    std::vector<Tensor> inputs = {x, scale, shift};
+    if (res) inputs.push_back(residual);
+    autograd::record(act == Activation::none ? "batch_norm" : "batch_norm_act", inputs, {y},
+                     [sx, ss, sb, sy, act, recompute, res, sdt](const Grads& g) {
+      const Tensor xv = sx.get(), scv = ss.get(), gy = contiguous_no_grad(g[0]);
+      Tensor gh = gy;
+      if (act == Activation::relu) gh = binary_raw(BinaryOp::relu_backward, gy, sy.get(), gy.dtype());
+      if (recompute) {
+        gh = empty_like(xv);
+        backend_for(xv.device()).batch_norm_act_grad(
+            gh, gy, xv, scv, sb.get(), act == Activation::silu ? BinaryOp::silu_backward : BinaryOp::relu6_backward);
+      }
+      const int64_t C = xv.size(-1);
+      const Tensor ghs = raw_reshape(gh.to(sdt), Shape{xv.numel() / std::max<int64_t>(C, 1), C});
+      std::vector<Tensor> r(res ? 4 : 3);
+      if (g.needs_input_grad(0)) r[0] = (gh.to(sdt) * scv).to(xv.dtype());
+      if (g.needs_input_grad(1)) r[1] = sum(ghs * raw_reshape(xv.to(sdt), ghs.shape()), {0});
+      if (g.needs_input_grad(2)) r[2] = sum(ghs, {0});
+      if (res) r[3] = gh;
+      return r;
+    });
+  }
+  return y;
+}
+
 }  // namespace detail
 
 // act(batch_norm(x)). running_mean / running_var may be undefined (no tracking); weight / bias may
@@ -57,7 +100,8 @@ inline Tensor batch_norm_act_grad(Activation act, const Tensor& gy, const Tensor
 // norm's input (and ReLU's output, which is the block's output anyway) for the backward, which
 // recomputes what the activation's derivative needs (one multiply-add per element), so it holds
 // one activation-sized tensor where batch norm and a separate activation hold two; a ReLU's mask
-// is applied inside the batch norm backward's passes. Eval mode composes the two ops.
+// is applied inside the batch norm backward's passes. Eval mode applies the running statistics in
+// one pass with the activation (detail::batch_norm_apply).
 //
 // With a residual (same shape and dtype as x; act none or relu): act(batch_norm(x) + residual), a
 // ResNet block's last batch norm, its shortcut and ReLU, in training written by the batch norm's
@@ -85,11 +129,13 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
   if (mode == Mode::eval) {
     WANWU_CHECK_VALUE(running_mean.defined() && running_var.defined(),
                       "batch_norm: eval mode needs running_mean and running_var");
-    // y = x * scale + shift with per-channel scale/shift, computed in the statistics' dtype and
-    // applied in x's (channels are last, so they broadcast).
-    const auto [scale, shift] = detail::batch_norm_scale_shift(running_mean, rsqrt(running_var + eps), weight, bias);
-    const Tensor h = x * scale.to(x.dtype()) + shift.to(x.dtype());
-    return activate(residual.defined() ? h + residual : h, act);
+    // y = act(x * scale + shift + residual) with per-channel scale/shift worked out in the
+    // statistics' dtype (f32 for 16-bit input, whatever the running statistics' dtype) and applied
+    // in one pass that rounds once
+    const DType sdt = detail::stat_dtype(x.dtype());
+    const auto [scale, shift] =
+        detail::batch_norm_scale_shift(running_mean.to(sdt), rsqrt(running_var.to(sdt) + eps), weight, bias);
+    return detail::batch_norm_apply(x, scale.to(sdt), shift.to(sdt), act, residual);
   }
   const int64_t M = x.numel() / std::max<int64_t>(C, 1);
   WANWU_CHECK_SHAPE(M > 1, "batch_norm: expected more than 1 value per channel when training, got input shape ",

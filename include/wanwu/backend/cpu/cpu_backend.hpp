@@ -75,6 +75,8 @@ class CpuBackend final : public Backend {
                            const Tensor& relu_out) override;
   void batch_norm_act_grad(const Tensor& grad_h, const Tensor& grad_y, const Tensor& x, const Tensor& scale,
                            const Tensor& shift, BinaryOp bwd) override;
+  void batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift, Activation act,
+                        const Tensor& residual) override;
   void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
                           const Tensor& weight, const Tensor& bias, double eps) override;
   void layer_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,

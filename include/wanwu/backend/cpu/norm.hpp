@@ -191,6 +191,24 @@ void batch_norm_act_grad_typed(T* gh, const T* gy, const T* x, const T* scale, c
   }
 }
 
+// y = act(x * scale + shift + res) per channel (res may be null): batch norm in eval mode.
+template <class T, class Act>
+void batch_norm_apply_typed(T* y, const T* x, const T* scale, const T* shift, const T* res, int64_t M, int64_t C,
+                            Act act) {
+  for_each_row(M, C, [&](int64_t m) {
+    const T* xr = x + m * C;
+    T* yr = y + m * C;
+    if (res) {
+      const T* rr = res + m * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) yr[c] = act(xr[c] * scale[c] + shift[c] + rr[c]);
+    } else {
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) yr[c] = act(xr[c] * scale[c] + shift[c]);
+    }
+  });
+}
+
 // Sum of f(m) over m in [0, n) with 64 bytes x 2 of independent lanes: the vector loop keeps
 // several accumulators in flight. With one, a row reduction is a chain of dependent adds and
 // latency-bound (a 768-wide row: 96 adds of 3+ cycles each, longer than reading the row).

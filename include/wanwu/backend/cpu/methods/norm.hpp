@@ -85,6 +85,27 @@ WANWU_CPU_METHOD void CpuBackend::batch_norm_act_grad(const Tensor& grad_h, cons
       });
 }
 
+WANWU_CPU_METHOD void CpuBackend::batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& scale,
+                                                   const Tensor& shift, Activation act, const Tensor& residual) {
+  cpu::dispatch_f32_f64(
+      x.dtype(), "batch_norm (eval)",
+      [&] {  // 16-bit x: computed in f32 (scale and shift are f32) and rounded once, on the way out
+        const Tensor yf = cpu::widened_buffer(y);
+        batch_norm_apply(yf, cpu::widen(x), scale, shift, act, cpu::widen(residual));
+        cpu::narrow_into(y, yf);
+      },
+      [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const int64_t C = x.size(-1), M = x.numel() / std::max<int64_t>(C, 1);
+        with_activation(act, [&](auto f) {
+          cpu::batch_norm_apply_typed<T>(static_cast<T*>(y.data_ptr()), static_cast<const T*>(x.data_ptr()),
+                                         static_cast<const T*>(scale.data_ptr()),
+                                         static_cast<const T*>(shift.data_ptr()), cpu::ptr_or_null<const T>(residual),
+                                         M, C, f);
+        });
+      });
+}
+
 WANWU_CPU_METHOD void CpuBackend::layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd,
                                                      const Tensor& x, const Tensor& weight, const Tensor& bias,
                                                      double eps) {
