@@ -43,11 +43,17 @@ inline Tensor cudnn_workspace(size_t bytes, int dev) {
 inline constexpr int kConvBenchmarkLimit = 10;
 
 // Mean milliseconds of `reps` runs of run() (a cudnnStatus_t) on the device's stream after one
-// untimed run, or -1 when a run fails (the candidate is skipped). Waits for the device, which
-// benchmark mode does once per shape.
+// untimed run, or -1 when a run fails (the candidate is skipped; the stream is drained first, so
+// that the caller may destroy the failed candidate's plan with nothing of it still running).
+// Waits for the device, which benchmark mode does once per shape.
 template <class Run>
 float time_conv_candidate(int dev, Run&& run, int reps = 3) {
-  if (run() != CUDNN_STATUS_SUCCESS) return -1.f;
+  const cudaStream_t s = stream(dev);
+  auto failed = [&] {
+    WANWU_CUDA_CHECK(cudaStreamSynchronize(s));
+    return -1.f;
+  };
+  if (run() != CUDNN_STATUS_SUCCESS) return failed();
   struct Events {
     cudaEvent_t start = nullptr, stop = nullptr;
     ~Events() {
@@ -57,10 +63,9 @@ float time_conv_candidate(int dev, Run&& run, int reps = 3) {
   } ev;
   WANWU_CUDA_CHECK(cudaEventCreate(&ev.start));
   WANWU_CUDA_CHECK(cudaEventCreate(&ev.stop));
-  const cudaStream_t s = stream(dev);
   WANWU_CUDA_CHECK(cudaEventRecord(ev.start, s));
   for (int i = 0; i < reps; ++i)
-    if (run() != CUDNN_STATUS_SUCCESS) return -1.f;
+    if (run() != CUDNN_STATUS_SUCCESS) return failed();
   WANWU_CUDA_CHECK(cudaEventRecord(ev.stop, s));
   WANWU_CUDA_CHECK(cudaEventSynchronize(ev.stop));
   float ms = 0.f;
@@ -110,9 +115,9 @@ ConvChoice choose_conv_candidate(int dev, ConvAlgorithmSearch search, int64_t co
       return c;
     }
     ++tried;
+    last_ran = i;  // from here the output may hold this candidate's result, whole or (failed) partial
     const float ms = time_conv_candidate(dev, once);
     if (ms < 0.f) continue;
-    last_ran = i;
     if (c.index >= 0 && ms >= best_ms) continue;
     c.index = i;
     c.workspace = bytes;

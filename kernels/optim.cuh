@@ -104,7 +104,7 @@ __global__ void sgd_multi_kernel(const __grid_constant__ MultiTensorArgs<3> a, c
       [&](int k, int i) {
         pc[k] = cv<C>(p[i]);
         gc[k] = cv<C>(g[i]);
-        if (buf) bc[k] = cv<C>(buf[i]);
+        bc[k] = buf ? cv<C>(buf[i]) : C(0);  // each round starts from zero state, as the CPU's
       },
       [&](int k, int i) {
         sgd_update<C>(pc[k], gc[k], bc[k], s);
@@ -130,7 +130,7 @@ __global__ void adam_multi_kernel(const __grid_constant__ MultiTensorArgs<5> a, 
         gc[k] = cv<C>(g[i]);
         mc[k] = cv<C>(m[i]);
         vc[k] = cv<C>(v[i]);
-        if (vmax) xc[k] = cv<C>(vmax[i]);
+        xc[k] = vmax ? cv<C>(vmax[i]) : C(0);
       },
       [&](int k, int i) {
         adam_update<C>(pc[k], gc[k], mc[k], vc[k], xc[k], s);

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -17,7 +18,15 @@
 namespace cp {
 
 using namespace wanwu;
-inline const Device kCuda = Device::cuda(0);
+// WANWU_PARITY_DEVICE=cpu in the environment makes the CPU "the device": the suite's dry run
+// (ctest's cuda_parity_on_cpu), in which every case runs its own code, the CPU backend in the dtype
+// under test against f64 and the suite's tolerances, on machines without a GPU. It finds a test's
+// own mistakes before GPU time is spent on them.
+inline bool on_cpu() {
+  const char* d = std::getenv("WANWU_PARITY_DEVICE");
+  return d && std::string(d) == "cpu";
+}
+inline const Device kCuda = on_cpu() ? Device::cpu() : Device::cuda(0);
 
 struct Tol {
   double rtol, atol;

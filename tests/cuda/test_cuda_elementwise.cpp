@@ -127,8 +127,14 @@ TEST_CASE("packed elementwise path: tails, misaligned views, boolean outputs and
         cp::compare_exact("square", square(da).cpu(), square(ha));  // unary on the view itself
         cp::compare_exact("relu", relu(da - 50.0).cpu(), relu(ha - 50.0));
         cp::compare_exact("lt", lt(da, db).cpu(), lt(ha, hb));
-        for (DType to : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::u8, DType::i32})
+        if (is_floating(dt)) cp::compare_exact("isfinite", isfinite(da / db).cpu(), isfinite(ha / hb));  // 0/0, x/0
+        for (DType to : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::u8, DType::i32, DType::boolean})
           cp::compare_exact("cast", da.to(to).cpu(), ha.to(to));
+        // in place on the view, the output one of the inputs (a thread reads and writes one pack)
+        Tensor dc = base_a.to(kCuda).clone().slice(0, off, off + n), hc = base_a.clone().slice(0, off, off + n);
+        dc.add_(db);
+        hc.add_(hb);
+        cp::compare_exact("add_ in place", dc.cpu(), hc);
       }
     }
   }

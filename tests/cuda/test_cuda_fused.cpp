@@ -125,20 +125,88 @@ TEST_CASE("linear with a fused bias and activation epilogue, 2-D and 3-D input, 
   }
 }
 
+// Sizes whose rows are whole 16-byte multiples in every dtype, which cuBLASLt's f16/bf16 epilogues
+// accept (the odd sizes above may leave them to the GEMM-then-kernel fallback); a bias one element
+// into its storage, which the heuristic declines, so the fallback runs; and TF32 products with the
+// epilogue.
+TEST_CASE("linear epilogue at aligned sizes, with a misaligned bias, and under TF32") {
+  const Tensor x = cp::rnd({32, 64}, -1, 1, 86), w = cp::rnd({64, 64}, -0.3, 0.3, 87), b = cp::rnd({65}, -1, 1, 88);
+  for (DType dt : cp::kFloatTypes) {
+    for (GemmEpilogue act : {GemmEpilogue::none, GemmEpilogue::relu, GemmEpilogue::gelu_tanh}) {
+      CAPTURE(static_cast<int>(act));
+      const cp::Tol tol = dt == DType::f32 && act == GemmEpilogue::gelu_tanh ? cp::Tol{1e-3, 2e-4} : cp::tol_for(dt);
+      for (bool grads : {true, false}) {
+        CAPTURE(grads);
+        cp::parity("linear epilogue, aligned", [&](const std::vector<Tensor>& in) {
+          return linear(in[0], in[1], in[2].narrow(0, 0, 64), act);
+        }, {x, w, b}, dt, grads, tol);
+        cp::parity("linear epilogue, bias not 16-byte aligned", [&](const std::vector<Tensor>& in) {
+          return linear(in[0], in[1], in[2].narrow(0, 1, 64), act);
+        }, {x, w, b}, dt, grads, tol);
+      }
+    }
+  }
+  for (GemmEpilogue act : {GemmEpilogue::none, GemmEpilogue::relu, GemmEpilogue::gelu_tanh}) {
+    CAPTURE(static_cast<int>(act));
+    MatmulPrecisionGuard guard(MatmulPrecision::tf32);
+    // TF32 rounds the inputs to 10-bit mantissas: about 1e-3 relative over 64 terms
+    cp::parity("linear epilogue, TF32", [&](const std::vector<Tensor>& in) {
+      return linear(in[0], in[1], in[2].narrow(0, 0, 64), act);
+    }, {x, w, b}, DType::f32, true, cp::Tol{5e-3, 2e-3});
+  }
+}
+
+// Every register width of the warp-per-row kernels (up to 16 values per lane: C = 50, 100, 200
+// fill 2, 4 and 8) and classes on axis 1 of a [N, C, d] input (the op moves them last first).
+TEST_CASE("fused cross_entropy: every warp row width, and classes on axis 1") {
+  for (DType dt : cp::kFloatTypes) {
+    for (int64_t C : {50, 100, 200}) {
+      CAPTURE(C);
+      const Tensor logits = cp::rnd({21, C}, -4, 4, 90 + C), weight = cp::rnd({C}, 0.2, 2.0, 91 + C);
+      const Tensor target = class_targets(21, C, -100, 4, 92 + C);
+      CrossEntropyOptions o;
+      o.label_smoothing = 0.1;
+      cp::parity("cross_entropy", [&](const std::vector<Tensor>& in) {
+        CrossEntropyOptions oo = o;
+        oo.weight = in[2];
+        return cross_entropy(in[0], in[1], oo);
+      }, {logits, target, weight}, dt);
+    }
+    const Tensor logits = cp::rnd({4, 7, 3}, -4, 4, 95);
+    const Tensor target = class_targets(12, 7, -100, 5, 96).view({4, 3});
+    for (Reduction r : {Reduction::none, Reduction::mean}) {
+      CAPTURE(static_cast<int>(r));
+      CrossEntropyOptions o;
+      o.reduction = r;
+      cp::parity("cross_entropy [N, C, d]",
+                 [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], in[1], o); }, {logits, target}, dt);
+    }
+  }
+}
+
 TEST_CASE("multi-tensor SGD and Adam kernels: many tensors of mixed sizes and dtypes over several launches") {
-  // 72 tensors: 52 non-empty ones share a kernel (more than one launch's 48), the rest split into
-  // bf16 parameters, bf16 gradients of f32 parameters and entries without the optional state.
+  // 72 tensors: 40-odd non-empty f32 ones share a kernel, the rest split into bf16, f16 and f64
+  // parameters, bf16 gradients of f32 parameters and entries without the optional state (whose
+  // chunks of more than one round, 4097 and 100000 elements, must start each round from zero
+  // state). Launches hold at most 48 tensors, so some groups take more than one.
   const std::vector<int64_t> sizes = {0, 1, 7, 4097, 100000, 4096, 33, 8193, 1000, 2, 12345, 513, 300};
   const int count = 72;
-  auto param_dtype = [](int i) { return i % 12 == 5 ? DType::bf16 : DType::f32; };
-  auto grad_dtype = [](int i) { return i % 12 == 5 || i % 12 == 9 ? DType::bf16 : DType::f32; };
+  auto param_dtype = [](int i) {
+    return i % 12 == 5 ? DType::bf16 : i % 12 == 7 ? DType::f16 : i % 12 == 11 ? DType::f64 : DType::f32;
+  };
+  auto grad_dtype = [&](int i) { return i % 12 == 9 ? DType::bf16 : param_dtype(i); };
   auto has_state = [](int i) { return i % 17 != 4; };
-  auto tol = [](DType d) { return d == DType::f32 ? cp::Tol{1e-5, 1e-6} : cp::Tol{1e-2, 1e-2}; };
+  auto tol = [](DType d) {
+    return d == DType::f64 ? cp::Tol{1e-12, 1e-13} : d == DType::f32 ? cp::Tol{1e-5, 1e-6} : cp::Tol{1e-2, 1e-2};
+  };
   auto grad = [&](int i, int step) {
     return cp::rnd({sizes[i % sizes.size()]}, -1, 1, 1000 + 100 * step + i).to(grad_dtype(i));
   };
 
-  {  // SGD with momentum, nesterov and weight decay; entries with and without a momentum buffer
+  // SGD with momentum, nesterov and weight decay, then with dampening and no nesterov; entries
+  // with and without a momentum buffer
+  for (bool nesterov : {true, false}) {
+    CAPTURE(nesterov);
     std::vector<Tensor> pc, pd, bc, bd;
     for (int i = 0; i < count; ++i) {
       const int64_t n = sizes[i % sizes.size()];
@@ -152,7 +220,8 @@ TEST_CASE("multi-tensor SGD and Adam kernels: many tensors of mixed sizes and dt
       s.lr = 0.1;
       s.momentum = 0.9;
       s.weight_decay = 1e-2;
-      s.nesterov = true;
+      s.nesterov = nesterov;
+      s.dampening = nesterov ? 0.0 : 0.1;
       s.init_buffer = step == 0;
       std::vector<SgdTensors> cpu_ts, dev_ts;
       for (int i = 0; i < count; ++i) {

@@ -77,7 +77,7 @@ TEST_CASE("layer_norm forward and backward, with and without affine parameters")
     // every register width of the vector forward (up to 16 vectors of 16 bytes per lane: 4096
     // values in 16-bit types, 2048 in f32) and input gradient (up to 8: 2048 and 1024), their
     // boundaries, rows no vector splits (33, 769), and block rows beyond
-    for (int64_t M : {1, 32, 33, 100, 256, 300, 512, 768, 769, 1024, 1100, 2048, 2056}) {
+    for (int64_t M : {1, 32, 33, 100, 256, 300, 512, 768, 769, 1024, 1100, 1280, 2048, 2056}) {
       CAPTURE(M);
       const Tensor r = cp::rnd({7, M}, -3, 3, 50 + M), rw = cp::rnd({M}, 0.5, 1.5, 51), rb = cp::rnd({M}, -1, 1, 52);
       cp::parity("layer_norm rows", [M](const std::vector<Tensor>& in) { return layer_norm(in[0], {M}, in[1], in[2]); },
@@ -94,6 +94,27 @@ TEST_CASE("layer_norm forward and backward, with and without affine parameters")
       const DType pd = in[0].dtype() == DType::f64 ? DType::f64 : DType::f32;
       return layer_norm(in[0], {96}, in[1].to(pd), in[2].to(pd));
     }, {x, w, b}, dt);
+    // ... at widths where a lane holds several vectors (768, 1280, 2048: the f32 parameters of a
+    // vector are two 16-byte loads at 16-bit activations), rows no vector splits (100) and block rows
+    for (int64_t M : {100, 768, 1280, 2048, 2056}) {
+      CAPTURE(M);
+      const Tensor r = cp::rnd({7, M}, -3, 3, 60 + M), rw = cp::rnd({M}, 0.5, 1.5, 61), rb = cp::rnd({M}, -1, 1, 62);
+      cp::parity("layer_norm rows, parameters in f32", [M](const std::vector<Tensor>& in) {
+        const DType pd = in[0].dtype() == DType::f64 ? DType::f64 : DType::f32;
+        return layer_norm(in[0], {M}, in[1].to(pd), in[2].to(pd));
+      }, {r, rw, rb}, dt);
+    }
+    // the activation one element into its storage (contiguous, not 16-byte aligned) with aligned
+    // parameters: the element-wise kernels, forward and input gradient
+    cp::parity("layer_norm, input not 16-byte aligned", [](const std::vector<Tensor>& in) {
+      const int64_t n = in[0].numel();
+      const Tensor shifted = cat({in[0].flatten(), in[0].flatten()}).slice(0, 1, n + 1).view(in[0].shape());
+      REQUIRE(shifted.is_contiguous());
+      return layer_norm(shifted, {96}, in[1], in[2]);
+    }, {x, w, b}, dt);
+    cp::parity("layer_norm, bias without weight", [](const std::vector<Tensor>& in) {
+      return layer_norm(in[0], {96}, Tensor(), in[1]);
+    }, {x, b}, dt);
   }
 }
 
@@ -138,13 +159,22 @@ TEST_CASE("batch_norm in training and eval mode, forward, backward and running s
       }
     // Under autocast a f16/bf16 activation meets the model's f32 weight and bias: the kernels must
     // read them as f32 and write their gradients as f32.
-    for (Activation act : {Activation::none, Activation::silu}) {
+    for (Activation act : {Activation::none, Activation::relu, Activation::silu}) {
       CAPTURE(static_cast<int>(act));
       cp::parity("batch_norm train, parameters in f32", [&](const std::vector<Tensor>& in) {
         const DType pd = in[0].dtype() == DType::f64 ? DType::f64 : DType::f32;
         return batch_norm_act(in[0], Tensor(), Tensor(), in[1].to(pd), in[2].to(pd), Mode::train, act);
       }, {x, w, b}, dt);
     }
+    cp::parity("batch_norm train, parameters in f32, residual and ReLU", [&](const std::vector<Tensor>& in) {
+      const DType pd = in[0].dtype() == DType::f64 ? DType::f64 : DType::f32;
+      return batch_norm_act(in[0], Tensor(), Tensor(), in[1].to(pd), in[2].to(pd), Mode::train, Activation::relu, 0.1,
+                            1e-5, in[3]);
+    }, {x, w, b, r}, dt);
+    // the parameters' gradients alone (the input needs none: the backward makes no input gradient)
+    cp::parity("batch_norm_act train, no input gradient", [&](const std::vector<Tensor>& in) {
+      return batch_norm_act(in[0].detach(), Tensor(), Tensor(), in[1], in[2], Mode::train, Activation::relu, 0.1, 1e-5);
+    }, {x, w, b}, dt);
     cp::parity("batch_norm 2-D no affine", [&](const std::vector<Tensor>& in) {
       return batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), Mode::train);
     }, {cp::rnd({64, 10}, 5, 9, 27)}, dt);
@@ -160,14 +190,15 @@ TEST_CASE("batch_norm in training and eval mode, forward, backward and running s
 // inside both backward passes) and with the input one element into its storage (misaligned: the
 // scalar passes).
 TEST_CASE("batch_norm over many rows and channel counts that do not fill a block") {
-  const std::vector<Shape> shapes = {{8, 50, 50, 64}, {5003, 3}, {3, 17, 19, 300}, {37, 2056}};
+  // {4096, 8}: one channel group per block in f16/bf16 (a block of 1 x 256 threads down the rows)
+  const std::vector<Shape> shapes = {{8, 50, 50, 64}, {5003, 3}, {3, 17, 19, 300}, {37, 2056}, {4096, 8}};
   for (DType dt : cp::kFloatTypes) {
     for (const Shape& s : shapes) {
       CAPTURE(dt);
       CAPTURE(s);
       const int64_t C = s.back();
       const Tensor x = cp::rnd(s, 3, 7, 40), w = cp::rnd({C}, 0.5, 1.5, 41), b = cp::rnd({C}, -1, 1, 42);
-      for (Activation act : {Activation::none, Activation::relu, Activation::silu}) {
+      for (Activation act : {Activation::none, Activation::relu, Activation::relu6, Activation::silu}) {
         CAPTURE(static_cast<int>(act));
         cp::parity("batch_norm_act train", [&](const std::vector<Tensor>& in) {
           return batch_norm_act(in[0], Tensor(), Tensor(), in[1], in[2], Mode::train, act, 0.1, 1e-5);
@@ -179,6 +210,18 @@ TEST_CASE("batch_norm over many rows and channel counts that do not fill a block
         REQUIRE(shifted.is_contiguous());
         return batch_norm_act(shifted, Tensor(), Tensor(), in[1], in[2], Mode::train, Activation::relu, 0.1, 1e-5);
       }, {x, w, b}, dt);
+      // a ResNet block's end, relu(batch_norm(x) + r), packed where C splits into packs and
+      // element-wise where it does not, and with the residual one element into its storage
+      const Tensor r = cp::rnd(s, -4, 1, 43);
+      cp::parity("batch_norm_act train, residual", [&](const std::vector<Tensor>& in) {
+        return batch_norm_act(in[0], Tensor(), Tensor(), in[1], in[2], Mode::train, Activation::relu, 0.1, 1e-5, in[3]);
+      }, {x, w, b, r}, dt);
+      cp::parity("batch_norm_act train, residual one element into its storage", [&](const std::vector<Tensor>& in) {
+        const int64_t n = in[3].numel();
+        const Tensor shifted = cat({in[3].flatten(), in[3].flatten()}).slice(0, 1, n + 1).view(in[3].shape());
+        return batch_norm_act(in[0], Tensor(), Tensor(), in[1], in[2], Mode::train, Activation::relu, 0.1, 1e-5,
+                              shifted);
+      }, {x, w, b, r}, dt);
     }
   }
 }
