@@ -11,8 +11,15 @@
 // Wall-clock time over many iterations between two device synchronizations, so launch overheads
 // count as they do in training. benchmarks/gpu_compare.py runs the same work in PyTorch and writes
 // the table.
+//
+// WANWU_BENCH_DEVICE=cpu is the program's dry run (ctest's gpu_bench_on_cpu): the same rows on
+// the CPU at shapes cut down to run in seconds, one timed call each. Its figures mean nothing; it
+// shows, without a GPU, that every row runs to its end and prints what gpu_compare.py reads, so
+// that GPU time is not lost to a mistake in the benchmark itself.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
 
@@ -21,12 +28,20 @@
 using namespace wanwu;
 
 namespace {
-const Device kDev = Device::cuda(0);
+const bool kDry = [] {
+  const char* d = std::getenv("WANWU_BENCH_DEVICE");
+  return d && std::string(d) == "cpu";
+}();
+const Device kDev = kDry ? Device::cpu() : Device::cuda(0);
 
-void sync() { backend_for(kDev).synchronize(0); }
+// A size of the GPU benchmark, divided by `div` in the dry run.
+int64_t sz(int64_t n, int64_t div) { return kDry ? std::max<int64_t>(1, n / div) : n; }
+
+void sync() { backend_for(kDev).synchronize(kDev.index); }
 
 double time_ms(int iters, const std::function<void()>& f) {
-  for (int i = 0; i < 3; ++i) f();  // warm-up: cuDNN/cuBLASLt heuristics, allocator pool
+  if (kDry) iters = 1;
+  for (int i = 0; i < (kDry ? 1 : 3); ++i) f();  // warm-up: cuDNN/cuBLASLt heuristics, allocator pool
   sync();
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < iters; ++i) f();
@@ -34,10 +49,32 @@ double time_ms(int iters, const std::function<void()>& f) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / iters;
 }
 
+std::string json_escaped(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    o += c == '\n' ? ' ' : c;
+  }
+  return o;
+}
+
+// Runs one row; a row that throws prints its error and the program goes on to the next, so one
+// failure does not cost the rows after it (gpu_compare.py shows it as a missing time).
+void guarded(const std::string& name, const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    std::printf("{\"name\": \"%s\", \"error\": \"%s\"}\n", name.c_str(), json_escaped(e.what()).c_str());
+    std::fflush(stdout);
+  }
+}
+
 void bench(const std::string& name, int iters, const std::function<void()>& f, double bytes = 0) {
-  const double ms = time_ms(iters, f);
-  std::printf("{\"name\": \"%s\", \"ms\": %.5f, \"bytes\": %.0f}\n", name.c_str(), ms, bytes);
-  std::fflush(stdout);
+  guarded(name, [&] {
+    const double ms = time_ms(iters, f);
+    std::printf("{\"name\": \"%s\", \"ms\": %.5f, \"bytes\": %.0f}\n", name.c_str(), ms, bytes);
+    std::fflush(stdout);
+  });
 }
 
 Tensor dev_randn(const Shape& s, DType dt) { return randn(s, TensorOptions(dt).device(kDev)); }
@@ -45,8 +82,9 @@ Tensor dev_randn(const Shape& s, DType dt) { return randn(s, TensorOptions(dt).d
 // One ResNet-50 convolution at batch 32, bf16 NHWC: forward, backward-data, backward-filter.
 void conv_bench(const std::string& tag, int64_t hw, int64_t cin, int64_t cout, int64_t k, int64_t stride) {
   const int64_t pad = k / 2, ohw = (hw + 2 * pad - k) / stride + 1;
-  const Tensor x = dev_randn({32, hw, hw, cin}, DType::bf16), w = dev_randn({cout, k, k, cin}, DType::bf16);
-  const Tensor gy = dev_randn({32, ohw, ohw, cout}, DType::bf16);
+  const int64_t n = sz(32, 16);
+  const Tensor x = dev_randn({n, hw, hw, cin}, DType::bf16), w = dev_randn({cout, k, k, cin}, DType::bf16);
+  const Tensor gy = dev_randn({n, ohw, ohw, cout}, DType::bf16);
   Conv2dParams p;
   p.stride_h = p.stride_w = stride;
   p.pad_top = p.pad_bottom = p.pad_left = p.pad_right = pad;
@@ -60,7 +98,8 @@ void conv_bench(const std::string& tag, int64_t hw, int64_t cin, int64_t cout, i
 // activations with f32 parameters and running statistics as autocast hands them over: the
 // training step's backward trails PyTorch's, and this is its largest memory-bound piece.
 void batch_norm_bench(int64_t hw, int64_t c) {
-  const Tensor x0 = dev_randn({256, hw, hw, c}, DType::bf16), gy = dev_randn({256, hw, hw, c}, DType::bf16);
+  const int64_t n = sz(256, 64);
+  const Tensor x0 = dev_randn({n, hw, hw, c}, DType::bf16), gy = dev_randn({n, hw, hw, c}, DType::bf16);
   const TensorOptions f32 = TensorOptions(DType::f32).device(kDev);
   Tensor w = ones({c}, f32).requires_grad_(true), b = zeros({c}, f32).requires_grad_(true);
   Tensor rm = zeros({c}, f32), rv = ones({c}, f32);
@@ -77,6 +116,7 @@ void batch_norm_bench(int64_t hw, int64_t c) {
 
 // Cross-entropy forward + backward from logits [n, c] with class indices, as a training step runs it.
 void cross_entropy_bench(int64_t n, int64_t c, DType dt) {
+  n = sz(n, 16);
   const Tensor x = dev_randn({n, c}, dt).requires_grad_(true);
   const Tensor y = randint(0, c, {n}, TensorOptions(DType::i64).device(kDev));
   const int64_t es = dt == DType::f32 ? 4 : 2;
@@ -177,7 +217,7 @@ void resnet50_train_step(int64_t batch, int iters, ConvAlgorithmSearch search) {
   std::fflush(stdout);
   if (bench_mode) return;
   double phase[3] = {0, 0, 0};
-  const int reps = 5;
+  const int reps = kDry ? 1 : 5;
   for (int i = 0; i < reps; ++i) step(phase);
   for (double& t : phase) t /= reps;
   std::printf("{\"phases\": \"resnet50\", \"forward_ms\": %.3f, \"backward_ms\": %.3f, \"optimizer_ms\": %.3f}\n",
@@ -198,25 +238,27 @@ void resnet50_train_step(int64_t batch, int iters, ConvAlgorithmSearch search) {
 }  // namespace
 
 int main() {
-  if (!cuda_is_available()) {
+  if (!kDry && !cuda_is_available()) {
     std::printf("no CUDA device\n");
     return 77;
   }
   {
     NoGradGuard no_grad;
     {
-      const Tensor a = dev_randn({8192, 8192}, DType::bf16), b = dev_randn({8192, 8192}, DType::bf16);
+      const int64_t k = sz(8192, 16);
+      const Tensor a = dev_randn({k, k}, DType::bf16), b = dev_randn({k, k}, DType::bf16);
       bench("gemm bf16 8192^3", 20, [&] { (void)matmul(a, b); });
     }
     {
-      const Tensor a = dev_randn({4096, 4096}, DType::f32), b = dev_randn({4096, 4096}, DType::f32);
+      const int64_t k = sz(4096, 16);
+      const Tensor a = dev_randn({k, k}, DType::f32), b = dev_randn({k, k}, DType::f32);
       bench("gemm f32 4096^3", 10, [&] { (void)matmul(a, b); });
       MatmulPrecisionGuard tf32(MatmulPrecision::tf32);
       bench("gemm f32 4096^3 tf32", 20, [&] { (void)matmul(a, b); });
     }
     {
       // ViT-B/16's MLP input projection at batch 256: [50432, 768] -> 3072, bias + tanh-GELU
-      const Tensor x = dev_randn({256 * 197, 768}, DType::bf16), w = dev_randn({3072, 768}, DType::bf16);
+      const Tensor x = dev_randn({sz(256 * 197, 256), 768}, DType::bf16), w = dev_randn({3072, 768}, DType::bf16);
       const Tensor b = dev_randn({3072}, DType::bf16);
       bench("linear+bias+gelu_tanh bf16 [50432,768]x[768,3072]", 20,
             [&] { (void)linear(x, w, b, GemmEpilogue::gelu_tanh); });
@@ -226,7 +268,7 @@ int main() {
     conv_bench("3x3/2 56x56 128->128", 56, 128, 128, 3, 2);
     conv_bench("3x3 14x14 256->256", 14, 256, 256, 3, 1);
     conv_bench("1x1 7x7 512->2048", 7, 512, 2048, 1, 1);
-    const int64_t n = int64_t(64) << 20;
+    const int64_t n = sz(int64_t(64) << 20, 64);
     {
       const Tensor a = dev_randn({n}, DType::f32), b = dev_randn({n}, DType::f32);
       bench("copy f32 64M", 20, [&] { (void)a.clone(); }, 2.0 * 4 * n);
@@ -237,14 +279,14 @@ int main() {
       bench("cast bf16->f32 64M", 20, [&] { (void)ah.to(DType::f32); }, 6.0 * n);
     }
     {
-      const int64_t rows = 64 * 12 * 197, cols = 197;
+      const int64_t rows = sz(64 * 12 * 197, 64), cols = 197;
       const Tensor s = dev_randn({rows, cols}, DType::f32);
       bench("softmax f32 [151296,197]", 20, [&] { (void)softmax(s, -1); }, 2.0 * 4 * rows * cols);
       const Tensor sh = s.to(DType::bf16);
       bench("softmax bf16 [151296,197]", 20, [&] { (void)softmax(sh, -1); }, 2.0 * 2 * rows * cols);
     }
     {
-      const int64_t rows = 256 * 197;
+      const int64_t rows = sz(256 * 197, 64);
       const Tensor x = dev_randn({rows, 768}, DType::f32), w = dev_randn({768}, DType::f32),
                    b = dev_randn({768}, DType::f32);
       bench("layer_norm f32 [50432,768]", 20, [&] { (void)layer_norm(x, {768}, w, b); }, 2.0 * 4 * rows * 768);
@@ -252,7 +294,7 @@ int main() {
       bench("layer_norm bf16 [50432,768]", 20, [&] { (void)layer_norm(xh, {768}, wh, bh); }, 2.0 * 2 * rows * 768);
     }
     {
-      const int64_t np = int64_t(25) << 20;
+      const int64_t np = sz(int64_t(25) << 20, 64);
       Tensor p = dev_randn({np}, DType::f32), g = dev_randn({np}, DType::f32),
              m = zeros({np}, TensorOptions(DType::f32).device(kDev)), v = zeros({np}, TensorOptions(DType::f32).device(kDev));
       AdamStepParams s;
@@ -263,11 +305,12 @@ int main() {
   cross_entropy_bench(256, 1000, DType::f32);
   cross_entropy_bench(8192, 1000, DType::f32);
   cross_entropy_bench(8192, 1000, DType::bf16);
-  optimizer_bench();
+  guarded("optimizer steps", optimizer_bench);
   batch_norm_bench(56, 64);
   batch_norm_bench(56, 256);
   batch_norm_bench(14, 1024);
-  resnet50_train_step(256, 10, ConvAlgorithmSearch::heuristic);
-  resnet50_train_step(256, 10, ConvAlgorithmSearch::benchmark);
+  guarded("resnet50 train step", [] { resnet50_train_step(sz(256, 128), 10, ConvAlgorithmSearch::heuristic); });
+  guarded("resnet50 train step, conv benchmark mode",
+          [] { resnet50_train_step(sz(256, 128), 10, ConvAlgorithmSearch::benchmark); });
   return 0;
 }

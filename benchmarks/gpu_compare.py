@@ -308,6 +308,10 @@ def write_results(out, ours, our_train, our_train_bm, our_phases, our_ops, our_o
         t = theirs.get(name, {}).get("ms")
         lines.append(f"| {name} | {fmt(w, '.4f')} | {fmt(t, '.4f')} | {fmt(t / w if w and t else None, '.2f')} |")
 
+    failed = [(n, r["error"]) for n, r in ours.items() if "error" in r]
+    if failed:
+        lines += ["", "wanwu rows that failed:", ""] + [f"- {n}: {e}" for n, e in failed]
+
     copy_t = theirs.get("copy f32 64M")
     ceiling = copy_t["bytes"] / copy_t["ms"] / 1e6 if copy_t else None  # GB/s
     lines += ["", f"Memory-bound ops, GB/s (bytes read + written / time); torch's copy: {fmt(ceiling, '.0f')} GB/s",
