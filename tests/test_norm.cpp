@@ -230,6 +230,53 @@ TEST_CASE("batch_norm in eval mode: gradients, and 16-bit input rounded once") {
   });
 }
 
+// The eval node keeps its input only for what reads it in the backward (the scale's gradient,
+// SiLU's or ReLU6's derivative): a frozen batch norm in a fine-tuned network must not hold every
+// activation before it alive. The input is a temporary here, so what the graph keeps shows in the
+// live bytes.
+TEST_CASE("batch_norm in eval mode keeps its input for the backward only when a gradient reads it") {
+  Generator g(14);
+  const Tensor x0 = randn({8, 16, 16, 64}, DType::f32, &g).requires_grad_(true);  // 512 KiB
+  const Tensor rm = zeros({64}), rv = ones({64});
+  const Tensor w_frozen = ones({64}), b_frozen = zeros({64});
+  const Tensor w = ones({64}).requires_grad_(true), b = zeros({64}).requires_grad_(true);
+  const size_t xbytes = static_cast<size_t>(x0.numel()) * 4;
+  auto kept = [&](const Tensor& wt, const Tensor& bt, Activation act) {
+    const size_t base = cpu_allocator().stats().allocated;
+    Tensor y;
+    {
+      const Tensor h = x0 * 2.0;
+      y = batch_norm_act(h, rm, rv, wt, bt, Mode::eval, act);
+    }
+    return cpu_allocator().stats().allocated - base;  // y, and what the graph keeps
+  };
+  for (Activation act : {Activation::none, Activation::relu}) {
+    CAPTURE(static_cast<int>(act));
+    CHECK(kept(w_frozen, b_frozen, act) < xbytes + xbytes / 2);  // y and a few per-channel values
+    CHECK(kept(w, b, act) >= 2 * xbytes);                        // the input too: the weight's gradient reads it
+  }
+  CHECK(kept(w_frozen, b_frozen, Activation::silu) >= 2 * xbytes);  // SiLU's derivative reads it
+}
+
+// Every per-channel tensor and the residual must be on the input's device (the kernels read them
+// through it): a clear error, not a kernel reading another device's pointer.
+TEST_CASE("batch_norm: parameters, statistics or residual on another device") {
+  if (!cuda_is_available()) return;  // needs two devices
+  Generator g(15);
+  const Tensor x = randn({4, 3, 6}, DType::f32, &g).to(Device::cuda(0));
+  const Tensor on_gpu = ones({6}).to(Device::cuda(0)), on_cpu = ones({6});
+  for (Mode mode : {Mode::train, Mode::eval}) {
+    CAPTURE(static_cast<int>(mode));
+    CHECK_THROWS_WITH_AS(batch_norm(x, on_gpu, on_gpu, on_cpu, on_gpu, mode), doctest::Contains("weight is on cpu"),
+                         DeviceError);
+    CHECK_THROWS_WITH_AS(batch_norm(x, on_cpu, on_gpu, on_gpu, on_gpu, mode),
+                         doctest::Contains("running_mean is on cpu"), DeviceError);
+    CHECK_THROWS_WITH_AS(batch_norm_act(x, on_gpu, on_gpu, on_gpu, on_gpu, mode, Activation::relu, 0.1, 1e-5,
+                                        ones({4, 3, 6})),
+                         doctest::Contains("residual is on cpu"), DeviceError);
+  }
+}
+
 TEST_CASE("batch_norm_act keeps only the batch norm's input for the backward, batch_norm then silu keeps two") {
   // [8, 16, 16, 64] f32 is 512 KiB, a size class of its own: the difference in live bytes with the
   // graph alive is exactly the silu input that the separate ops save.

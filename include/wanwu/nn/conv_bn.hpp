@@ -3,9 +3,9 @@
 //
 // In eval mode a batch norm is a per-channel affine map, so conv followed by it is one convolution
 // with weight w * s and bias (b - mean) * s + beta, s = gamma / sqrt(var + eps) (the fold every
-// inference engine does). Run as written, the pair costs three passes over the activations (the
-// batch norm's multiply and add, then the activation) and three fresh tensors; folded, the bias
-// is added inside the convolution's output tile and the activation runs in place: two passes, one
+// inference engine does). Folded, the bias is added inside the convolution's output tile and the
+// activation runs in place: two passes over the activations, one tensor. Run as written, the
+// eval batch norm and its activation are one pass too (batch_norm_apply), but into a second
 // tensor. The fold applies only when nothing can need a gradient (autograd off, or no input or
 // parameter requires one), the batch norm uses running statistics, and autocast is off. Otherwise
 // the convolution runs as written and the batch norm and activation as one op, batch_norm_act,

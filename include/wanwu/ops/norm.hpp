@@ -64,27 +64,36 @@ inline Tensor batch_norm_apply(const Tensor& x, const Tensor& scale, const Tenso
   Tensor y = empty_tensor(x.shape(), x.dtype(), x.device());
   backend_for(x.device()).batch_norm_apply(y, xc, sc, sh, act, contiguous_no_grad(residual));
   if (autograd::any_requires_grad({x, scale, shift, residual})) {
+    // x is kept only for what reads it: the scale's gradient, or SiLU's / ReLU6's derivative
     const bool recompute = act == Activation::silu || act == Activation::relu6;  // the activation's input
-    const SavedTensor sx(xc), ss(sc), sb(recompute ? sh : Tensor()), sy(act == Activation::relu ? y : Tensor());
+    const bool keep_x = recompute || scale.requires_grad();
+    const SavedTensor sx(keep_x ? xc : Tensor()), ss(sc), sb(recompute ? sh : Tensor());
+    const SavedTensor sy(act == Activation::relu ? y : Tensor());
     const bool res = residual.defined();
+    const int64_t C = x.size(-1), M = x.numel() / std::max<int64_t>(C, 1);
+    const DType xdt = x.dtype();
     std::vector<Tensor> inputs = {x, scale, shift};
     if (res) inputs.push_back(residual);
     autograd::record(act == Activation::none ? "batch_norm" : "batch_norm_act", inputs, {y},
-                     [sx, ss, sb, sy, act, recompute, res, sdt](const Grads& g) {
-      const Tensor xv = sx.get(), scv = ss.get(), gy = contiguous_no_grad(g[0]);
+                     [sx, ss, sb, sy, act, recompute, res, sdt, xdt, C, M](const Grads& g) {
+      const Tensor scv = ss.get(), gy = contiguous_no_grad(g[0]);
       Tensor gh = gy;
       if (act == Activation::relu) gh = binary_raw(BinaryOp::relu_backward, gy, sy.get(), gy.dtype());
       if (recompute) {
+        const Tensor xv = sx.get();
         gh = empty_like(xv);
         backend_for(xv.device()).batch_norm_act_grad(
             gh, gy, xv, scv, sb.get(), act == Activation::silu ? BinaryOp::silu_backward : BinaryOp::relu6_backward);
       }
-      const int64_t C = xv.size(-1);
-      const Tensor ghs = raw_reshape(gh.to(sdt), Shape{xv.numel() / std::max<int64_t>(C, 1), C});
       std::vector<Tensor> r(res ? 4 : 3);
-      if (g.needs_input_grad(0)) r[0] = (gh.to(sdt) * scv).to(xv.dtype());
-      if (g.needs_input_grad(1)) r[1] = sum(ghs * raw_reshape(xv.to(sdt), ghs.shape()), {0});
-      if (g.needs_input_grad(2)) r[2] = sum(ghs, {0});
+      const bool params = g.needs_input_grad(1) || g.needs_input_grad(2);
+      if (g.needs_input_grad(0) || params) {
+        const Tensor ghs = gh.to(sdt);  // one widening for every gradient below
+        if (g.needs_input_grad(0)) r[0] = (ghs * scv).to(xdt);
+        const Tensor rows = raw_reshape(ghs, Shape{M, C});
+        if (g.needs_input_grad(1)) r[1] = sum(rows * raw_reshape(sx.get().to(sdt), Shape{M, C}), {0});
+        if (g.needs_input_grad(2)) r[2] = sum(rows, {0});
+      }
       if (res) r[3] = gh;
       return r;
     });
@@ -126,6 +135,12 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
     if (t->defined())
       WANWU_CHECK_SHAPE(t->dim() == 1 && t->size(0) == C, "batch_norm: expected per-channel tensors of shape [", C,
                         "] for input ", x.shape(), ", got ", t->shape());
+  // the kernels read every tensor through the input's device
+  for (const Tensor* t : {&running_mean, &running_var, &weight, &bias, &residual})
+    WANWU_CHECK_T(DeviceError, !t->defined() || t->device() == x.device(), "batch_norm: the input is on ", x.device(),
+                  " but its ", t == &residual ? "residual" : t == &weight ? "weight" : t == &bias ? "bias"
+                                                 : t == &running_mean ? "running_mean" : "running_var",
+                  " is on ", t->device());
   if (mode == Mode::eval) {
     WANWU_CHECK_VALUE(running_mean.defined() && running_var.defined(),
                       "batch_norm: eval mode needs running_mean and running_var");
