@@ -48,9 +48,11 @@ const std::vector<FlagSpec> kSweepOnly = {
     {"resume", Takes::value, "continue the sweep in SWEEPDIR with its saved plan", "SWEEPDIR"},
 };
 // Train flags that are not dimensions: they say where things are or how the program runs.
-const std::set<std::string> kNotDimensions = {"data", "out", "resume", "max-steps", "workers", "device"};
-// Flags that may change between a sweep and its continuation: they do not change any trial.
-const std::set<std::string> kRuntimeFlags = {"workers", "device"};
+const std::set<std::string> kNotDimensions = {"data",   "out",         "resume", "max-steps",
+                                              "workers", "device", "conv-search", "tf32"};
+// Flags that may change between a sweep and its continuation: they do not change any trial's
+// recipe, only where and how fast it runs (passed to every trial, and to a resumed one).
+const std::set<std::string> kRuntimeFlags = {"workers", "device", "conv-search", "tf32"};
 const std::set<std::string> kIntegerFlags = {"epochs", "batch-size", "accum-steps", "img-size", "seed"};
 
 std::vector<FlagSpec> sweep_flags() {
@@ -671,8 +673,12 @@ int run_sweep(int argc, char** argv) {
     return 0;
   }
   std::vector<std::string> runtime;
-  for (const auto& k : kRuntimeFlags)
-    if (a.has(k)) runtime.insert(runtime.end(), {"--" + k, a.str(k)});
+  for (const auto& k : kRuntimeFlags) {
+    if (!a.has(k)) continue;
+    runtime.push_back("--" + k);
+    const auto spec = std::find_if(train_flags().begin(), train_flags().end(), [&](const FlagSpec& f) { return f.name == k; });
+    if (spec != train_flags().end() && spec->takes == Takes::value) runtime.push_back(a.str(k));
+  }
 
   fs::path dir;
   std::vector<Trial> trials;

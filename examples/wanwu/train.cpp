@@ -51,10 +51,21 @@ const std::vector<FlagSpec> kTrainFlags = {
     {"max-steps", Takes::value, "stop after this many optimizer steps in total (resume later)", "N"},
     {"resume", Takes::value, "continue the run in RUNDIR with its saved recipe", "RUNDIR"},
     {"device", Takes::value, "cpu|cuda (default: cuda when available)", "DEV"},
+    {"conv-search", Takes::value,
+     "heuristic|benchmark: how CUDA convolutions pick cuDNN's algorithm for a shape; benchmark times the candidates "
+     "on first use, as torch.backends.cudnn.benchmark (default heuristic)", "MODE"},
+    {"tf32", Takes::nothing, "CUDA f32 matrix products may use TF32 tensor cores (about 1e-3 relative error)"},
 };
 
-// Flags that may accompany --resume: they do not change the recipe.
-const std::vector<std::string> kResumeFlags = {"resume", "max-steps", "workers", "device", "out"};
+// Flags that may accompany --resume: they do not change the recipe (how fast the GPU runs it, where).
+const std::vector<std::string> kResumeFlags = {"resume", "max-steps", "workers", "device", "out", "conv-search", "tf32"};
+
+// --conv-search and --tf32 (per-thread settings, set for the thread that trains).
+ConvAlgorithmSearch conv_search_flag(const Args& a) {
+  return a.choice("conv-search", {"heuristic", "benchmark"}, "heuristic") == "benchmark" ? ConvAlgorithmSearch::benchmark
+                                                                                        : ConvAlgorithmSearch::heuristic;
+}
+MatmulPrecision precision_flag(const Args& a) { return a.has("tf32") ? MatmulPrecision::tf32 : MatmulPrecision::highest; }
 
 volatile std::sig_atomic_t g_interrupted = 0;
 extern "C" void on_sigint(int) {
@@ -390,6 +401,8 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
   c.max_steps = a.integer("max-steps", 0, 1);
   if (!resuming && c.class_weights != "none" && c.class_weights != "auto") require_file(c.class_weights, "--class-weights file");
   const Device device = pick_device(a, "train");
+  const ConvAlgorithmSearchGuard conv_search(conv_search_flag(a));
+  const MatmulPrecisionGuard matmul_precision(precision_flag(a));
 
   // The run directory first: an unwritable --out should fail before minutes of data loading.
   {
@@ -658,6 +671,7 @@ void check_train_args(const std::vector<std::string>& args) {
   const Args a("train", kTrainFlags, static_cast<int>(argv.size()), argv.data(), 0, false);
   (void)parse_config(a);
   a.integer("workers", 2, 0);
+  conv_search_flag(a);
   pick_device(a, "train");
 }
 
@@ -668,7 +682,8 @@ int run_train(int argc, char** argv) {
                            "Fine-tunes a classifier; writes best/last checkpoints, metrics.jsonl, confusion_matrix.csv,\n"
                            "report.html and config.json into RUNDIR. Ctrl-C stops after the current step and saves;\n"
                            "--resume RUNDIR continues (bit-identically on the CPU). On --resume, only --max-steps,\n"
-                           "--workers and --device may be given; the recipe comes from RUNDIR/config.json.",
+                           "--workers, --device, --conv-search and --tf32 may be given; the recipe comes from\n"
+                           "RUNDIR/config.json.",
                            kTrainFlags);
     return 0;
   }

@@ -279,7 +279,9 @@ def case_cuda_train(wanwu, work):
         sys.exit(SKIP)
     check(probe.returncode == 0, f"cuda probe run failed:\n{probe.stderr}")
     res = {}
-    for name, flags in (("cpu", cpu_flags), ("cuda", cuda_flags), ("cuda_bf16", cuda_flags + ["--amp", "bf16"])):
+    # and with cuDNN's algorithms timed per shape and TF32 products (both settings of the training thread)
+    for name, flags in (("cpu", cpu_flags), ("cuda", cuda_flags), ("cuda_bf16", cuda_flags + ["--amp", "bf16"]),
+                        ("cuda_benchmark_tf32", cuda_flags + ["--conv-search", "benchmark", "--tf32"])):
         out = os.path.join(work, name)
         run(wanwu, "train", *base, "--out", out, *flags)
         res[name] = read_jsonl(os.path.join(out, "metrics.jsonl"))
@@ -319,7 +321,8 @@ def case_resume(wanwu, work):
         d = os.path.join(work, name)
         p = run(wanwu, "train", "--out", d, "--max-steps", str(stop), *flags)
         check("--resume" in p.stdout, f"{name}: the stop message does not say how to resume")
-        run(wanwu, "train", "--resume", d, "--workers", "1")  # another worker count: same batches
+        # another worker count: same batches; the GPU-only settings may change on resume (the CPU ignores them)
+        run(wanwu, "train", "--resume", d, "--workers", "1", "--conv-search", "benchmark", "--tf32")
         got = comparable(read_jsonl(os.path.join(d, "metrics.jsonl")))
         check(got == ref, f"{name}: resumed metrics differ\n{got}\n{ref}")
         for f in ("last.safetensors", "best.safetensors"):
@@ -359,6 +362,8 @@ def case_errors(wanwu, work):
         (["train", "--data", data, "--model", "cifar_resnet8", "--out", os.path.join(blocker, "run")] + tiny, 1, "--out"),
         (["train", "--data", data, "--model", "cifar_resnet8", "--out", os.path.join(work, "o6"), "--lr", "fast"], 2, "--lr"),
         (["train", "--data", data, "--model", "cifar_resnet8", "--out", os.path.join(work, "o7"), "--amp", "fp8"], 2, "--amp"),
+        (["train", "--data", data, "--model", "cifar_resnet8", "--out", os.path.join(work, "o7b"), "--conv-search",
+          "fast"], 2, "--conv-search"),
         (["train", "--data", data, "--model", "cifar_resnet8", "--out", os.path.join(work, "o8"), "--epochs", "0"], 2,
          "--epochs"),
         (["train", "--data", data, "--model", "cifar_resnet8", "--out", os.path.join(work, "o9"), "--bogus"], 2, "--bogus"),
