@@ -199,7 +199,8 @@ def case_resume(wanwu, work):
     check(proc.returncode == 0, f"SIGINT: exit {proc.returncode}\n{err}")
     check("wanwu sweep --resume" in out, "SIGINT: no message on how to continue")
     check(read_results(sweep2)[2]["status"] == "pending", "SIGINT: the sweep went on after Ctrl-C")
-    p = run(wanwu, "sweep", "--resume", sweep2)
+    # runtime flags may come with --resume; they reach every trial run (the CPU ignores these two)
+    p = run(wanwu, "sweep", "--resume", sweep2, "--conv-search", "benchmark", "--tf32")
     rows = read_results(sweep2)
     check([r["status"] for r in rows] == ["done"] * 3, "after SIGINT and --resume: not all trials done")
     check(comparable(read_jsonl(m)) == comparable(read_jsonl(os.path.join(ref, "metrics.jsonl"))),
