@@ -221,6 +221,33 @@ TEST_CASE("images too large to decode are an ImageTooLargeError, told apart from
   CHECK(plain);
 }
 
+// stb_image 2.27 parses a PNM header's numbers into an int with no overflow check (undefined
+// behaviour past INT_MAX, found by fuzz_decode): such headers are refused before stb reads them,
+// a width or height as too large, a maxval as corrupt; numbers up to stb's own limits still reach
+// stb, which reports them itself.
+TEST_CASE("PNM headers with numbers past INT_MAX are refused before stb_image parses them") {
+  auto bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  const auto wide = bytes("P5\n11111111111111111111111111 2\n255\n" + std::string(8, '\x7f'));
+  CHECK_THROWS_WITH_AS(decode_image_memory(wide.data(), wide.size(), "wide.pgm"),
+                       doctest::Contains("wide.pgm: PNM header declares a size too large to decode"),
+                       ImageTooLargeError);
+  const auto tall = bytes("P6 # comment\n2 # another\n 2147483648\n255\n" + std::string(12, '\x7f'));
+  CHECK_THROWS_AS(decode_image_memory(tall.data(), tall.size(), "tall.ppm"), ImageTooLargeError);
+  const auto deep = bytes("P5\n2 2\n99999999999\n" + std::string(8, '\x7f'));
+  CHECK_THROWS_WITH_AS(decode_image_memory(deep.data(), deep.size(), "deep.pgm"),
+                       doctest::Contains("deep.pgm: corrupt PNM header (maxval"), IOError);
+  // at INT_MAX exactly the numbers are stb's to judge: too large a side, too large a maxval
+  const auto edge = bytes("P5\n2147483647 1\n255\n" + std::string(8, '\x7f'));
+  CHECK_THROWS_AS(decode_image_memory(edge.data(), edge.size(), "edge.pgm"), ImageTooLargeError);
+  const auto maxv = bytes("P5\n2 2\n2147483647\n" + std::string(8, '\x7f'));
+  CHECK_THROWS_AS(decode_image_memory(maxv.data(), maxv.size(), "maxv.pgm"), IOError);
+  // and a plain one decodes
+  const auto ok = bytes("P5\n2 2\n255\n\x01\x02\x03\x04");
+  const Image img = decode_image_memory(ok.data(), ok.size(), "ok.pgm");
+  CHECK(img.width() == 2);
+  CHECK(img.height() == 2);
+}
+
 TEST_CASE("decode from memory names the source in errors") {
   const std::vector<uint8_t> junk = {1, 2, 3, 4, 5};
   CHECK_THROWS_WITH_AS(decode_image_memory(junk.data(), junk.size(), "blob#7"),

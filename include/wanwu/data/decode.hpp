@@ -200,6 +200,67 @@ inline std::vector<uint8_t> read_file_bytes(const std::string& path) {
 
 namespace detail {
 
+// A binary PNM header read as stb_image reads it ("P5"/"P6", whitespace and # comments, width,
+// height, maxval, one separator byte): the three numbers (each capped at 2^40, every digit
+// consumed as stb does) and the offset where the pixels start.
+struct PnmHeader {
+  int64_t width = 0, height = 0, maxval = 0;
+  size_t pixels_at = 0;
+};
+inline PnmHeader read_pnm_header(const uint8_t* d, size_t n) {
+  size_t i = 2;
+  auto eof = [&] { return i >= n; };
+  auto get8 = [&]() -> int { return i < n ? d[i++] : 0; };
+  int ch = get8();
+  auto skip_space = [&] {
+    for (;;) {
+      while (!eof() && std::isspace(ch)) ch = get8();
+      if (eof() || ch != '#') break;
+      while (!eof() && ch != '\n' && ch != '\r') ch = get8();
+    }
+  };
+  auto integer = [&] {
+    constexpr int64_t kCap = int64_t(1) << 40;
+    int64_t v = 0;
+    while (!eof() && std::isdigit(ch)) {
+      v = std::min(kCap, v * 10 + (ch - '0'));
+      ch = get8();
+    }
+    return v;
+  };
+  PnmHeader h;
+  skip_space();
+  h.width = integer();
+  skip_space();
+  h.height = integer();
+  skip_space();
+  h.maxval = integer();
+  h.pixels_at = i;
+  return h;
+}
+
+// stb_image 2.27 reads a PNM header's numbers into an int without an overflow check (2.28 added
+// one): a width, height or maxval past INT_MAX is undefined behaviour in its parser. Such a header
+// is refused here, before stb reads it; stb refuses everything past its own limits (2^24 pixels a
+// side, maxval 65535) itself.
+inline void check_pnm_header(const uint8_t* d, size_t n, const std::string& name, const char* op) {
+  const PnmHeader h = read_pnm_header(d, n);
+  constexpr int64_t kIntMax = 2147483647;
+  if (h.width > kIntMax || h.height > kIntMax)
+    throw ImageTooLargeError(str(op, ": ", name, ": PNM header declares a size too large to decode (", h.width, " x ",
+                                 h.height, ")"));
+  if (h.maxval > kIntMax)
+    throw IOError(str(op, ": ", name, ": corrupt PNM header (maxval ", h.maxval, ", at most 65535)"));
+}
+
+// Where a binary PNM's pixels end. stb 2.27's PNM loader ignores a short read of the pixels and
+// returns the buffer with its tail never written, and the short read is not past the end of the
+// stream, so the bounded reader cannot see it.
+inline size_t pnm_end(const uint8_t* d, size_t n, int64_t w, int64_t h, int64_t c) {
+  const PnmHeader hd = read_pnm_header(d, n);
+  return hd.pixels_at + static_cast<size_t>(w * h * c * (hd.maxval > 255 ? 2 : 1));
+}
+
 // Rejects a JPEG whose Huffman table (DHT) declares more than 256 codes. stb_image 2.27 (Debian
 // 12's libstb-dev) builds the table from the 16 code-length counts without checking their sum
 // (2.28 added the check): up to 16 x 255 codes are written into arrays of 257 and 256 entries,
@@ -267,6 +328,7 @@ inline ImageInfo probe(const uint8_t* data, size_t size, const std::string& name
                       first_bytes_hex(data, size)));
   }
   if (info.format == ImageFormat::jpeg) check_jpeg_huffman_tables(data, size, name, op);
+  if (info.format == ImageFormat::pnm) check_pnm_header(data, size, name, op);
   // The format's own header parser, so that its failure reason is the one reported (the generic
   // stbi_info tries every format and reports the last one's complaint).
   int w = 0, h = 0, c = 0;
@@ -334,39 +396,6 @@ struct BoundedReader {
   }
   static inline const stbi_io_callbacks callbacks{&BoundedReader::read, &BoundedReader::skip, &BoundedReader::eof};
 };
-
-// Where a binary PNM's pixels start and how many bytes they take, read as stb_image reads the header
-// ("P5"/"P6", whitespace and # comments, width, height, maxval, one separator byte). stb 2.27's PNM
-// loader ignores a short read of the pixels and returns the buffer with its tail never written,
-// and the short read is not past the end of the stream, so the bounded reader cannot see it.
-inline size_t pnm_end(const uint8_t* d, size_t n, int64_t w, int64_t h, int64_t c) {
-  size_t i = 2;
-  auto eof = [&] { return i >= n; };
-  auto get8 = [&]() -> int { return i < n ? d[i++] : 0; };
-  int ch = get8();
-  auto skip_space = [&] {
-    for (;;) {
-      while (!eof() && std::isspace(ch)) ch = get8();
-      if (eof() || ch != '#') break;
-      while (!eof() && ch != '\n' && ch != '\r') ch = get8();
-    }
-  };
-  auto integer = [&] {
-    int64_t v = 0;
-    while (!eof() && std::isdigit(ch) && v < (int64_t(1) << 40)) {
-      v = v * 10 + (ch - '0');
-      ch = get8();
-    }
-    return v;
-  };
-  skip_space();
-  integer();
-  skip_space();
-  integer();
-  skip_space();
-  const int64_t maxval = integer();
-  return i + static_cast<size_t>(w * h * c * (maxval > 255 ? 2 : 1));
-}
 
 // The sniffed format's stb loader (stbi_load would try every format in turn and report the last
 // one's complaint), 16-bit results reduced to their high byte as stbi_load does.
