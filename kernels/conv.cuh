@@ -4,8 +4,10 @@
 // exactly wanwu's weight [O, kH, kW, C/groups], so nothing is transposed. f16/bf16 run graph-API
 // plans (conv_graph.cuh: cuDNN's Hopper kernels are reachable only there) with f32 accumulation,
 // and the legacy API where no plan qualifies; f32 uses the legacy API with FMA math (no TF32), so
-// results match the CPU to f32 rounding. cuDNN's heuristics choose once per shape (the plan is
-// cached); its workspace comes from the stream-ordered allocator.
+// results match the CPU to f32 rounding, unless the thread's f32 precision is tf32
+// (core/matmul_precision.hpp), which lets cuDNN pick TF32 tensor-core kernels as PyTorch does by
+// default. cuDNN's heuristics choose once per shape (the plan is cached per precision); its
+// workspace comes from the stream-ordered allocator.
 //
 // Direct kernels cover what cuDNN does not: f64 (gradient checks), asymmetric padding (PyTorch's
 // padding="same" with an even kernel), and any configuration cuDNN reports as unsupported. They
@@ -115,7 +117,8 @@ struct CudnnConv {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
-  CudnnConv(const ConvGeom& g, DType dt) {
+  // tf32: an f32 convolution may run on TF32 tensor cores (PyTorch's cudnn.allow_tf32)
+  CudnnConv(const ConvGeom& g, DType dt, bool tf32) {
     const cudnnDataType_t t = cudnn_dtype(dt);
     WANWU_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
     WANWU_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
@@ -128,7 +131,9 @@ struct CudnnConv {
                                                       int(g.p.stride_w), int(g.p.dilation_h), int(g.p.dilation_w),
                                                       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     WANWU_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv, int(g.G)));
-    WANWU_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, dt == DType::f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
+    // f32: FMA only, unless TF32 is allowed (the default math then permits TF32 tensor-core kernels)
+    const cudnnMathType_t math = dt != DType::f32 ? CUDNN_TENSOR_OP_MATH : tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    WANWU_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math));
   }
   ~CudnnConv() {
     cudnnDestroyConvolutionDescriptor(conv);
@@ -165,8 +170,12 @@ inline ConvPlanCache& conv_plans() {
   return *cache;
 }
 
+// Whether an f32 convolution on this thread may use TF32: the f32 matrix-product precision
+// (core/matmul_precision.hpp) covers convolutions too.
+inline bool conv_tf32(DType dt) { return dt == DType::f32 && float32_matmul_precision() == MatmulPrecision::tf32; }
+
 inline std::string conv_key(int dev, ConvPass pass, DType dt, const ConvGeom& g, ConvAlgorithmSearch search) {
-  return detail::str(dev, '/', int(pass), '/', int(dt), '/', int(search), '/', g.N, ',', g.H, ',', g.W, ',', g.C,
+  return detail::str(dev, '/', int(pass), '/', int(dt), conv_tf32(dt) ? "tf32" : "", '/', int(search), '/', g.N, ',', g.H, ',', g.W, ',', g.C,
                      ',', g.O, ',', g.KH, ',', g.KW, ',', g.Ho, ',', g.Wo, ',', g.G, ',', g.p.stride_h, ',',
                      g.p.stride_w, ',', g.p.pad_top, ',', g.p.pad_left, ',', g.p.dilation_h, ',', g.p.dilation_w);
 }
@@ -193,7 +202,7 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
     return true;
   }
   auto fresh = std::make_unique<ConvPlan>();
-  fresh->d = std::make_unique<CudnnConv>(g, dt);
+  fresh->d = std::make_unique<CudnnConv>(g, dt, conv_tf32(dt));
   Perf perf[16];
   int found = 0;
   ranked(*fresh->d, perf, found);
@@ -203,11 +212,16 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
         bytes = perf[i].memory;
         return perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kCudnnMaxWorkspace;
       },
-      [&](int64_t i, void* ws, size_t bytes) { return run(*fresh->d, static_cast<int>(perf[i].algo), ws, bytes); });
+      [&](int64_t i, void* ws, size_t bytes) {
+        // each ranked algorithm runs with the math type cuDNN ranked it with (as PyTorch does)
+        WANWU_CUDNN_CHECK(cudnnSetConvolutionMathType(fresh->d->conv, perf[i].mathType));
+        return run(*fresh->d, static_cast<int>(perf[i].algo), ws, bytes);
+      });
   const cudnnStatus_t last = c.last;
   if (c.index >= 0) {
     fresh->algo = static_cast<int>(perf[c.index].algo);
     fresh->workspace = c.workspace;
+    WANWU_CUDNN_CHECK(cudnnSetConvolutionMathType(fresh->d->conv, perf[c.index].mathType));
   }
   const bool ok = fresh->algo >= 0;
   WANWU_CHECK_T(DeviceError, ok || last == CUDNN_STATUS_NOT_SUPPORTED, op, ": cuDNN failed: ", cudnnGetErrorString(last));

@@ -54,7 +54,8 @@ const std::vector<FlagSpec> kTrainFlags = {
     {"conv-search", Takes::value,
      "heuristic|benchmark: how CUDA convolutions pick cuDNN's algorithm for a shape; benchmark times the candidates "
      "on first use, as torch.backends.cudnn.benchmark (default heuristic)", "MODE"},
-    {"tf32", Takes::nothing, "CUDA f32 matrix products may use TF32 tensor cores (about 1e-3 relative error)"},
+    {"tf32", Takes::nothing,
+     "CUDA f32 matrix products and convolutions may use TF32 tensor cores (about 1e-3 relative error)"},
 };
 
 // Flags that may accompany --resume: they do not change the recipe (how fast the GPU runs it, where).

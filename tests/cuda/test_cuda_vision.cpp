@@ -37,6 +37,28 @@ TEST_CASE("conv2d: 3x3, strided, dilated, grouped, depthwise, 1x1, same-padding;
     }
 }
 
+// Under the tf32 precision cuDNN may run f32 convolutions on TF32 kernels (10-bit mantissas):
+// forward and gradients within TF32's error, each pass's plan cached apart from the full-f32 one
+// of the same shape, which must still compute in f32 afterwards. Whether TF32 kernels were picked
+// is cuDNN's choice; the message shows the two errors.
+TEST_CASE("conv2d under the tf32 precision: f32 convolutions within TF32's error, cached apart from full f32") {
+  const std::vector<Tensor> in = {cp::rnd({8, 16, 16, 64}, -1, 1, 53), cp::rnd({64, 3, 3, 64}, -0.5, 0.5, 54)};
+  auto f = [](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], Tensor(), 1, 1); };
+  {
+    MatmulPrecisionGuard tf32(MatmulPrecision::tf32);
+    cp::parity("conv2d 3x3 64->64, tf32", f, in, DType::f32, true, cp::Tol{5e-3, 2e-3});
+  }
+  cp::parity("conv2d 3x3 64->64, full f32 after tf32", f, in, DType::f32);
+  const Tensor ref = f({in[0].to(DType::f64), in[1].to(DType::f64)});
+  double tf32_err = 0, f32_err = 0;
+  {
+    MatmulPrecisionGuard tf32(MatmulPrecision::tf32);
+    tf32_err = (f({in[0].to(kCuda), in[1].to(kCuda)}).cpu().to(DType::f64) - ref).abs().max().item<double>();
+  }
+  f32_err = (f({in[0].to(kCuda), in[1].to(kCuda)}).cpu().to(DType::f64) - ref).abs().max().item<double>();
+  MESSAGE("conv2d 3x3 64->64 max abs error: tf32 " << tf32_err << ", f32 " << f32_err);
+}
+
 TEST_CASE("conv2d in benchmark mode: the fastest timed cuDNN candidate, forward and backward, legacy and graph paths") {
   // Shapes no other case runs, so every pass times its candidates here (f32: the legacy API's
   // algorithms; f16/bf16: graph-API plans), and one that the heuristic plans also ran: the two
