@@ -14,12 +14,13 @@
 # parity suite and the wanwu program (not the other examples, benchmarks or data-pipeline tests);
 # run them with ctest, including the wanwu program training on cuda:0 against the CPU; time the
 # GPU kernels and a ResNet-50 training step against PyTorch (the benchmark program compiles while
-# the tests run); run compute-sanitizer memcheck on a subset of the parity suite. --budget: the
-# seconds the whole check may take (default 470, under 8 minutes); each step's time limit is cut
-# to what is left, so a slow step shortens the ones after it instead of overrunning (a test keeps
-# at least 180 s, the benchmark and memcheck are skipped when too little is left). Writes into
-# --out (flat, at most 8 files): configure.log build.log ctest.log bench.log results.md
-# sanitizer.log summary.txt. Exit status 0 when the tests and the sanitizer pass.
+# the tests run); run compute-sanitizer memcheck, racecheck and synccheck on subsets of the parity
+# suite. --budget: the seconds the whole check may take (default 470, under 8 minutes); each
+# step's time limit is cut to what is left, so a slow step shortens the ones after it instead of
+# overrunning (a test keeps at least 180 s; the benchmark and the sanitizer runs are skipped when
+# too little is left). Writes into --out (flat, at most 8 files): configure.log build.log
+# ctest.log bench.log results.md sanitizer.log summary.txt. Exit status 0 when the tests and the
+# sanitizer runs pass.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -32,7 +33,7 @@ while [[ $# -gt 0 ]]; do
     --arch) ARCH=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
     --budget) BUDGET=$2; shift 2 ;;
-    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -uo/{/^set -uo/!p}' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -125,7 +126,7 @@ bench_pid=$!
 # ---- tests: the unit tests run on cuda:0 as well; the parity suite compares every op ----
 UNIT_RE=$(echo $UNIT_TESTS | tr ' ' '|')
 # a test's limit shrinks with the budget but never below 180 s: a slow build must not turn the
-# tests' verdicts into timeouts (the benchmark and memcheck after them give way instead)
+# tests' verdicts into timeouts (the benchmark and the sanitizer runs after them give way instead)
 test_limit=$(limit 300 200)
 (( test_limit < 180 )) && test_limit=180
 ctest --test-dir "$BUILD" -j 8 --timeout "$test_limit" --output-on-failure --test-output-size-passed 1000000 -R "^(cuda_parity|cli_cuda_train|${UNIT_RE})\$" > "$OUT/ctest.log" 2>&1
@@ -138,7 +139,7 @@ awk '/Testing: cuda_parity$/ {on = 1} on && /^<end of output>/ {exit} on && /^\[
 
 # ---- benchmark against PyTorch (its program was compiled while the tests ran) ----
 wait "$bench_pid"
-bench_limit=$(limit 360 45)
+bench_limit=$(limit 360 100)
 if [[ -x "$BENCH" && $bench_limit -lt 40 ]]; then
   note "benchmark: skipped, the budget is spent ($(elapsed))"
 elif [[ -x "$BENCH" ]]; then
@@ -150,21 +151,41 @@ else
   note "benchmark: build failed (bench.log)"
 fi
 
-# ---- compute-sanitizer memcheck on a subset of the parity suite ----
+# ---- compute-sanitizer on subsets of the parity suite ----
+# memcheck: out-of-bounds and misaligned accesses over most op families; then racecheck (shared
+# memory hazards) and synccheck (barriers some threads of a block never reach) over the kernels
+# that share memory between threads: block and warp reductions, softmax, the norms, the losses,
+# the multi-tensor passes and attention. Each appends to sanitizer.log under a header line.
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
-san_limit=$(limit 150 5)
-if [[ -n "$SAN" && $san_limit -lt 20 ]]; then
-  note "compute-sanitizer memcheck: skipped, the budget is spent ($(elapsed))"
-elif [[ -n "$SAN" ]]; then
-  timeout "$san_limit" "$SAN" --tool memcheck --leak-check no --error-exitcode 9 "$BUILD/tests/cuda/test_cuda_parity" \
-    -tc='*runtime*,*copies*,*casts*,*reductions over*,*argmax*,*matmul*,*softmax*,*layer_norm*,*batch_norm*,*index_select*,*pooling*,*conv2d*,*attention*,*multi-tensor*,*every row ignored*' \
-    > "$OUT/sanitizer.log" 2>&1
-  src=$?
-  note "compute-sanitizer memcheck: $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer.log" | tail -1) (rc $src) after $(elapsed)"
+: > "$OUT/sanitizer.log"
+sanitize() {  # sanitize TOOL OWN_LIMIT RESERVE FILTER [extra sanitizer flags...]
+  local tool=$1 own=$2 reserve=$3 filter=$4
+  shift 4
+  local lim
+  lim=$(limit "$own" "$reserve")
+  if (( lim < 20 )); then
+    note "compute-sanitizer $tool: skipped, the budget is spent ($(elapsed))"
+    return
+  fi
+  echo "==== compute-sanitizer --tool $tool -tc='$filter' (limit ${lim}s) ====" >> "$OUT/sanitizer.log"
+  timeout "$lim" "$SAN" --tool "$tool" "$@" --error-exitcode 9 "$BUILD/tests/cuda/test_cuda_parity" -tc="$filter" \
+    >> "$OUT/sanitizer.log" 2>&1
+  local src=$?
+  local verdict  # this tool's own summary line, from its section of the log
+  verdict=$(sed -n "/^==== compute-sanitizer --tool $tool /,\$p" "$OUT/sanitizer.log" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' | tail -1)
+  note "compute-sanitizer $tool: ${verdict:-no summary} (rc $src) after $(elapsed)"
   [[ $src -eq 0 || $src -eq 124 ]] || status=1
-  [[ $src -eq 124 ]] && note "  (memcheck stopped by its time limit; the cases it finished are in sanitizer.log)"
+  [[ $src -eq 124 ]] && note "  ($tool stopped by its time limit; the cases it finished are in sanitizer.log)"
+}
+if [[ -n "$SAN" ]]; then
+  sanitize memcheck 150 45 \
+    '*runtime*,*copies*,*casts*,*reductions over*,*argmax*,*matmul*,*softmax*,*layer_norm*,*batch_norm*,*index_select*,*pooling*,*conv2d*,*attention*,*multi-tensor*,*every row ignored*' \
+    --leak-check no
+  SHARED='*softmax*,*layer_norm*,*batch_norm*,*reductions*,*cross_entropy*,*argmax*,*multi-tensor*,*attention*'
+  sanitize racecheck 60 20 "$SHARED" --racecheck-report hazard
+  sanitize synccheck 40 5 "$SHARED"
 else
-  note "compute-sanitizer not found: memcheck skipped"
+  note "compute-sanitizer not found: memcheck, racecheck and synccheck skipped"
 fi
 
 note "gpu-check: $([[ $status -eq 0 ]] && echo PASS || echo FAIL) in $(elapsed)"
