@@ -252,6 +252,48 @@ TEST_CASE("conv_bn_act folds batch norm into the convolution for inference and e
   }
 }
 
+TEST_CASE("a bf16 or f16 model's batch-norm fold is computed in f32 and rounded once") {
+  // The fold's scale, weight and bias against the same fold in f64 from the same (rounded) values,
+  // rounded once to the model's dtype. Computed in f32 they differ only where the exact value sits
+  // within f32's error of a rounding boundary (about 1e-4 of the elements); computed in the
+  // model's dtype, rounding at each of the fold's steps, a third or more of them were off.
+  for (const DType dt : {DType::bf16, DType::f16}) {
+    CAPTURE(dt);
+    nn::LayerOptions o;
+    o.dtype = dt;
+    const int64_t C = 64;
+    nn::Conv2d conv(16, C, 3, 1, 1, 1, 1, nn::Bias::yes, o);
+    nn::BatchNorm2d bn(C, 1e-5, 0.1, nn::Affine::yes, nn::TrackRunningStats::yes, o);
+    {
+      NoGradGuard ng;
+      bn.running_mean.copy_(randn({C}, DType::f32).to(dt));
+      bn.running_var.copy_((rand({C}, DType::f32) * 3.0 + 0.05).to(dt));
+      bn.weight.copy_(randn({C}, DType::f32).to(dt));
+      bn.bias.copy_(randn({C}, DType::f32).to(dt));
+      conv.bias.copy_(randn({C}, DType::f32).to(dt));
+    }
+    bn.eval();
+    NoGradGuard ng;
+    const auto [w, b] = bn.folded().get(conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean,
+                                         bn.running_var, bn.eps);
+    CHECK(w.dtype() == dt);
+    CHECK(b.dtype() == dt);
+    const auto f64 = [](const Tensor& t) { return t.to(DType::f64); };
+    const Tensor s = rsqrt(f64(bn.running_var) + bn.eps) * f64(bn.weight);
+    const Tensor w_ref = (f64(conv.weight) * s.reshape({C, 1, 1, 1})).to(dt);
+    const Tensor b_ref = ((f64(conv.bias) - f64(bn.running_mean)) * s + f64(bn.bias)).to(dt);
+    const auto mismatches = [&](const Tensor& got, const Tensor& ref) {
+      return ne(got, ref).to(DType::i64).sum().item<int64_t>();
+    };
+    CHECK(mismatches(w, w_ref) <= w.numel() / 100);
+    CHECK(mismatches(b, b_ref) <= 1);
+    // and no element is further than one unit in the last place from the once-rounded value
+    const double ulp = dt == DType::bf16 ? 1.0 / 128 : 1.0 / 1024;  // relative spacing, upper bound
+    CHECK(max(abs(f64(w) - f64(w_ref)) / (abs(f64(w_ref)) + 1e-30)).item<double>() <= ulp);
+    CHECK(max(abs(f64(b) - f64(b_ref)) / (abs(f64(b_ref)) + 1e-30)).item<double>() <= ulp);
+  }
+}
+
 TEST_CASE("add_relu adds in place only when nothing needs a gradient") {
   const Tensor a0 = tensor({-2.0, 1.0, 3.0}), b = tensor({1.0, -2.0, 0.5});
   {

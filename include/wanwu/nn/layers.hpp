@@ -79,13 +79,16 @@ class FoldedConvBn {
     if (fresh) return {weight_, bias_};
     NoGradGuard ng;
     const int64_t O = conv_weight.size(0);
-    const DType sdt = running_var.dtype();
-    Tensor s = rsqrt(running_var + eps);
+    // In f32 (f64 for f64 models) whatever the model's dtype, then rounded once: a bf16 model's
+    // fold computed in bf16 rounded at each of its five steps and drifted several ulps.
+    const DType sdt = running_var.dtype() == DType::f64 ? DType::f64 : DType::f32;
+    Tensor s = rsqrt(running_var.to(sdt) + eps);
     if (bn_weight.defined()) s = s * bn_weight.to(sdt);
-    Tensor b = (conv_bias.defined() ? conv_bias.to(sdt) : zeros_like(running_mean)) - running_mean;
+    Tensor b = (conv_bias.defined() ? conv_bias.to(sdt) : zeros({O}, TensorOptions(sdt).device(s.device()))) -
+               running_mean.to(sdt);
     b = b * s;
     if (bn_bias.defined()) b = b + bn_bias.to(sdt);
-    weight_ = (conv_weight * s.to(conv_weight.dtype()).reshape({O, 1, 1, 1})).contiguous();
+    weight_ = (conv_weight.to(sdt) * s.reshape({O, 1, 1, 1})).to(conv_weight.dtype()).contiguous();
     bias_ = b.to(conv_weight.dtype()).contiguous();
     eps_ = eps;
     for (size_t i = 0; i < src.size(); ++i) {
