@@ -13,11 +13,19 @@
 
 namespace wanwu::cuda {
 
-// Row-major C[b] ([M, N], contiguous, batch stride M*N) = alpha A[b] B[b] + beta C[b], with A and B
-// given by (row stride, column stride, batch stride); one of the strides of each must be 1.
+// Row-major C[b] ([M, N], contiguous, batch stride M*N) = alpha A[b] B[b], with A and B given by
+// (row stride, column stride, batch stride); one of the strides of each must be 1. Empty shapes
+// are the CPU's: nothing to write, or (K = 0, an empty sum) zeros; cuBLAS would reject their zero
+// leading dimensions (keys or values of length 0, a head dimension of 0).
 inline void rm_gemm(int dev, DType dt, bool tf32, int64_t batch, int64_t M, int64_t N, int64_t K, const void* a,
                     int64_t ars, int64_t acs, int64_t abs, const void* b, int64_t brs, int64_t bcs, int64_t bbs,
-                    void* c, double alpha, double beta) {
+                    void* c, double alpha) {
+  if (batch == 0 || M == 0 || N == 0) return;
+  if (K == 0) {
+    WANWU_CUDA_CHECK(cudaMemsetAsync(c, 0, static_cast<size_t>(batch * M * N) * itemsize(dt), stream(dev)));
+    return;
+  }
+  const double beta = 0.0;
   BlasOperand A, B;
   const bool ok = row_major_operand(b, K, N, brs, bcs, bbs, A) && row_major_operand(a, M, K, ars, acs, abs, B);
   WANWU_CHECK(ok, "attention: internal error: operand layout not representable for cuBLAS");
@@ -151,6 +159,8 @@ inline void attention_forward(const Tensor& out, const Tensor& lse, const Tensor
   const int64_t B = q.size(0), H = q.size(1), L = q.size(2), D = q.size(3), S = k.size(2), Dv = v.size(3);
   const int64_t BH = B * H;
   if (BH == 0 || L == 0) return;
+  WANWU_CHECK_SHAPE(BH * L < (int64_t(1) << 31), "attention: ", BH * L,
+                    " query rows (batch x heads x length) exceed the CUDA kernels' 2^31 - 1 blocks");
   const int dev = out.device().index;
   const DType ct = attention_compute_dtype(q.dtype());
   const bool tf32 = tf32_enabled(q.dtype());  // f16/bf16 inputs computed in f32 stay in full f32
@@ -161,7 +171,7 @@ inline void attention_forward(const Tensor& out, const Tensor& lse, const Tensor
   Tensor sc = empty({BH, L, S}, ct, dev);
   // scores = scale * Q K^T: K^T is K read with swapped strides
   rm_gemm(dev, ct, tf32, BH, L, S, D, Q.t.data_ptr(), Q.ld, 1, Q.bs, K.t.data_ptr(), 1, K.ld, K.bs, sc.data_ptr(),
-          p.scale, 0.0);
+          p.scale);
   dispatch_floating(ct, "attention", [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
@@ -170,8 +180,7 @@ inline void attention_forward(const Tensor& out, const Tensor& lse, const Tensor
     }
   });
   WANWU_CUDA_LAUNCH_CHECK();
-  rm_gemm(dev, ct, tf32, BH, L, Dv, S, sc.data_ptr(), S, 1, L * S, V.t.data_ptr(), V.ld, 1, V.bs, o.data_ptr(), 1.0,
-          0.0);
+  rm_gemm(dev, ct, tf32, BH, L, Dv, S, sc.data_ptr(), S, 1, L * S, V.t.data_ptr(), V.ld, 1, V.bs, o.data_ptr(), 1.0);
   if (!o.is_same(out)) copy(out, o);
   if (!l.is_same(lse)) copy(lse, l);
 }
@@ -183,6 +192,8 @@ inline void attention_backward(const Tensor& gq, const Tensor& gk, const Tensor&
   const int64_t BH = B * H;
   const int dev = q.device().index;
   if (BH == 0) return;
+  WANWU_CHECK_SHAPE(BH * L < (int64_t(1) << 31), "attention backward: ", BH * L,
+                    " query rows (batch x heads x length) exceed the CUDA kernels' 2^31 - 1 blocks");
   const DType ct = attention_compute_dtype(q.dtype());
   const bool tf32 = tf32_enabled(q.dtype());  // f16/bf16 inputs computed in f32 stay in full f32
   const HeadBatch Q(q, ct), K(k, ct), V(v, ct);
@@ -198,7 +209,7 @@ inline void attention_backward(const Tensor& gq, const Tensor& gk, const Tensor&
     Tensor prob = empty({BH, L, S}, ct, dev), dz = empty({BH, L, S}, ct, dev);
     Tensor z = p.dropout_p > 0.0 ? empty({BH, L, S}, ct, dev) : Tensor();
     rm_gemm(dev, ct, tf32, BH, L, S, D, Q.t.data_ptr(), Q.ld, 1, Q.bs, K.t.data_ptr(), 1, K.ld, K.bs, prob.data_ptr(),
-            p.scale, 0.0);
+            p.scale);
     dispatch_floating(ct, "attention backward", [&](auto tag) {
       using T = typename decltype(tag)::type;
       if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
@@ -209,11 +220,10 @@ inline void attention_backward(const Tensor& gq, const Tensor& gk, const Tensor&
     WANWU_CUDA_LAUNCH_CHECK();
     // dV = Z^T dO
     const Tensor& zz = z.defined() ? z : prob;
-    rm_gemm(dev, ct, tf32, BH, S, Dv, L, zz.data_ptr(), 1, S, L * S, dO.data_ptr(), Dv, 1, L * Dv, dv.data_ptr(), 1.0,
-            0.0);
+    rm_gemm(dev, ct, tf32, BH, S, Dv, L, zz.data_ptr(), 1, S, L * S, dO.data_ptr(), Dv, 1, L * Dv, dv.data_ptr(), 1.0);
     // dZ = dO V^T
     rm_gemm(dev, ct, tf32, BH, L, S, Dv, dO.data_ptr(), Dv, 1, L * Dv, V.t.data_ptr(), 1, V.ld, V.bs, dz.data_ptr(),
-            1.0, 0.0);
+            1.0);
     dispatch_floating(ct, "attention backward", [&](auto tag) {
       using T = typename decltype(tag)::type;
       if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
@@ -224,9 +234,9 @@ inline void attention_backward(const Tensor& gq, const Tensor& gk, const Tensor&
     WANWU_CUDA_LAUNCH_CHECK();
     // dQ = scale dS K; dK = scale dS^T Q
     rm_gemm(dev, ct, tf32, BH, L, D, S, prob.data_ptr(), S, 1, L * S, K.t.data_ptr(), K.ld, 1, K.bs, dq.data_ptr(),
-            p.scale, 0.0);
+            p.scale);
     rm_gemm(dev, ct, tf32, BH, S, D, L, prob.data_ptr(), 1, S, L * S, Q.t.data_ptr(), Q.ld, 1, Q.bs, dk.data_ptr(),
-            p.scale, 0.0);
+            p.scale);
   }
   if (!dq.is_same(gq)) copy(gq, dq);
   if (!dk.is_same(gk)) copy(gk, dk);

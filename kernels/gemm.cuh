@@ -31,13 +31,16 @@ struct BlasOperand {
 };
 
 // A row-major [rows, cols] matrix with strides (sr, sc), to be used untransposed in row-major
-// terms (i.e. transposed in cuBLAS's terms). Returns false when it needs a contiguous copy.
+// terms (i.e. transposed in cuBLAS's terms). Returns false when it needs a contiguous copy, also
+// for a leading dimension past INT_MAX, which cuBLAS's int arguments (f64, and the fallback when
+// cuBLASLt declines) cannot carry.
 inline bool row_major_operand(const void* p, int64_t rows, int64_t cols, int64_t sr, int64_t sc, int64_t sb,
                               BlasOperand& o) {
   if (cols == 1) sc = 1;
   if (rows == 1) sr = cols;
   o.p = p;
   o.stride = sb;
+  if (sr > INT32_MAX || sc > INT32_MAX) return false;
   if (sc == 1 && sr >= (cols > 1 ? cols : 1)) {
     o.op = CUBLAS_OP_N;
     o.ld = sr;

@@ -61,7 +61,7 @@ __global__ void max_pool_forward_kernel(T* out, int64_t* idx, const T* x, PoolGe
     const int64_t w1e = ow * p.stride_w - p.pad_w + (p.kernel_w - 1) * p.dilation_w + 1;
     const int64_t w1 = w1e < g.W ? w1e : g.W;
     A best = -std::numeric_limits<A>::infinity();
-    int64_t bi = h0 * g.W + w0;
+    int64_t bi = h0 < h1 && w0 < w1 ? h0 * g.W + w0 : -1;  // -1: the window holds no input pixel
     for (int64_t ih = h0; ih < h1; ih += p.dilation_h)
       for (int64_t iw = w0; iw < w1; iw += p.dilation_w) {
         const A v = cv<A>(x[((n * g.H + ih) * g.W + iw) * g.C + c]);
@@ -80,7 +80,7 @@ __global__ void max_pool_backward_kernel(T* gx, const T* gy, const int64_t* idx,
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t n, oh, ow, c;
     g.split(i, n, oh, ow, c);
-    atomic_add(gx + (n * g.H * g.W + idx[i]) * g.C + c, cv<compute_t<T>>(gy[i]));
+    if (idx[i] >= 0) atomic_add(gx + (n * g.H * g.W + idx[i]) * g.C + c, cv<compute_t<T>>(gy[i]));
   }
 }
 

@@ -33,6 +33,30 @@ TEST_CASE("max_pool2d values and indices on a hand-worked case") {
   wt::check_close(avg_pool2d(neg, 3, 1, 1, CeilMode::no, CountIncludePad::yes), {-34.0 / 9, -34.0 / 9, -34.0 / 9, -34.0 / 9});
 }
 
+TEST_CASE("max_pool2d: a dilated window that steps over the whole input is -inf with index -1") {
+  // W = 2, kernel 2, dilation 3, padding 2: the windows' taps are at (-2, 1), (-1, 2) and (0, 3);
+  // the middle one reads no pixel. PyTorch gives -inf there (and an index past the input, which
+  // its backward would write through); here the index is -1 and the backward skips it.
+  const Tensor x = from_vector<double>({3.0, 5.0, -1.0, 2.0}, {2, 1, 2, 1}).requires_grad_();
+  const auto r = max_pool2d_with_indices(x, {1, 2}, 1, {0, 2}, {1, 3});
+  REQUIRE(r.values.shape() == Shape{2, 1, 3, 1});
+  const auto v = r.values.tolist<double>();
+  const double inf = std::numeric_limits<double>::infinity();
+  CHECK(v == std::vector<double>{5.0, -inf, 3.0, 2.0, -inf, -1.0});
+  CHECK(r.indices.tolist<int64_t>() == std::vector<int64_t>{1, -1, 0, 1, -1, 0});
+  r.values.backward(from_vector<double>({1, 10, 100, 1000, 10000, 100000}, {2, 1, 3, 1}));
+  CHECK(x.grad().tolist<double>() == std::vector<double>{100.0, 1.0, 100000.0, 1000.0});
+  // a whole image of empty windows: 1x1 input, kernel 2, dilation 3, padding 2 -> 2x2 of -inf; the
+  // second image's gradient is not touched by the first's windows
+  const Tensor y = from_vector<double>({7.0, 8.0}, {2, 1, 1, 1}).requires_grad_();
+  const auto q = max_pool2d_with_indices(y, 2, 1, 2, 3);
+  REQUIRE(q.values.shape() == Shape{2, 2, 2, 1});
+  CHECK(q.values.tolist<double>() == std::vector<double>(8, -inf));
+  CHECK(q.indices.tolist<int64_t>() == std::vector<int64_t>(8, -1));
+  q.values.backward(ones({2, 2, 2, 1}, DType::f64));
+  CHECK(y.grad().tolist<double>() == std::vector<double>{0.0, 0.0});
+}
+
 TEST_CASE("pooling output sizes follow PyTorch's formula, ceil mode included") {
   CHECK(max_pool2d(zeros({1, 112, 112, 64}), 3, 2, 1).shape() == Shape{1, 56, 56, 64});
   CHECK(max_pool2d(zeros({1, 8, 8, 1}), 3, 2, 0, 1, CeilMode::no).shape() == Shape{1, 3, 3, 1});

@@ -91,6 +91,14 @@ TEST_CASE("max, average and adaptive pooling; bilinear resize; forward and backw
     cp::parity("max_pool 2x2 ceil dilated", [](const std::vector<Tensor>& in) {
       return max_pool2d(in[0], 2, 2, 0, 2, CeilMode::yes);
     }, {x}, dt);
+    // dilated windows whose taps step over a narrow input: -inf with index -1, which the backward
+    // skips (in the second, every window of the 1x1 input is empty)
+    cp::parity("max_pool dilated past a narrow input", [](const std::vector<Tensor>& in) {
+      return max_pool2d(in[0], {1, 2}, 1, {0, 2}, {1, 3});
+    }, {cp::rnd({2, 3, 2, 5}, -2, 2, 61)}, dt);
+    cp::parity("max_pool dilated past a 1x1 input", [](const std::vector<Tensor>& in) {
+      return max_pool2d(in[0], 2, 1, 2, 3);
+    }, {cp::rnd({2, 1, 1, 5}, -2, 2, 62)}, dt);
     cp::parity("avg_pool 3x3 s2 p1", [](const std::vector<Tensor>& in) { return avg_pool2d(in[0], 3, 2, 1); }, {x}, dt);
     cp::parity("avg_pool no pad count, ceil", [](const std::vector<Tensor>& in) {
       return avg_pool2d(in[0], 3, 2, 1, CeilMode::yes, CountIncludePad::no);
@@ -134,6 +142,19 @@ TEST_CASE("scaled_dot_product_attention: plain, masked, causal, permuted inputs;
       o.mask = in[3];
       return scaled_dot_product_attention(in[0], in[1], in[2], o);
     }, {q, k, v, cp::rnd({7, 9}, -1, 1, 74)}, dt);
+    // empty keys (S = 0: output 0), empty values (Dv = 0) and a head dimension of 0 (scores 0:
+    // the mean of the values; scale given, 1 / sqrt(0) being infinite)
+    cp::parity("attention, no keys", [](const std::vector<Tensor>& in) {
+      return scaled_dot_product_attention(in[0], in[1].slice(2, 0, 0), in[2].slice(2, 0, 0));
+    }, {q, k, v}, dt);
+    cp::parity("attention, empty values", [](const std::vector<Tensor>& in) {
+      return scaled_dot_product_attention(in[0], in[1], in[2].slice(3, 0, 0));
+    }, {q, k, v}, dt);
+    cp::parity("attention, head dimension 0", [](const std::vector<Tensor>& in) {
+      AttentionOptions o;
+      o.scale = 0.5;
+      return scaled_dot_product_attention(in[0].slice(3, 0, 0), in[1].slice(3, 0, 0), in[2], o);
+    }, {q, k, v}, dt);
     // ViT: q, k, v are permuted views of one [B, L, 3, H, D] projection
     cp::parity("attention on permuted views", [](const std::vector<Tensor>& in) {
       const Tensor qkv = in[0].view({2, 7, 3, 3, 16}).permute({2, 0, 3, 1, 4});

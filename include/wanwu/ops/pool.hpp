@@ -31,7 +31,8 @@ inline void check_pool_input(const Tensor& x, const char* op) {
 }
 }  // namespace detail
 
-// Max pooling; also returns the indices of the maxima (i64, per channel: ih * W + iw).
+// Max pooling; also returns the indices of the maxima (i64, per channel: ih * W + iw; -1 where a
+// dilated window steps over the whole input and the value is -inf).
 inline ValuesIndices max_pool2d_with_indices(const Tensor& x, Pair2 kernel, std::optional<Pair2> stride = std::nullopt,
                                              Pair2 padding = 0, Pair2 dilation = 1, CeilMode ceil = CeilMode::no) {
   detail::check_pool_input(x, "max_pool2d");

@@ -48,7 +48,10 @@ void max_pool_forward(T* out, int64_t* idx, const T* x, const PoolGeom& g, const
         const int64_t w1 = std::min(g.W, ow * p.stride_w - p.pad_w + (p.kernel_w - 1) * p.dilation_w + 1);
         T* o = out + ((n * g.Ho + oh) * g.Wo + ow) * g.C;
         int64_t* oi = idx + ((n * g.Ho + oh) * g.Wo + ow) * g.C;
-        const int64_t first = h0 * g.W + w0;
+        // A dilated window can step over a small input entirely (taps at -2 and 1 of a 1-pixel
+        // side): -inf as PyTorch gives, and index -1, which the backward skips (PyTorch's index
+        // there points past the input).
+        const int64_t first = h0 < h1 && w0 < w1 ? h0 * g.W + w0 : -1;
         for (int64_t c = 0; c < g.C; ++c) {
           o[c] = -std::numeric_limits<T>::infinity();
           oi[c] = first;
@@ -78,7 +81,8 @@ void max_pool_backward(T* gx, const T* gy, const int64_t* idx, const PoolGeom& g
     for (int64_t q = 0; q < g.Ho * g.Wo; ++q) {
       const T* gp = gy + (n * g.Ho * g.Wo + q) * g.C;
       const int64_t* ip = idx + (n * g.Ho * g.Wo + q) * g.C;
-      for (int64_t c = c0; c < c1; ++c) gxn[ip[c] * g.C + c] += gp[c];
+      for (int64_t c = c0; c < c1; ++c)
+        if (ip[c] >= 0) gxn[ip[c] * g.C + c] += gp[c];
     }
   });
 }
