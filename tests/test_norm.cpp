@@ -277,6 +277,38 @@ TEST_CASE("batch_norm: parameters, statistics or residual on another device") {
   }
 }
 
+// The same rule for the other ops whose kernels read operands through the input's backend.
+TEST_CASE("layer_norm, conv2d, attention, the class losses and scatter_add: an operand on another device") {
+  if (!cuda_is_available()) return;  // needs two devices
+  const Device gpu = Device::cuda(0);
+  const Tensor x = randn({2, 5, 6}).to(gpu);
+  CHECK_THROWS_WITH_AS(layer_norm(x, {6}, ones({6}), zeros({6}).to(gpu)), doctest::Contains("weight is on cpu"),
+                       DeviceError);
+  CHECK_THROWS_WITH_AS(layer_norm(x, {6}, ones({6}).to(gpu), zeros({6})), doctest::Contains("bias is on cpu"),
+                       DeviceError);
+  const Tensor img = randn({1, 5, 5, 3}).to(gpu), w = randn({4, 3, 3, 3}).to(gpu);
+  CHECK_THROWS_WITH_AS(conv2d(img, w, zeros({4})), doctest::Contains("bias is on cpu"), DeviceError);
+  CHECK_THROWS_WITH_AS(conv2d(img, randn({4, 3, 3, 3})), doctest::Contains("weight is on cpu"), DeviceError);
+  const Tensor q = randn({1, 2, 3, 4}).to(gpu);
+  AttentionOptions o;
+  o.mask = ones({3, 3}, DType::boolean);
+  CHECK_THROWS_WITH_AS(scaled_dot_product_attention(q, q, q, o), doctest::Contains("mask is on cpu"), DeviceError);
+  CHECK_THROWS_WITH_AS(scaled_dot_product_attention(q, randn({1, 2, 3, 4}), q), doctest::Contains("key is on cpu"),
+                       DeviceError);
+  const Tensor logits = randn({4, 3}).to(gpu);
+  const Tensor y = zeros({4}, DType::i64).to(gpu);
+  CrossEntropyOptions ce;
+  ce.weight = ones({3});
+  CHECK_THROWS_WITH_AS(cross_entropy(logits, y, ce), doctest::Contains("weight is on cpu"), DeviceError);
+  CHECK_THROWS_WITH_AS(cross_entropy(logits, zeros({4}, DType::i64)), doctest::Contains("target is on cpu"),
+                       DeviceError);
+  CHECK_THROWS_WITH_AS(nll_loss(logits, y, ones({3})), doctest::Contains("weight is on cpu"), DeviceError);
+  CHECK_THROWS_WITH_AS(scatter_add(zeros({2, 3}).to(gpu), 1, zeros({2, 2}, DType::i64).to(gpu), ones({2, 2})),
+                       doctest::Contains("src is on cpu"), DeviceError);
+  CHECK_THROWS_WITH_AS(scatter_add(zeros({2, 3}).to(gpu), 1, zeros({2, 2}, DType::i64), ones({2, 2}).to(gpu)),
+                       doctest::Contains("index is on cpu"), DeviceError);
+}
+
 TEST_CASE("batch_norm_act keeps only the batch norm's input for the backward, batch_norm then silu keeps two") {
   // [8, 16, 16, 64] f32 is 512 KiB, a size class of its own: the difference in live bytes with the
   // graph alive is exactly the silu input that the separate ops save.

@@ -62,6 +62,53 @@ TEST_CASE("Adam and AdamW: the first step moves each weight by lr, AdamW decays 
   CHECK_THROWS_AS(optim::Adam({param({1.0})}, o), ValueError);
 }
 
+TEST_CASE("optimizer state follows its parameter when the model is moved between steps") {
+  // Module::to(device, dtype) keeps each parameter's handle and replaces its data; the next step
+  // finds momentum and moments on the old device or dtype and moves them (here f32 -> f64, which
+  // the CPU shows; f32 on cpu -> cuda:0 takes the same path). Values exact in binary.
+  Tensor p = tensor({1.0, -2.0}, DType::f32).requires_grad_();
+  optim::SGDOptions so;
+  so.lr = 0.25;
+  so.momentum = 0.5;
+  optim::SGD sgd({p}, so);
+  p.set_grad(tensor({0.5, 1.0}, DType::f32));
+  sgd.step();  // buf = g; p = (0.875, -2.25)
+  p.set_data(p.detach().to(DType::f64));
+  p.set_grad(tensor({0.25, -0.5}, DType::f64));
+  sgd.step();  // buf = 0.5 buf + g = (0.5, 0); p -= 0.25 buf
+  CHECK(p.dtype() == DType::f64);
+  CHECK(p.tolist<double>() == std::vector<double>{0.75, -2.25});
+  CHECK(sgd.state_dict().at("state.0.momentum_buffer").dtype() == DType::f64);
+
+  Tensor q = tensor({1.0, -2.0}, DType::f32).requires_grad_();
+  optim::AdamOptions ao;
+  ao.lr = 0.5;
+  optim::Adam adam({q}, ao);
+  q.set_grad(tensor({3.0, -4.0}, DType::f32));
+  adam.step();  // the first step moves each weight by lr against its gradient's sign
+  q.set_data(q.detach().to(DType::f64));
+  q.set_grad(tensor({3.0, -4.0}, DType::f64));
+  adam.step();  // the same gradient again: m_hat = g and v_hat = g^2 up to eps, another lr step
+  check_close(q, {0.0, -1.0}, 1e-7, 1e-7);
+  CHECK(adam.state_dict().at("state.0.exp_avg").dtype() == DType::f64);
+}
+
+TEST_CASE("optimizer state follows its parameter from the CPU to cuda:0") {
+  if (!cuda_is_available()) return;
+  Tensor p = tensor({1.0, -2.0}, DType::f32).requires_grad_();
+  optim::SGDOptions so;
+  so.lr = 0.25;
+  so.momentum = 0.5;
+  optim::SGD sgd({p}, so);
+  p.set_grad(tensor({0.5, 1.0}, DType::f32));
+  sgd.step();
+  p.set_data(p.detach().to(Device::cuda(0)));
+  p.set_grad(tensor({0.25, -0.5}, DType::f32).to(Device::cuda(0)));
+  sgd.step();
+  CHECK(p.cpu().tolist<float>() == std::vector<float>{0.75f, -2.25f});
+  CHECK(sgd.state_dict().at("state.0.momentum_buffer").device() == Device::cuda(0));
+}
+
 TEST_CASE("parameter groups carry their own hyper-parameters; zero_grad sets gradients to none") {
   nn::Linear lin(3, 2);
   const auto groups = optim::decay_groups(lin, 0.05);

@@ -35,6 +35,7 @@ inline Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_i
                     op, ": incompatible shapes q ", q.shape(), ", k ", k.shape(), ", v ", v.shape());
   WANWU_CHECK_DTYPE(q.dtype() == k.dtype() && q.dtype() == v.dtype() && q.is_floating_point(), op,
                     ": q, k, v must share one floating dtype, got ", q.dtype(), ", ", k.dtype(), ", ", v.dtype());
+  detail::check_operand_devices(op, q, {{"key", k}, {"value", v}, {"mask", o.mask}});
   WANWU_CHECK_VALUE(o.dropout_p >= 0.0 && o.dropout_p < 1.0, op, ": dropout_p must be in [0, 1), got ", o.dropout_p);
   const int64_t B = q.size(0), H = q.size(1), L = q.size(2), S = k.size(2), D = q.size(3), Dv = v.size(3);
   AttentionParams p;

@@ -42,8 +42,7 @@ inline Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& 
                     " groups), but the input ", x.shape(), " has ", C);
   WANWU_CHECK_DTYPE(x.dtype() == weight.dtype() && x.is_floating_point(), "conv2d: input dtype ", x.dtype(),
                     " and weight dtype ", weight.dtype(), " must be the same floating type");
-  WANWU_CHECK_T(DeviceError, x.device() == weight.device(), "conv2d: input on ", x.device(), ", weight on ",
-                weight.device());
+  detail::check_operand_devices("conv2d", x, {{"weight", weight}, {"bias", bias}});
   if (bias.defined()) {
     WANWU_CHECK_SHAPE(bias.dim() == 1 && bias.size(0) == O, "conv2d: bias of shape ", bias.shape(),
                       " does not match ", O, " output channels");

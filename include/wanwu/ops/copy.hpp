@@ -10,6 +10,19 @@
 namespace wanwu {
 
 namespace detail {
+// An op's operand other than its input, by the name its error message gives (weight, bias, mask).
+struct NamedOperand {
+  const char* name;
+  const Tensor& t;
+};
+// Every defined operand must be on the input's device: the kernels read them all through its
+// backend, and a host pointer in a CUDA kernel is an illegal address that poisons the context.
+inline void check_operand_devices(const char* op, const Tensor& x, std::initializer_list<NamedOperand> operands) {
+  for (const NamedOperand& o : operands)
+    WANWU_CHECK_T(DeviceError, !o.t.defined() || o.t.device() == x.device(), op, ": the input is on ", x.device(),
+                  " but its ", o.name, " is on ", o.t.device());
+}
+
 // A contiguous copy with the same shape, dtype conversion included, on t's device. No autograd.
 inline Tensor copy_as(const Tensor& t, DType dt) {
   Tensor out = empty_tensor(t.shape(), dt, t.device());
@@ -18,13 +31,14 @@ inline Tensor copy_as(const Tensor& t, DType dt) {
 }
 
 // Moves a tensor's values to another device (contiguous result, same dtype). No autograd.
-inline Tensor move_to_device(const Tensor& t, Device d) {
+// Uploads return once the host may write the source again, as PyTorch's; NonBlocking::yes from
+// pinned memory returns at once (the loader's batches, which nothing writes after collation).
+inline Tensor move_to_device(const Tensor& t, Device d, NonBlocking nb = NonBlocking::no) {
   if (t.device() == d) return t;
   Tensor src = t.is_contiguous() ? t : copy_as(t, t.dtype());
   Tensor out = empty_tensor(t.shape(), t.dtype(), d);
   if (src.device().is_cpu()) {
-    // from pinned memory the upload need not wait (the loader's batches; pin_memory)
-    if (is_pinned(src)) backend_for(d).copy_from_host_async(out, src);
+    if (nb == NonBlocking::yes && is_pinned(src)) backend_for(d).copy_from_host_async(out, src);
     else backend_for(d).copy_from_host(out, src.data_ptr());
   } else if (d.is_cpu()) {
     backend_for(src.device()).copy_to_host(out.data_ptr(), src);
@@ -38,7 +52,7 @@ inline Tensor move_to_device(const Tensor& t, Device d) {
 }  // namespace detail
 
 // A copy of a CPU tensor in pinned memory (itself when it already is), so that its upload to a
-// CUDA device runs asynchronously; PyTorch's Tensor.pin_memory(). Needs the CUDA backend and a
+// CUDA device can run asynchronously (to(device, NonBlocking::yes)); PyTorch's Tensor.pin_memory(). Needs the CUDA backend and a
 // device (DeviceError otherwise). No autograd, like PyTorch's.
 inline Tensor pin_memory(const Tensor& t) {
   WANWU_CHECK_T(DeviceError, t.device().is_cpu(), "pin_memory: expected a CPU tensor, got one on ", t.device());
@@ -57,10 +71,10 @@ inline Tensor Tensor::clone() const {
 
 inline Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 
-inline Tensor Tensor::to(Device device, DType dt) const {
+inline Tensor Tensor::to(Device device, DType dt, NonBlocking nb) const {
   if (device == this->device() && dt == dtype()) return *this;
   Tensor out = dt == dtype() ? *this : detail::copy_as(*this, dt);
-  out = detail::move_to_device(out, device);
+  out = detail::move_to_device(out, device, nb);
   if (is_floating(dt) && autograd::any_requires_grad({*this})) {
     const DType in_dt = dtype();
     const Device in_dev = this->device();
@@ -71,15 +85,15 @@ inline Tensor Tensor::to(Device device, DType dt) const {
   return out;
 }
 inline Tensor Tensor::to(DType dt) const { return to(device(), dt); }
-inline Tensor Tensor::to(Device d) const { return to(d, dtype()); }
+inline Tensor Tensor::to(Device d, NonBlocking nb) const { return to(d, dtype(), nb); }
 
-inline Tensor& Tensor::copy_(const Tensor& src) {
+inline Tensor& Tensor::copy_(const Tensor& src, NonBlocking nb) {
   autograd::check_inplace(*this, "copy_");
   const Shape bshape = broadcast_shapes(src.shape(), shape(), "copy_");
   WANWU_CHECK_SHAPE(bshape == shape(), "copy_: source of shape ", src.shape(), " cannot be broadcast to ", shape());
   Tensor s = src;
   if (s.device() != device())
-    s = detail::move_to_device(s.dtype() == dtype() ? s : detail::copy_as(s, dtype()), device());
+    s = detail::move_to_device(s.dtype() == dtype() ? s : detail::copy_as(s, dtype()), device(), nb);
   if (s.storage() == storage() && !(s.storage_offset() == storage_offset() && s.strides() == strides()))
     s = detail::copy_as(s, s.dtype());  // overlapping source: read from a copy
   const bool record = autograd::any_requires_grad({*this, src});

@@ -78,6 +78,7 @@ inline Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, con
   }
   WANWU_CHECK_DTYPE(src.dtype() == x.dtype(), "scatter_add: src dtype ", src.dtype(), " differs from input dtype ",
                     x.dtype());
+  detail::check_operand_devices("scatter_add", x, {{"index", index}, {"src", src}});
   const Tensor idx = detail::index_i64(index, "scatter_add");
   Tensor out = detail::copy_as(x, x.dtype());
   // src restricted to index's shape

@@ -77,6 +77,7 @@ inline Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, const T
   if (weight.defined())
     WANWU_CHECK_SHAPE(weight.dim() == 1 && weight.size(0) == C, "nll_loss: weight of shape ", weight.shape(),
                       " does not match ", C, " classes");
+  detail::check_operand_devices("nll_loss", log_probs, {{"target", target}, {"weight", weight}});
   const Tensor t = detail::class_targets(log_probs, target, ignore_index, "nll_loss").reshape(target.shape());
   const Tensor valid = ne(t, ignore_index);
   const Tensor safe = where(valid, t, 0);
@@ -97,8 +98,7 @@ namespace detail {
 inline Tensor cross_entropy_indices(const Tensor& input_in, const Tensor& target, const CrossEntropyOptions& o) {
   const Tensor input = amp::full_precision(input_in);
   const int64_t C = input.size(input.dim() == 1 ? 0 : 1);
-  WANWU_CHECK_T(DeviceError, target.device() == input.device(), "cross_entropy: target on ", target.device(),
-                ", input on ", input.device());
+  check_operand_devices("cross_entropy", input, {{"target", target}, {"weight", o.weight}});
   const Tensor t = class_targets(input, target, o.ignore_index, "cross_entropy");
   const Tensor rows = input.dim() == 1 ? input.unsqueeze(0) : classes_last(input).reshape({-1, C});
   const Tensor x = contiguous_no_grad(rows);

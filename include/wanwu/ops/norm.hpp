@@ -135,12 +135,8 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
     if (t->defined())
       WANWU_CHECK_SHAPE(t->dim() == 1 && t->size(0) == C, "batch_norm: expected per-channel tensors of shape [", C,
                         "] for input ", x.shape(), ", got ", t->shape());
-  // the kernels read every tensor through the input's device
-  for (const Tensor* t : {&running_mean, &running_var, &weight, &bias, &residual})
-    WANWU_CHECK_T(DeviceError, !t->defined() || t->device() == x.device(), "batch_norm: the input is on ", x.device(),
-                  " but its ", t == &residual ? "residual" : t == &weight ? "weight" : t == &bias ? "bias"
-                                                 : t == &running_mean ? "running_mean" : "running_var",
-                  " is on ", t->device());
+  detail::check_operand_devices("batch_norm", x, {{"running_mean", running_mean}, {"running_var", running_var},
+                                                  {"weight", weight}, {"bias", bias}, {"residual", residual}});
   if (mode == Mode::eval) {
     WANWU_CHECK_VALUE(running_mean.defined() && running_var.defined(),
                       "batch_norm: eval mode needs running_mean and running_var");
@@ -236,6 +232,7 @@ inline Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, cons
       WANWU_CHECK_SHAPE(t->shape() == normalized_shape, "layer_norm: weight/bias of shape ", t->shape(),
                         " must equal normalized_shape ", normalized_shape);
   WANWU_CHECK_DTYPE(x.is_floating_point(), "layer_norm: dtype ", x.dtype(), " is not supported (floating types only)");
+  detail::check_operand_devices("layer_norm", x, {{"weight", weight}, {"bias", bias}});
   const int64_t M = numel_of(normalized_shape), R = x.numel() / std::max<int64_t>(M, 1);
   const DType sdt = detail::stat_dtype(x.dtype());
   const Tensor x2 = detail::raw_reshape(detail::contiguous_no_grad(x), Shape{R, M});

@@ -151,7 +151,16 @@ class Optimizer {
     std::map<std::string, Tensor> tensors;
     int64_t step = 0;
   };
-  ParamState& state_for(const Tensor& p) { return state_[p.impl()]; }
+  // A parameter's state, moved to the parameter's device and dtype when the model was moved since
+  // the last step (Module::to keeps the parameter's handle, which keys the state), as
+  // load_state_dict places it: the step kernels read state and parameter through one backend and
+  // one dtype, and a CPU buffer handed to a CUDA kernel is an illegal address.
+  ParamState& state_for(const Tensor& p) {
+    ParamState& st = state_[p.impl()];
+    for (auto& [name, t] : st.tensors)
+      if (t.device() != p.device() || t.dtype() != p.dtype()) t = t.to(p.device(), p.dtype());
+    return st;
+  }
   bool has_state(const Tensor& p) const { return state_.count(p.impl()) > 0; }
   std::vector<ParamGroup> groups_;
 
