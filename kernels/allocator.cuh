@@ -68,6 +68,7 @@ class CudaAllocator final : public Allocator {
     return s;
   }
   void reset_peak() override {
+    init_pool();  // pool_ is read only after its call_once: another thread may be creating it
     std::lock_guard<std::mutex> lock(mu_);
     stats_.peak_allocated = stats_.allocated;
     update_reserved_locked();
@@ -75,7 +76,7 @@ class CudaAllocator final : public Allocator {
   }
   // Returns unused pool memory to the driver (after the stream's pending frees have run).
   void empty_cache() override {
-    if (!pool_) return;
+    init_pool();
     DeviceGuard g(device_);
     WANWU_CUDA_CHECK(cudaStreamSynchronize(context(device_).stream));
     WANWU_CUDA_CHECK(cudaMemPoolTrimTo(pool_, 0));

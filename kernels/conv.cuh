@@ -262,6 +262,7 @@ inline bool graph_conv(ConvPass pass, DType dt, const ConvGeom& g, int dev, void
 
 inline bool cudnn_forward(const Tensor& out, const Tensor& x, const Tensor& w, const ConvGeom& g) {
   const int dev = out.device().index;
+  std::lock_guard<std::mutex> cudnn_lock(context(dev).cudnn_mu);
   if (graph_conv(ConvPass::forward, out.dtype(), g, dev, x.data_ptr(), w.data_ptr(), out.data_ptr())) return true;
   cudnnHandle_t h = cudnn_handle(dev);
   const float alpha = 1.f, beta = 0.f;
@@ -280,6 +281,7 @@ inline bool cudnn_forward(const Tensor& out, const Tensor& x, const Tensor& w, c
 
 inline bool cudnn_backward_input(const Tensor& gx, const Tensor& gy, const Tensor& w, const ConvGeom& g) {
   const int dev = gx.device().index;
+  std::lock_guard<std::mutex> cudnn_lock(context(dev).cudnn_mu);
   if (graph_conv(ConvPass::backward_input, gx.dtype(), g, dev, gx.data_ptr(), w.data_ptr(), gy.data_ptr()))
     return true;
   cudnnHandle_t h = cudnn_handle(dev);
@@ -300,6 +302,7 @@ inline bool cudnn_backward_input(const Tensor& gx, const Tensor& gy, const Tenso
 
 inline bool cudnn_backward_weight(const Tensor& gw, const Tensor& gy, const Tensor& x, const ConvGeom& g) {
   const int dev = gw.device().index;
+  std::lock_guard<std::mutex> cudnn_lock(context(dev).cudnn_mu);
   if (graph_conv(ConvPass::backward_weight, gw.dtype(), g, dev, x.data_ptr(), gw.data_ptr(), gy.data_ptr()))
     return true;
   cudnnHandle_t h = cudnn_handle(dev);

@@ -9,7 +9,8 @@
 // destination was allocated stream-ordered there), and the compute stream waits for it through an
 // event: kernels that read the batch start after the copy, while the copy itself overlaps the
 // kernels still running from the previous step. The source storage is held until the copy's event
-// has completed, so the host may drop or reuse the batch tensor at once.
+// has completed, so the host may drop the batch tensor at once; it must not write into it before
+// then, which is why only to(device, NonBlocking::yes) takes this path (ops/copy.hpp).
 #pragma once
 
 #include <deque>

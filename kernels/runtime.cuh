@@ -103,6 +103,10 @@ struct DeviceContext {
   cublasLtHandle_t cublaslt = nullptr;
   cudnnHandle_t cudnn = nullptr;  // created on the first convolution (loads cuDNN's sub-libraries)
   std::once_flag cudnn_once;
+  // Held across each convolution's cuDNN calls: cuDNN allows calls from several threads only on
+  // different handles, and the graph plans are built bound to this one (cuBLAS's handle may be
+  // shared; its calls never change the handle's settings).
+  std::mutex cudnn_mu;
   unsigned long long* error_flag = nullptr;  // [flag, value] for kernels that validate data (index bounds)
   std::mutex mu;                  // guards lazily created members and the scratch flag
 };

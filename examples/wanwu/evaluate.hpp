@@ -32,7 +32,7 @@ inline EvalResult evaluate(models::Classifier& model, const data::DataLoader& lo
   NoGradGuard ng;
   double loss_sum = 0;
   for (data::Batch& b : loader.epoch(0)) {
-    Tensor x = b.images.to(device);
+    Tensor x = b.images.to(device, NonBlocking::yes);
     Tensor logits;
     if (autocast) {
       amp::Autocast ac(*autocast);

@@ -533,7 +533,8 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
         ++i;
         continue;
       }
-      Tensor x = b.images.to(device), y = b.labels.to(device);
+      // the loader's batch is fresh and nothing writes it: the upload need not wait
+      Tensor x = b.images.to(device, NonBlocking::yes), y = b.labels.to(device, NonBlocking::yes);
       Tensor loss;
       if (autocast) {
         amp::Autocast ac(*autocast);

@@ -2,6 +2,8 @@
 // allocator's statistics and reuse, stream ordering, and typed errors.
 #include <cuda_runtime_api.h>
 
+#include <thread>
+
 #include "parity.hpp"
 
 using namespace wanwu;
@@ -103,7 +105,7 @@ TEST_CASE("pinned host memory: uploads run on the copy stream and are ordered be
   for (int i = 0; i < 40; ++i) {
     Tensor h = empty_pinned({256, 1024}, DType::f32);
     h.fill_(static_cast<double>(i));
-    on_device.push_back(h.to(kCuda) * 2.0);
+    on_device.push_back(h.to(kCuda, NonBlocking::yes) * 2.0);
     expected.push_back(full({256, 1024}, 2.0 * i));
   }
   for (int i = 0; i < 40; ++i) cp::compare_exact("async upload", on_device[static_cast<size_t>(i)].cpu(), expected[static_cast<size_t>(i)]);
@@ -111,4 +113,68 @@ TEST_CASE("pinned host memory: uploads run on the copy stream and are ordered be
   const MemoryStats s = backend_for(kCuda).pinned_host_allocator()->stats();
   CHECK(s.allocations >= 41);
   CHECK(s.cache_hits > 0);  // the loop reuses blocks once their uploads are done
+  // A plain to() or copy_ from pinned memory returns once the host may write the source again, as
+  // PyTorch's non_blocking=False: behind a queue of matrix products an asynchronous copy would
+  // still be waiting when the host overwrites the source.
+  {
+    Tensor busy = cp::rnd({2048, 2048}, -1, 1).to(kCuda);
+    for (int i = 0; i < 8; ++i) busy = matmul(busy, busy) * 1e-3;
+    Tensor h = empty_pinned({512, 1024}, DType::f32);
+    h.fill_(1.0);
+    const Tensor d = h.to(kCuda);
+    Tensor d2 = empty({512, 1024}, TensorOptions(DType::f32).device(kCuda));
+    for (int i = 0; i < 8; ++i) busy = matmul(busy, busy) * 1e-3;
+    d2.copy_(h);
+    h.fill_(2.0);
+    cp::compare_exact("to(cuda) from pinned memory, source overwritten after", d.cpu(), full({512, 1024}, 1.0));
+    cp::compare_exact("copy_ from pinned memory, source overwritten after", d2.cpu(), full({512, 1024}, 1.0));
+  }
+}
+
+// cuDNN forbids using one handle from two threads at once; the device's handle is shared, so each
+// convolution holds it for its cuDNN calls. Four threads run forward and backward convolutions
+// (bf16 through graph plans, f32 through the legacy API) at once and must get the values one
+// thread gets.
+TEST_CASE("convolutions from several host threads at once give the single-threaded results") {
+  struct Job {
+    Tensor x, w, gy;
+    DType dt;
+  };
+  std::vector<Job> jobs;
+  for (DType dt : {DType::bf16, DType::f32})
+    for (int64_t c : {16, 32}) {
+      Job j;
+      j.dt = dt;
+      j.x = cp::rnd({4, 14, 14, c}, -1, 1, 300 + c).to(dt).to(kCuda);
+      j.w = cp::rnd({c, 3, 3, c}, -1, 1, 301 + c).to(dt).to(kCuda);
+      j.gy = cp::rnd({4, 14, 14, c}, -1, 1, 302 + c).to(dt).to(kCuda);
+      jobs.push_back(j);
+    }
+  auto run = [](const Job& j) {
+    const Tensor x = j.x.detach().requires_grad_(), w = j.w.detach().requires_grad_();
+    const Tensor y = conv2d(x, w, Tensor(), 1, 1);
+    y.backward(j.gy);
+    return std::vector<Tensor>{y.detach().cpu(), x.grad().cpu(), w.grad().cpu()};
+  };
+  std::vector<std::vector<Tensor>> serial;
+  for (const Job& j : jobs) serial.push_back(run(j));
+  std::vector<std::vector<std::vector<Tensor>>> got(jobs.size());
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(jobs.size());
+  for (size_t t = 0; t < jobs.size(); ++t)
+    threads.emplace_back([&, t] {
+      try {
+        for (int rep = 0; rep < 20; ++rep) got[t].push_back(run(jobs[t]));
+      } catch (const std::exception& e) {
+        errors[t] = e.what();
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (size_t t = 0; t < jobs.size(); ++t) {
+    CAPTURE(t);
+    CHECK(errors[t] == "");
+    for (const auto& r : got[t])
+      for (size_t k = 0; k < r.size(); ++k)  // the filter gradient's algorithm may sum with atomics
+        cp::compare("threaded conv2d result " + std::to_string(k), r[k], serial[t][k], cp::tol_for(jobs[t].dt));
+  }
 }

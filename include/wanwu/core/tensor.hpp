@@ -29,6 +29,9 @@ struct AutogradMeta;
 
 enum class KeepDim : bool { no = false, yes = true };
 enum class RetainGraph : bool { no = false, yes = true };
+// A host-to-device copy from pinned memory that returns before the copy is done (PyTorch's
+// non_blocking=True): the source must not be written until the device has read it.
+enum class NonBlocking : bool { no = false, yes = true };
 
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
@@ -190,11 +193,11 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(DType dtype) const;
-  Tensor to(Device device) const;
-  Tensor to(Device device, DType dtype) const;
+  Tensor to(Device device, NonBlocking nb = NonBlocking::no) const;
+  Tensor to(Device device, DType dtype, NonBlocking nb = NonBlocking::no) const;
   Tensor cpu() const { return to(Device::cpu()); }
   Tensor cuda(int index = 0) const { return to(Device::cuda(index)); }
-  Tensor& copy_(const Tensor& src);  // broadcasts src; converts dtype and device
+  Tensor& copy_(const Tensor& src, NonBlocking nb = NonBlocking::no);  // broadcasts src; converts dtype and device
   Tensor& fill_(Scalar value);
   Tensor& zero_() { return fill_(0); }
 

@@ -61,9 +61,9 @@ struct LoaderOptions {
   BadSamplePolicy bad_samples = BadSamplePolicy::error;
   std::shared_ptr<const Sampler> sampler;  // when set, replaces `shuffle`
   std::function<void(const std::string&)> on_warning;  // skipped files; default: a line on stderr
-  // Batches in pinned host memory, so that .to(cuda) uploads without waiting (on the device's copy
-  // stream, overlapping the previous step's kernels). Ignored without a CUDA device, as PyTorch's
-  // pin_memory=True is; is_pinned(batch.images) tells.
+  // Batches in pinned host memory, so that .to(cuda, NonBlocking::yes) uploads without waiting (on
+  // the device's copy stream, overlapping the previous step's kernels). Ignored without a CUDA
+  // device, as PyTorch's pin_memory=True is; is_pinned(batch.images) tells.
   PinMemory pin_memory = PinMemory::no;
 };
 
