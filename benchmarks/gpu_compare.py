@@ -6,6 +6,13 @@ ops the bandwidth each reaches as a share of the copy bandwidth PyTorch reaches 
 PyTorch eager with channels_last (cudnn.benchmark off, its default, and on).
 
 usage: gpu_compare.py --bench BUILD/gpu_bench --out results.md [--seconds 360]
+
+WANWU_BENCH_DEVICE=cpu is the dry run (ctest's gpu_compare_on_cpu), as for gpu_bench: both sides
+on the CPU at shapes cut down to run in seconds, one timed call per row, and a non-zero exit when
+a row lacks either side's figure. Its figures mean nothing; it shows, without a GPU, that the
+PyTorch half runs to its end and the table is written, so that GPU time is not lost to a mistake
+in this script. Two calls have no CPU kernel in PyTorch and are swapped for their plain
+equivalents there: the fused Adam step and the GradScaler's unscale-and-check.
 """
 import argparse
 import json
@@ -14,25 +21,39 @@ import subprocess
 import sys
 import time
 
+DRY = os.environ.get("WANWU_BENCH_DEVICE") == "cpu"
+
+
+def sz(n, div):
+    """A size of the GPU benchmark, divided by `div` in the dry run (gpu_bench.cpp's sz)."""
+    return max(1, n // div) if DRY else n
+
+
+def sync(torch):
+    if not DRY:
+        torch.cuda.synchronize()
+
 
 def torch_times():
     import torch
     import torch.nn.functional as F
 
-    dev = "cuda"
+    dev = "cpu" if DRY else "cuda"
     torch.backends.cuda.matmul.allow_tf32 = False  # wanwu's f32 GEMM is full f32
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = False
     out = {}
 
     def timed(iters, f):
-        for _ in range(3):
+        if DRY:
+            iters = 1
+        for _ in range(1 if DRY else 3):
             f()
-        torch.cuda.synchronize()
+        sync(torch)
         t0 = time.perf_counter()
         for _ in range(iters):
             f()
-        torch.cuda.synchronize()
+        sync(torch)
         return (time.perf_counter() - t0) * 1000.0 / iters
 
     def bench(name, iters, f, nbytes=0):
@@ -40,16 +61,18 @@ def torch_times():
 
     cl = torch.channels_last
     with torch.no_grad():
-        a = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
-        b = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
+        k = sz(8192, 16)
+        a = torch.randn(k, k, device=dev, dtype=torch.bfloat16)
+        b = torch.randn(k, k, device=dev, dtype=torch.bfloat16)
         bench("gemm bf16 8192^3", 20, lambda: a @ b)
-        a32, b32 = torch.randn(4096, 4096, device=dev), torch.randn(4096, 4096, device=dev)
+        k = sz(4096, 16)
+        a32, b32 = torch.randn(k, k, device=dev), torch.randn(k, k, device=dev)
         bench("gemm f32 4096^3", 10, lambda: a32 @ b32)
         torch.backends.cuda.matmul.allow_tf32 = True
         bench("gemm f32 4096^3 tf32", 20, lambda: a32 @ b32)
         torch.backends.cuda.matmul.allow_tf32 = False
         del a, b, a32, b32
-        xm = torch.randn(256 * 197, 768, device=dev, dtype=torch.bfloat16)
+        xm = torch.randn(sz(256 * 197, 256), 768, device=dev, dtype=torch.bfloat16)
         wm = torch.randn(3072, 768, device=dev, dtype=torch.bfloat16)
         bm_ = torch.randn(3072, device=dev, dtype=torch.bfloat16)
         bench("linear+bias+gelu_tanh bf16 [50432,768]x[768,3072]", 20,
@@ -59,9 +82,10 @@ def torch_times():
         def conv(tag, hw, cin, cout, k, stride):
             pad = k // 2
             ohw = (hw + 2 * pad - k) // stride + 1
-            x = torch.randn(32, cin, hw, hw, device=dev, dtype=torch.bfloat16).to(memory_format=cl)
+            nb = sz(32, 16)
+            x = torch.randn(nb, cin, hw, hw, device=dev, dtype=torch.bfloat16).to(memory_format=cl)
             w = torch.randn(cout, cin, k, k, device=dev, dtype=torch.bfloat16).to(memory_format=cl)
-            gy = torch.randn(32, cout, ohw, ohw, device=dev, dtype=torch.bfloat16).to(memory_format=cl)
+            gy = torch.randn(nb, cout, ohw, ohw, device=dev, dtype=torch.bfloat16).to(memory_format=cl)
             args = (gy, x, w, None, [stride] * 2, [pad] * 2, [1, 1], False, [0, 0], 1)
             bench(f"conv {tag} fwd", 20, lambda: F.conv2d(x, w, stride=stride, padding=pad))
             bench(f"conv {tag} bwd-data", 20,
@@ -75,7 +99,7 @@ def torch_times():
         conv("3x3 14x14 256->256", 14, 256, 256, 3, 1)
         conv("1x1 7x7 512->2048", 7, 512, 2048, 1, 1)
 
-        n = 64 << 20
+        n = sz(64 << 20, 64)
         ea, eb = torch.randn(n, device=dev), torch.randn(n, device=dev)
         bench("copy f32 64M", 20, lambda: ea.clone(), 2 * 4 * n)
         bench("add f32 64M", 20, lambda: ea + eb, 3 * 4 * n)
@@ -83,27 +107,30 @@ def torch_times():
         bench("add bf16 64M", 20, lambda: ha + hb, 3 * 2 * n)
         bench("cast bf16->f32 64M", 20, lambda: ha.float(), 6 * n)
         del ea, eb, ha, hb
-        rows, cols = 64 * 12 * 197, 197
+        rows, cols = sz(64 * 12 * 197, 64), 197
         s = torch.randn(rows, cols, device=dev)
         bench("softmax f32 [151296,197]", 20, lambda: torch.softmax(s, -1), 2 * 4 * rows * cols)
         sh = s.bfloat16()
         bench("softmax bf16 [151296,197]", 20, lambda: torch.softmax(sh, -1), 2 * 2 * rows * cols)
         del s, sh
-        rows = 256 * 197
+        rows = sz(256 * 197, 256)
         xl = torch.randn(rows, 768, device=dev)
         wl, bl = torch.randn(768, device=dev), torch.randn(768, device=dev)
         bench("layer_norm f32 [50432,768]", 20, lambda: F.layer_norm(xl, (768,), wl, bl), 2 * 4 * rows * 768)
         xh, wh, bh = xl.bfloat16(), wl.bfloat16(), bl.bfloat16()
         bench("layer_norm bf16 [50432,768]", 20, lambda: F.layer_norm(xh, (768,), wh, bh), 2 * 2 * rows * 768)
         del xl, xh
-        np_ = 25 << 20
+        np_ = sz(25 << 20, 64)
         p = torch.randn(np_, device=dev)
         p.grad = torch.randn(np_, device=dev)
-        opt = torch.optim.Adam([p], lr=1e-3, fused=True)
+        opt = torch.optim.Adam([p], lr=1e-3, fused=not DRY)
         bench("adam step f32 26M", 20, opt.step, 7 * 4 * np_)
         del p, opt
 
     for n, c, dt in ((256, 1000, torch.float32), (8192, 1000, torch.float32), (8192, 1000, torch.bfloat16)):
+        tag = "f32" if dt == torch.float32 else "bf16"
+        n = sz(n, 16)  # as gpu_bench, whose row names give the rows' sizes
+        name = f"cross_entropy fwd+bwd {tag} [{n},{c}]"
         xc = torch.randn(n, c, device=dev, dtype=dt, requires_grad=True)
         yc = torch.randint(0, c, (n,), device=dev)
 
@@ -111,8 +138,7 @@ def torch_times():
             F.cross_entropy(xc, yc).backward()
             xc.grad = None
 
-        tag = "f32" if dt == torch.float32 else "bf16"
-        bench(f"cross_entropy fwd+bwd {tag} [{n},{c}]", 20, ce_step, 3 * xc.element_size() * n * c)
+        bench(name, 20, ce_step, 3 * xc.element_size() * n * c)
 
     try:
         import torchvision
@@ -132,7 +158,11 @@ def torch_times():
         found, inv = torch.zeros(1, device=dev), torch.full((1,), 1.0 / 65536, device=dev)
 
         def unscale():  # what GradScaler.unscale_ runs, and step()'s read of the flag
-            torch._amp_foreach_non_finite_check_and_unscale_(grads, found, inv)
+            if DRY:  # no CPU kernel: the same arithmetic in plain ops
+                torch._foreach_mul_(grads, inv.item())
+                found.fill_(float(not all(bool(torch.isfinite(g).all()) for g in grads)))
+            else:
+                torch._amp_foreach_non_finite_check_and_unscale_(grads, found, inv)
             return found.item()
 
         bench("unscale+check resnet50 grads", 20, unscale, 2 * 4 * n_params)
@@ -143,7 +173,7 @@ def torch_times():
     # training batch norm + ReLU, bf16 activations with f32 parameters (what autocast hands over)
     for hw, c in ((56, 64), (56, 256), (14, 1024)):
         try:
-            xb = torch.randn(256, c, hw, hw, device=dev, dtype=torch.bfloat16).to(memory_format=cl)
+            xb = torch.randn(sz(256, 128), c, hw, hw, device=dev, dtype=torch.bfloat16).to(memory_format=cl)
             xb.requires_grad_(True)
             gyb = torch.randn_like(xb)
             wb = torch.ones(c, device=dev, requires_grad=True)
@@ -168,8 +198,9 @@ def torch_times():
             torch.manual_seed(0)
             model = torchvision.models.resnet50().to(dev).to(memory_format=cl).train()
             opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-            x = torch.randn(256, 3, 224, 224, device=dev).to(memory_format=cl)
-            y = torch.randint(0, 1000, (256,), device=dev)
+            batch, img = sz(256, 128), 64 if DRY else 224  # the dry run's step at 64x64 (bf16 convs are slow on CPUs)
+            x = torch.randn(batch, 3, img, img, device=dev).to(memory_format=cl)
+            y = torch.randint(0, 1000, (batch,), device=dev)
 
             def step(phases=None):
                 # given `phases`, a synchronization after each phase adds its milliseconds there
@@ -178,11 +209,11 @@ def torch_times():
 
                 def lap():
                     if phases is not None:
-                        torch.cuda.synchronize()
+                        sync(torch)
                         marks.append(time.perf_counter())
 
                 lap()
-                with torch.autocast("cuda", dtype=torch.bfloat16):
+                with torch.autocast(dev, dtype=torch.bfloat16):
                     loss = F.cross_entropy(model(x), y)
                 lap()
                 loss.backward()
@@ -192,29 +223,32 @@ def torch_times():
                 for k in range(len(marks) - 1):
                     phases[k] += (marks[k + 1] - marks[k]) * 1000.0
 
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
+            sync(torch)
+            if not DRY:
+                torch.cuda.reset_peak_memory_stats()
             ms = timed(10, step)
-            train[bm] = {"ms": ms, "images_per_s": 256 * 1000.0 / ms,
-                         "peak_mib": torch.cuda.max_memory_allocated() / 1048576.0}
+            train[bm] = {"ms": ms, "images_per_s": batch * 1000.0 / ms,
+                         "peak_mib": 0.0 if DRY else torch.cuda.max_memory_allocated() / 1048576.0}
             if not bm:  # where the step's time goes
                 phases = [0.0, 0.0, 0.0]
-                for _ in range(5):
+                reps = 1 if DRY else 5
+                for _ in range(reps):
                     step(phases)
-                train["phases"] = [t / 5 for t in phases]
+                train["phases"] = [t / reps for t in phases]
                 try:
-                    train["backward_ops"] = torch_backward_ops(model, x, y)
+                    train["backward_ops"] = torch_backward_ops(model, x, y, dev)
                 except Exception as e:  # noqa: BLE001 - the table says why it is missing
                     train["backward_ops_error"] = repr(e)
             del model, opt, x, y
-            torch.cuda.empty_cache()
+            if not DRY:
+                torch.cuda.empty_cache()
     except Exception as e:  # noqa: BLE001 - report what failed rather than drop the row silently
         train["error"] = repr(e)
     torch.backends.cudnn.benchmark = False
-    return out, train, torch.__version__, torch.cuda.get_device_name()
+    return out, train, torch.__version__, "the CPU (dry run)" if DRY else torch.cuda.get_device_name()
 
 
-def torch_backward_ops(model, x, y, top=25):
+def torch_backward_ops(model, x, y, dev, top=25):
     """One backward pass of the step with a device synchronization before and after every autograd
     node (hooks on the graph's nodes), the time summed by node name: the measure of wanwu's
     BackwardProfile, except that torch's sums of gradients fall between nodes and are not timed
@@ -222,7 +256,7 @@ def torch_backward_ops(model, x, y, top=25):
     first."""
     import torch
     import torch.nn.functional as F
-    with torch.autocast("cuda", dtype=torch.bfloat16):
+    with torch.autocast(dev, dtype=torch.bfloat16):
         loss = F.cross_entropy(model(x), y)
     times, start, seen, stack = {}, {}, set(), [loss.grad_fn]
     while stack:
@@ -232,11 +266,11 @@ def torch_backward_ops(model, x, y, top=25):
         seen.add(node)
 
         def pre(grad_outputs, node=node):
-            torch.cuda.synchronize()
+            sync(torch)
             start[node] = time.perf_counter()
 
         def post(grad_inputs, grad_outputs, node=node):
-            torch.cuda.synchronize()
+            sync(torch)
             calls, ms = times.get(node.name(), (0, 0.0))
             times[node.name()] = (calls + 1, ms + (time.perf_counter() - start.pop(node)) * 1000.0)
 
@@ -244,7 +278,7 @@ def torch_backward_ops(model, x, y, top=25):
         node.register_hook(post)
         stack.extend(f for f, _ in node.next_functions)
     loss.backward()
-    torch.cuda.synchronize()
+    sync(torch)
     model.zero_grad(set_to_none=True)
     rows = sorted(((n, c, ms) for n, (c, ms) in times.items()), key=lambda r: -r[2])
     return rows[:top], sum(ms for _, _, ms in rows)
@@ -256,6 +290,13 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seconds", type=float, default=360, help="the time both sides have together")
     args = ap.parse_args()
+    if DRY:
+        try:
+            import torch  # noqa: F401
+            import torchvision  # noqa: F401
+        except ImportError as e:
+            print(f"gpu_compare dry run: skipped, no PyTorch here ({e})")
+            return 77
     try:  # wanwu's half gets at most half the time, PyTorch's the rest
         res = subprocess.run([args.bench], capture_output=True, text=True, timeout=min(180, args.seconds / 2))
         stdout, stderr, rc = res.stdout, res.stderr, res.returncode
@@ -292,7 +333,31 @@ def main():
     except Exception as e:  # noqa: BLE001 - report, do not hide, a missing torch
         theirs, their_train, version, gpu = {}, {"error": repr(e)}, f"unavailable ({e})", "?"
     print(write_results(args.out, theirs=theirs, their_train=their_train, version=version, gpu=gpu, **ours_only))
+    if DRY:
+        return dry_run_verdict(rc, ours, theirs, our_train, our_train_bm, our_phases, our_ops, their_train)
     return 0 if rc == 0 else 1
+
+
+def dry_run_verdict(rc, ours, theirs, our_train, our_train_bm, our_phases, our_ops, their_train):
+    """The dry run passes when both sides produced every figure the GPU run's table shows."""
+    missing = [f"gpu_bench exited {rc}"] if rc != 0 else []
+    missing += [f"wanwu: {n}: {r['error']}" for n, r in ours.items() if "error" in r]
+    missing += [f"torch: no row '{n}'" for n in ours if n not in theirs]
+    missing += [f"wanwu: no row '{n}'" for n in theirs if n not in ours]
+    for what, v in (("wanwu training step", our_train), ("wanwu benchmark-mode step", our_train_bm),
+                    ("wanwu phases", our_phases), ("wanwu backward ops", our_ops),
+                    ("torch training step", their_train.get(False)),
+                    ("torch benchmark-mode step", their_train.get(True)),
+                    ("torch phases", their_train.get("phases")), ("torch backward ops", their_train.get("backward_ops"))):
+        if not v:
+            missing.append(f"no {what}")
+    for key in ("error", "backward_ops_error"):
+        if key in their_train:
+            missing.append(f"torch {key}: {their_train[key]}")
+    for m in missing:
+        print(f"gpu_compare dry run: {m}", file=sys.stderr)
+    print(f"gpu_compare dry run: {'FAIL' if missing else 'PASS'} ({len(ours)} rows on both sides)")
+    return 1 if missing else 0
 
 
 def write_results(out, ours, our_train, our_train_bm, our_phases, our_ops, our_ops_total, theirs, their_train,
@@ -344,14 +409,17 @@ def write_results(out, ours, our_train, our_train_bm, our_phases, our_ops, our_o
                          f"{r['images_per_s']:.0f} | {r['peak_mib']:.0f} |")
     if "error" in their_train:
         lines.append(f"| torch | failed: {their_train['error']} | | |")
+    def ratio(a, b):  # "-" where the denominator is missing (the dry run measures no GPU memory)
+        return fmt(a / b if a is not None and b else None, ".2f")
+
     if our_train and their_train.get(False):
         r = their_train[False]
-        lines += ["", f"wanwu / torch (benchmark off): {our_train['images_per_s'] / r['images_per_s']:.2f}x images/s "
-                      f"at {our_train['peak_mib'] / r['peak_mib']:.2f}x its peak memory"]
+        lines += ["", f"wanwu / torch (benchmark off): {ratio(our_train['images_per_s'], r['images_per_s'])}x "
+                      f"images/s at {ratio(our_train['peak_mib'], r['peak_mib'])}x its peak memory"]
     if our_train_bm and their_train.get(True):
         r = their_train[True]
-        lines += ["", f"wanwu / torch, both in benchmark mode: {our_train_bm['images_per_s'] / r['images_per_s']:.2f}x "
-                      f"images/s at {our_train_bm['peak_mib'] / r['peak_mib']:.2f}x its peak memory"]
+        lines += ["", f"wanwu / torch, both in benchmark mode: {ratio(our_train_bm['images_per_s'], r['images_per_s'])}x "
+                      f"images/s at {ratio(our_train_bm['peak_mib'], r['peak_mib'])}x its peak memory"]
     their_phases = their_train.get("phases")
     if our_phases or their_phases:
         lines += ["", "The same step with a device synchronization after each phase (ms, mean of 5):", "",
@@ -375,6 +443,7 @@ def write_results(out, ours, our_train, our_train_bm, our_phases, our_ops, our_o
             lines.append(f"| {w[0]} | {w[1]} | {fmt(w[2], '.2f')} | {t[0]} | {t[1]} | {fmt(t[2], '.2f')} |")
     text = "\n".join(lines) + "\n"
     tmp = out + ".tmp"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, out)
