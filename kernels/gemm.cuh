@@ -37,7 +37,10 @@ struct BlasOperand {
 inline bool row_major_operand(const void* p, int64_t rows, int64_t cols, int64_t sr, int64_t sc, int64_t sb,
                               BlasOperand& o) {
   if (cols == 1) sc = 1;
-  if (rows == 1) sr = cols;
+  // one row: its row stride is never used; read it untransposed when its elements are adjacent,
+  // else transposed with the column stride as the leading dimension (a [1, D] slice of K^T whose
+  // keys are strided, D = 1)
+  if (rows == 1) sr = sc == 1 ? cols : 1;
   o.p = p;
   o.stride = sb;
   if (sr > INT32_MAX || sc > INT32_MAX) return false;
@@ -101,6 +104,19 @@ struct BlasEpilogue {
   GemmEpilogue act = GemmEpilogue::none;
   bool empty() const { return bias == nullptr && act == GemmEpilogue::none; }
 };
+
+// The alignment to promise cuBLASLt for an operand: the largest power of two up to 256 bytes
+// dividing its pointer and, across a batch, its batch stride in bytes. Unless told, cuBLASLt
+// assumes 256 and may pick a kernel that cannot run on a view a few elements into its storage
+// (PyTorch's _getAlignment sets these preferences, capped at 16; the allocator's 256-byte blocks
+// keep the default's choice of kernels).
+inline uint32_t blas_alignment(const void* p, int64_t stride, int64_t batch, size_t elsize) {
+  uintptr_t v = reinterpret_cast<uintptr_t>(p);
+  if (batch > 1) v |= static_cast<uintptr_t>(stride) * elsize;
+  uint32_t a = 256;
+  while (a > 1 && v % a != 0) a /= 2;
+  return a;
+}
 
 inline cublasLtEpilogue_t lt_epilogue(const BlasEpilogue& ep) {
   const bool b = ep.bias != nullptr;
@@ -166,6 +182,14 @@ inline bool blas_gemm(int dev, DType dt, int64_t m, int64_t n, int64_t k, int64_
   }
   WANWU_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref.get(), CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                           &ws_bytes, sizeof ws_bytes));
+  const size_t es = itemsize(dt);
+  const uint32_t align[4] = {blas_alignment(A.p, A.stride, batch, es), blas_alignment(B.p, B.stride, batch, es),
+                             blas_alignment(C, m * n, batch, es), blas_alignment(C, m * n, batch, es)};
+  const cublasLtMatmulPreferenceAttributes_t align_attr[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  for (int i = 0; i < 4; ++i)
+    WANWU_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref.get(), align_attr[i], &align[i], sizeof align[i]));
   cublasLtMatmulHeuristicResult_t heur{};
   int found = 0;
   const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(ctx.cublaslt, desc.get(), la.get(), lb.get(), lc.get(),
@@ -259,9 +283,10 @@ inline void gemm_operands(const Tensor& a, const Tensor& b, Tensor& ac, Tensor& 
   if (B == 1) A.stride = Bo.stride = 0;
 }
 
-inline void check_gemm_sizes(const Tensor& a, const Tensor& b, int64_t M, int64_t N, int64_t K) {
-  WANWU_CHECK_SHAPE(M < (int64_t(1) << 31) && N < (int64_t(1) << 31) && K < (int64_t(1) << 31),
-                    "gemm: dimensions ", a.shape(), " x ", b.shape(), " exceed cuBLAS's 32-bit sizes");
+inline void check_gemm_sizes(const Tensor& a, const Tensor& b, int64_t B, int64_t M, int64_t N, int64_t K) {
+  constexpr int64_t lim = int64_t(1) << 31;
+  WANWU_CHECK_SHAPE(B < lim && M < lim && N < lim && K < lim, "gemm: dimensions ", a.shape(), " x ", b.shape(),
+                    " exceed cuBLAS's 32-bit sizes (batch count included)");
 }
 
 // Row-major out[b] (contiguous [B, M, N]) = alpha a[b] @ b[b] + beta out[b].
@@ -269,7 +294,7 @@ inline void gemm(const Tensor& out, const Tensor& a, const Tensor& b, double alp
   const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
   if (B == 0 || M == 0 || N == 0) return;
   if (K == 0) return scale_inplace(out, beta);
-  check_gemm_sizes(a, b, M, N, K);
+  check_gemm_sizes(a, b, B, M, N, K);
   Tensor ac, bc;
   BlasOperand A, Bo;
   gemm_operands(a, b, ac, bc, A, Bo);
@@ -281,12 +306,20 @@ inline void gemm_bias_act(const Tensor& out, const Tensor& a, const Tensor& b, c
                           GemmEpilogue act) {
   const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
   if (B == 0 || M == 0 || N == 0) return;
-  const Tensor bias = bias_in.defined() ? cast(bias_in, out.dtype()) : Tensor();  // contiguous, out's dtype
+  Tensor bias = bias_in.defined() ? cast(bias_in, out.dtype()) : Tensor();  // contiguous, out's dtype
+  if (bias.defined() && reinterpret_cast<uintptr_t>(bias.data_ptr()) % 16 != 0) {
+    // cuBLASLt's alignment preferences do not cover the bias pointer, and a kernel that loads it
+    // in 16-byte vectors would fault (a chunk of a packed in-projection bias, E not a multiple of
+    // 4): a fresh allocation, 256-byte aligned, of N elements
+    Tensor aligned = empty(bias.shape(), bias.dtype(), out.device().index);
+    copy(aligned, bias);
+    bias = aligned;
+  }
   if (K == 0) {
     zero(out);
     return bias_act_inplace(out, bias, act);
   }
-  check_gemm_sizes(a, b, M, N, K);
+  check_gemm_sizes(a, b, B, M, N, K);
   Tensor ac, bc;
   BlasOperand A, Bo;
   gemm_operands(a, b, ac, bc, A, Bo);

@@ -138,6 +138,31 @@ TEST_CASE("the f32 matmul precision is a scoped, per-thread setting the CPU does
   CHECK(float32_matmul_precision() == MatmulPrecision::highest);
 }
 
+TEST_CASE("linear and matmul with an empty inner or outer dimension, as PyTorch") {
+  // 0 input features: each output is the bias (an empty sum is 0); the output owns its memory
+  const Tensor x = zeros({5, 0}, DType::f64).requires_grad_(), w = zeros({3, 0}, DType::f64).requires_grad_();
+  const Tensor b = from_vector<double>({1.0, -2.0, 3.0}, {3}).requires_grad_();
+  const Tensor y = linear(x, w, b);
+  REQUIRE(y.shape() == Shape{5, 3});
+  REQUIRE(y.storage()->nbytes() >= size_t(15) * sizeof(double));
+  CHECK(y.tolist<double>() == std::vector<double>{1, -2, 3, 1, -2, 3, 1, -2, 3, 1, -2, 3, 1, -2, 3});
+  y.sum().backward();
+  CHECK(b.grad().tolist<double>() == std::vector<double>{5, 5, 5});
+  CHECK(w.grad().shape() == Shape{3, 0});
+  CHECK(x.grad().shape() == Shape{5, 0});
+  CHECK(linear(zeros({2, 4, 0}), zeros({3, 0})).tolist<float>() == std::vector<float>(24, 0.0f));
+  // 0 output features: an empty result, and a backward that runs
+  const Tensor x2 = randn({5, 3}, DType::f64).requires_grad_();
+  const Tensor y2 = linear(x2, zeros({0, 3}, DType::f64).requires_grad_(), zeros({0}, DType::f64));
+  CHECK(y2.shape() == Shape{5, 0});
+  y2.sum().backward();
+  CHECK(x2.grad().tolist<double>() == std::vector<double>(15, 0.0));
+  // a batch folded into one GEMM with K = 0
+  const Tensor m = matmul(zeros({2, 3, 0}), zeros({0, 4}));
+  CHECK(m.shape() == Shape{2, 3, 4});
+  CHECK(m.tolist<float>() == std::vector<float>(24, 0.0f));
+}
+
 TEST_CASE("matmul errors") {
   CHECK_THROWS_WITH_AS(matmul(zeros({2, 3}), zeros({4, 2})), doctest::Contains("cannot be multiplied"), ShapeError);
   CHECK_THROWS_AS(matmul(zeros({2, 3}), zeros({3, 2}, DType::f64)), DTypeError);

@@ -101,6 +101,14 @@ TEST_CASE("linear with a fused bias and activation epilogue, 2-D and 3-D input, 
       }
     }
   }
+  // no input features: the output is the bias (cuBLAS is not called); no output features
+  for (DType dt : cp::kFloatTypes) {
+    cp::parity("linear, 0 input features", [](const std::vector<Tensor>& in) {
+      return linear(in[0], in[1], in[2], GemmEpilogue::relu);
+    }, {cp::rnd({5, 0}), cp::rnd({3, 0}), cp::rnd({3}, -1, 1, 83)}, dt);
+    cp::parity("linear, 0 output features", [](const std::vector<Tensor>& in) { return linear(in[0], in[1]); },
+               {cp::rnd({5, 4}), cp::rnd({0, 4})}, dt);
+  }
   // the backend call with a batch: one bias for every batch entry (cuBLASLt's bias batch stride 0)
   for (DType dt : cp::kFloatTypes) {
     for (GemmEpilogue act : {GemmEpilogue::none, GemmEpilogue::relu, GemmEpilogue::gelu_tanh}) {

@@ -74,8 +74,9 @@ inline Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   if (b.dim() == 1) return detail::matmul_nd(a, b.unsqueeze(1)).squeeze(-1);
   if (b.dim() == 2 && a.dim() > 2) {  // fold the batch into M: one large GEMM
     Shape out_shape(a.shape().begin(), a.shape().end() - 1);
+    const int64_t rows = numel_of(out_shape);  // not numel / K: K may be 0
     out_shape.push_back(b.size(1));
-    return detail::matmul_nd(a.reshape({-1, a.size(-1)}), b).reshape(out_shape);
+    return detail::matmul_nd(a.reshape({rows, a.size(-1)}), b).reshape(out_shape);
   }
   return detail::matmul_nd(a, b);
 }
@@ -113,8 +114,10 @@ inline Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& 
   }
   const bool grads = autograd::any_requires_grad({x, weight, bias});
   if (act == GemmEpilogue::gelu_tanh && grads) return gelu(linear(x, weight, bias), GeluApproximate::tanh);
-  const Tensor x2 = detail::raw_reshape(x, Shape{x.numel() / std::max<int64_t>(in_f, 1), in_f});
-  const int64_t rows = x2.size(0);
+  // rows from the leading dims, not numel / in_features: with 0 input features that quotient is 0
+  // whatever the batch, and the output would have been a [batch..., out] view of 0 bytes
+  const int64_t rows = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));
+  const Tensor x2 = detail::raw_reshape(x, Shape{rows, in_f});
   Tensor out = empty_tensor(Shape{1, rows, out_f}, x.dtype(), x.device());
   const Tensor w3 = weight.detach().t().unsqueeze(0);
   backend_for(x.device()).gemm_bias_act(out, x2.unsqueeze(0), w3, bias.defined() ? bias.detach().contiguous() : bias,
@@ -127,10 +130,10 @@ inline Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& 
     SavedTensor s_x = weight.requires_grad() ? SavedTensor(x2) : SavedTensor();
     SavedTensor s_w = x.requires_grad() ? SavedTensor(weight) : SavedTensor();
     SavedTensor s_y = act == GemmEpilogue::relu ? SavedTensor(out) : SavedTensor();
-    autograd::record("linear", {x, weight, bias}, {out}, [xs, s_x, s_w, s_y, out_f](const Grads& g) {
+    autograd::record("linear", {x, weight, bias}, {out}, [xs, s_x, s_w, s_y, rows, out_f](const Grads& g) {
       std::vector<Tensor> r(3);
-      Tensor g2 = g[0].reshape({-1, out_f});
-      if (s_y.defined()) g2 = where(gt(s_y.get().reshape({-1, out_f}), 0.0), g2, 0.0);  // relu: y > 0 iff its input was
+      Tensor g2 = g[0].reshape({rows, out_f});
+      if (s_y.defined()) g2 = where(gt(s_y.get().reshape({rows, out_f}), 0.0), g2, 0.0);  // relu: y > 0 iff its input was
       if (g.needs_input_grad(0)) r[0] = mm(g2, s_w.get()).reshape(xs);
       if (g.needs_input_grad(1)) r[1] = mm(g2.t(), s_x.get());
       if (g.needs_input_grad(2)) r[2] = sum(g2, {0});
