@@ -14,6 +14,7 @@
 // are plain loops — one thread per output, or a block per weight element for the filter gradient.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -119,6 +120,19 @@ struct CudnnConv {
   cudnnConvolutionDescriptor_t conv = nullptr;
   // tf32: an f32 convolution may run on TF32 tensor cores (PyTorch's cudnn.allow_tf32)
   CudnnConv(const ConvGeom& g, DType dt, bool tf32) {
+    try {
+      set_up(g, dt, tf32);
+    } catch (...) {  // a destructor does not run after a throwing constructor
+      destroy();
+      throw;
+    }
+  }
+  ~CudnnConv() { destroy(); }
+  CudnnConv(const CudnnConv&) = delete;
+  CudnnConv& operator=(const CudnnConv&) = delete;
+
+ private:
+  void set_up(const ConvGeom& g, DType dt, bool tf32) {
     const cudnnDataType_t t = cudnn_dtype(dt);
     WANWU_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
     WANWU_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
@@ -135,19 +149,20 @@ struct CudnnConv {
     const cudnnMathType_t math = dt != DType::f32 ? CUDNN_TENSOR_OP_MATH : tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
     WANWU_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math));
   }
-  ~CudnnConv() {
-    cudnnDestroyConvolutionDescriptor(conv);
-    cudnnDestroyFilterDescriptor(w);
-    cudnnDestroyTensorDescriptor(y);
-    cudnnDestroyTensorDescriptor(x);
+  void destroy() noexcept {
+    if (conv) cudnnDestroyConvolutionDescriptor(conv);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (x) cudnnDestroyTensorDescriptor(x);
   }
-  CudnnConv(const CudnnConv&) = delete;
-  CudnnConv& operator=(const CudnnConv&) = delete;
 };
 
 // Whether cuDNN should run this convolution; false sends it to the direct kernels.
 inline bool use_cudnn(const ConvGeom& g, DType dt) {
   if (dt == DType::f64 || !g.symmetric()) return false;
+  // cuDNN's descriptors take no zero-sized dimension: an input with no channels, or an empty side
+  // that padding turns into a non-empty output, is all bias (the direct kernels write it)
+  if (g.N * g.H * g.W * g.C == 0 || g.N * g.Ho * g.Wo * g.O == 0) return false;
   return g.N * g.H * g.W * g.C < (int64_t(1) << 31) && g.N * g.Ho * g.Wo * g.O < (int64_t(1) << 31);
 }
 
@@ -174,8 +189,13 @@ inline ConvPlanCache& conv_plans() {
 // (core/matmul_precision.hpp) covers convolutions too.
 inline bool conv_tf32(DType dt) { return dt == DType::f32 && float32_matmul_precision() == MatmulPrecision::tf32; }
 
-inline std::string conv_key(int dev, ConvPass pass, DType dt, const ConvGeom& g, ConvAlgorithmSearch search) {
-  return detail::str(dev, '/', int(pass), '/', int(dt), conv_tf32(dt) ? "tf32" : "", '/', int(search), '/', g.N, ',', g.H, ',', g.W, ',', g.C,
+// `aligned`: whether every buffer of the call is 16-byte aligned. cuDNN's engines differ in the
+// alignment they need, so an algorithm found for aligned buffers may not run on a view one
+// element into its storage; such calls get their own plans (as PyTorch keys its by alignment).
+inline std::string conv_key(int dev, ConvPass pass, DType dt, const ConvGeom& g, ConvAlgorithmSearch search,
+                            bool aligned = true) {
+  return detail::str(dev, '/', int(pass), '/', int(dt), conv_tf32(dt) ? "tf32" : "", aligned ? "" : "u", '/',
+                     int(search), '/', g.N, ',', g.H, ',', g.W, ',', g.C,
                      ',', g.O, ',', g.KH, ',', g.KW, ',', g.Ho, ',', g.Wo, ',', g.G, ',', g.p.stride_h, ',',
                      g.p.stride_w, ',', g.p.pad_top, ',', g.p.pad_left, ',', g.p.dilation_h, ',', g.p.dilation_w);
 }
@@ -185,9 +205,10 @@ inline std::string conv_key(int dev, ConvPass pass, DType dt, const ConvGeom& g,
 // algorithm choose_conv_candidate picks (conv_common.cuh). Returns false when cuDNN supports none
 // (the caller falls back to the direct kernels); any other failure throws: no silent slow path.
 template <class Perf, class Ranked, class Run>
-bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int dev, Ranked&& ranked, Run&& run) {
+bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int dev, bool aligned, Ranked&& ranked,
+               Run&& run) {
   const ConvAlgorithmSearch search = conv_algorithm_search();
-  const std::string key = conv_key(dev, pass, dt, g, search);
+  const std::string key = conv_key(dev, pass, dt, g, search, aligned);
   ConvPlan* plan = nullptr;
   {
     std::lock_guard<std::mutex> lock(conv_plans().mu);
@@ -224,10 +245,18 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
     WANWU_CUDNN_CHECK(cudnnSetConvolutionMathType(fresh->d->conv, perf[c.index].mathType));
   }
   const bool ok = fresh->algo >= 0;
-  WANWU_CHECK_T(DeviceError, ok || last == CUDNN_STATUS_NOT_SUPPORTED, op, ": cuDNN failed: ", cudnnGetErrorString(last));
+  // cuDNN 9's statuses carry sub-codes (CUDNN_STATUS_NOT_SUPPORTED_SHAPE, ..._LAYOUT, ...)
+  WANWU_CHECK_T(DeviceError, ok || CUDNN_STATUS_CATEGORY(last) == CUDNN_STATUS_NOT_SUPPORTED, op, ": cuDNN failed: ",
+                cudnnGetErrorString(last));
   std::lock_guard<std::mutex> lock(conv_plans().mu);
   conv_plans().plans.emplace(key, std::move(fresh));
   return ok;
+}
+
+inline bool aligned16(std::initializer_list<const void*> ptrs) {
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
 }
 
 // f16/bf16 through cuDNN's graph API (conv_graph.cuh): x, w, y are the buffers of the pass's
@@ -235,8 +264,7 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
 // to the legacy path: f32, unaligned buffers, or a shape the graph API gave no usable plan for.
 inline bool graph_conv(ConvPass pass, DType dt, const ConvGeom& g, int dev, void* x, void* w, void* y) {
   if (dt != DType::f16 && dt != DType::bf16) return false;
-  for (const void* ptr : {x, w, y})
-    if (reinterpret_cast<uintptr_t>(ptr) % 16 != 0) return false;
+  if (!aligned16({x, w, y})) return false;
   const ConvAlgorithmSearch search = conv_algorithm_search();
   const std::string key = conv_key(dev, pass, dt, g, search);
   cudnnHandle_t h = cudnn_handle(dev);
@@ -267,7 +295,7 @@ inline bool cudnn_forward(const Tensor& out, const Tensor& x, const Tensor& w, c
   cudnnHandle_t h = cudnn_handle(dev);
   const float alpha = 1.f, beta = 0.f;
   return cudnn_run<cudnnConvolutionFwdAlgoPerf_t>(
-      "conv2d", ConvPass::forward, out.dtype(), g, dev,
+      "conv2d", ConvPass::forward, out.dtype(), g, dev, aligned16({x.data_ptr(), w.data_ptr(), out.data_ptr()}),
       [&](const CudnnConv& d, cudnnConvolutionFwdAlgoPerf_t* perf, int& found) {
         WANWU_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
                                                                  CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf));
@@ -288,6 +316,7 @@ inline bool cudnn_backward_input(const Tensor& gx, const Tensor& gy, const Tenso
   const float alpha = 1.f, beta = 0.f;
   return cudnn_run<cudnnConvolutionBwdDataAlgoPerf_t>(
       "conv2d backward (input)", ConvPass::backward_input, gx.dtype(), g, dev,
+      aligned16({gx.data_ptr(), w.data_ptr(), gy.data_ptr()}),
       [&](const CudnnConv& d, cudnnConvolutionBwdDataAlgoPerf_t* perf, int& found) {
         WANWU_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x,
                                                                       CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &found,
@@ -309,6 +338,7 @@ inline bool cudnn_backward_weight(const Tensor& gw, const Tensor& gy, const Tens
   const float alpha = 1.f, beta = 0.f;
   return cudnn_run<cudnnConvolutionBwdFilterAlgoPerf_t>(
       "conv2d backward (weight)", ConvPass::backward_weight, gw.dtype(), g, dev,
+      aligned16({x.data_ptr(), gw.data_ptr(), gy.data_ptr()}),
       [&](const CudnnConv& d, cudnnConvolutionBwdFilterAlgoPerf_t* perf, int& found) {
         WANWU_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w,
                                                                         CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &found,

@@ -50,7 +50,8 @@ template <class Run>
 float time_conv_candidate(int dev, Run&& run, int reps = 3) {
   const cudaStream_t s = stream(dev);
   auto failed = [&] {
-    WANWU_CUDA_CHECK(cudaStreamSynchronize(s));
+    WANWU_CUDA_CHECK(cudaStreamSynchronize(s));  // a sticky error throws here
+    (void)cudaGetLastError();  // a launch failure inside cuDNN must not surface at the next launch check
     return -1.f;
   };
   if (run() != CUDNN_STATUS_SUCCESS) return failed();
@@ -109,7 +110,10 @@ ConvChoice choose_conv_candidate(int dev, ConvAlgorithmSearch search, int64_t co
     void* wsp = ws.defined() ? ws.data_ptr() : nullptr;
     auto once = [&] { return c.last = run(i, wsp, bytes); };
     if (!bench) {
-      if (once() != CUDNN_STATUS_SUCCESS) continue;
+      if (once() != CUDNN_STATUS_SUCCESS) {
+        (void)cudaGetLastError();  // as in time_conv_candidate
+        continue;
+      }
       c.index = i;
       c.workspace = bytes;
       return c;

@@ -86,7 +86,8 @@ inline BackendDesc graph_tensor(BackendBuild& b, int64_t uid, cudnnDataType_t t,
   return d;
 }
 
-// Whether an engine configuration accumulates in reduced precision (we promise f32 accumulation).
+// Whether an engine configuration accumulates in reduced precision (we promise f32 accumulation)
+// or converts its inputs down (PyTorch drops those engines too).
 inline bool reduced_precision(cudnnBackendDescriptor_t cfg) {
   BackendDesc engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
   int64_t n = 0;
@@ -98,7 +99,9 @@ inline bool reduced_precision(cudnnBackendDescriptor_t cfg) {
                                CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &n, notes) != CUDNN_STATUS_SUCCESS)
     return false;
   for (int64_t i = 0; i < n; ++i)
-    if (notes[i] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION) return true;
+    if (notes[i] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION ||
+        notes[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)
+      return true;
   return false;
 }
 

@@ -26,6 +26,9 @@ TEST_CASE("conv2d: 3x3, strided, dilated, grouped, depthwise, 1x1, same-padding;
       {"1x1", {3, 5, 6, 16}, {12, 1, 1, 16}, 1, Padding2d(0), 1, 1, true},
       {"same, even kernel", {1, 8, 7, 3}, {4, 4, 2, 3}, 1, Padding2d::same(), 1, 1, true},
       {"7x7 stride 2 stem", {1, 32, 32, 3}, {8, 7, 7, 3}, 2, Padding2d(3), 1, 1, false},
+      // empty inputs with non-empty outputs, the bias alone (cuDNN's descriptors take no 0)
+      {"no input channels", {2, 5, 5, 0}, {4, 3, 3, 0}, 1, Padding2d(1), 1, 1, true},
+      {"an empty side padded", {2, 0, 3, 4}, {5, 1, 1, 4}, 1, Padding2d(1), 1, 1, true},
   };
   for (const C& c : cases)
     for (DType dt : cp::kFloatTypes) {
@@ -149,6 +152,12 @@ TEST_CASE("scaled_dot_product_attention: plain, masked, causal, permuted inputs;
     }, {q, k, v}, dt);
     cp::parity("attention, empty values", [](const std::vector<Tensor>& in) {
       return scaled_dot_product_attention(in[0], in[1], in[2].slice(3, 0, 0));
+    }, {q, k, v}, dt);
+    // head dimension 1 with keys and values strided (every other element of a [.., 2] tensor): a
+    // one-row GEMM operand read transposed with the column stride as its leading dimension
+    cp::parity("attention, head dimension 1, strided keys and values", [](const std::vector<Tensor>& in) {
+      return scaled_dot_product_attention(in[0].slice(3, 0, 1), in[1].slice(3, 0, 2).slice(3, 0, 1),
+                                          in[2].slice(3, 0, 2).slice(3, 1, 2));
     }, {q, k, v}, dt);
     cp::parity("attention, head dimension 0", [](const std::vector<Tensor>& in) {
       AttentionOptions o;
