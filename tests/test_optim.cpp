@@ -11,6 +11,27 @@ using wt::check_close;
 namespace {
 Tensor param(std::initializer_list<double> v) { return tensor(v, DType::f64).requires_grad_(); }
 void set_grad(Tensor& p, std::initializer_list<double> g) { p.set_grad(tensor(g, DType::f64)); }
+
+// An SGD step (lr 0.25, momentum 0.5) on an f32 parameter, the parameter moved to `dev` and `dt`
+// as Module::to moves it, then a second step: exact in binary, and the momentum buffer moved along.
+void check_sgd_after_move(Device dev, DType dt) {
+  Tensor p = tensor({1.0, -2.0}, DType::f32).requires_grad_();
+  optim::SGDOptions so;
+  so.lr = 0.25;
+  so.momentum = 0.5;
+  optim::SGD sgd({p}, so);
+  p.set_grad(tensor({0.5, 1.0}, DType::f32));
+  sgd.step();  // buf = g; p = (0.875, -2.25)
+  p.set_data(p.detach().to(dev, dt));
+  p.set_grad(tensor({0.25, -0.5}, dt).to(dev));
+  sgd.step();  // buf = 0.5 buf + g = (0.5, 0); p -= 0.25 buf
+  CHECK(p.dtype() == dt);
+  CHECK(p.device() == dev);
+  CHECK(p.cpu().to(DType::f64).tolist<double>() == std::vector<double>{0.75, -2.25});
+  const Tensor buf = sgd.state_dict().at("state.0.momentum_buffer");
+  CHECK(buf.dtype() == dt);
+  CHECK(buf.device() == dev);
+}
 }  // namespace
 
 TEST_CASE("SGD: plain, momentum, dampening, nesterov, weight decay by hand") {
@@ -66,19 +87,7 @@ TEST_CASE("optimizer state follows its parameter when the model is moved between
   // Module::to(device, dtype) keeps each parameter's handle and replaces its data; the next step
   // finds momentum and moments on the old device or dtype and moves them (here f32 -> f64, which
   // the CPU shows; f32 on cpu -> cuda:0 takes the same path). Values exact in binary.
-  Tensor p = tensor({1.0, -2.0}, DType::f32).requires_grad_();
-  optim::SGDOptions so;
-  so.lr = 0.25;
-  so.momentum = 0.5;
-  optim::SGD sgd({p}, so);
-  p.set_grad(tensor({0.5, 1.0}, DType::f32));
-  sgd.step();  // buf = g; p = (0.875, -2.25)
-  p.set_data(p.detach().to(DType::f64));
-  p.set_grad(tensor({0.25, -0.5}, DType::f64));
-  sgd.step();  // buf = 0.5 buf + g = (0.5, 0); p -= 0.25 buf
-  CHECK(p.dtype() == DType::f64);
-  CHECK(p.tolist<double>() == std::vector<double>{0.75, -2.25});
-  CHECK(sgd.state_dict().at("state.0.momentum_buffer").dtype() == DType::f64);
+  check_sgd_after_move(Device::cpu(), DType::f64);
 
   Tensor q = tensor({1.0, -2.0}, DType::f32).requires_grad_();
   optim::AdamOptions ao;
@@ -95,18 +104,7 @@ TEST_CASE("optimizer state follows its parameter when the model is moved between
 
 TEST_CASE("optimizer state follows its parameter from the CPU to cuda:0") {
   if (!cuda_is_available()) return;
-  Tensor p = tensor({1.0, -2.0}, DType::f32).requires_grad_();
-  optim::SGDOptions so;
-  so.lr = 0.25;
-  so.momentum = 0.5;
-  optim::SGD sgd({p}, so);
-  p.set_grad(tensor({0.5, 1.0}, DType::f32));
-  sgd.step();
-  p.set_data(p.detach().to(Device::cuda(0)));
-  p.set_grad(tensor({0.25, -0.5}, DType::f32).to(Device::cuda(0)));
-  sgd.step();
-  CHECK(p.cpu().tolist<float>() == std::vector<float>{0.75f, -2.25f});
-  CHECK(sgd.state_dict().at("state.0.momentum_buffer").device() == Device::cuda(0));
+  check_sgd_after_move(Device::cuda(0), DType::f32);
 }
 
 TEST_CASE("parameter groups carry their own hyper-parameters; zero_grad sets gradients to none") {
