@@ -110,8 +110,9 @@ ConvChoice choose_conv_candidate(int dev, ConvAlgorithmSearch search, int64_t co
     void* wsp = ws.defined() ? ws.data_ptr() : nullptr;
     auto once = [&] { return c.last = run(i, wsp, bytes); };
     if (!bench) {
-      if (once() != CUDNN_STATUS_SUCCESS) {
-        (void)cudaGetLastError();  // as in time_conv_candidate
+      if (once() != CUDNN_STATUS_SUCCESS) {  // as time_conv_candidate: drain, then drop the error
+        WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(dev)));  // before the caller destroys its plan
+        (void)cudaGetLastError();
         continue;
       }
       c.index = i;
