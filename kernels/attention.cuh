@@ -42,7 +42,8 @@ struct HeadBatch {
     auto usable = [](const Tensor& u) {
       const bool unit_cols = u.size(3) == 1 || u.stride(3) == 1;
       const bool uniform = u.size(1) == 1 || u.size(0) == 1 || u.stride(0) == u.stride(1) * u.size(1);
-      const bool rows_ok = u.size(2) == 1 || u.stride(2) >= u.size(3);
+      // a row stride past INT_MAX does not fit cuBLAS's int leading dimension (f64, the fallback)
+      const bool rows_ok = u.size(2) == 1 || (u.stride(2) >= u.size(3) && u.stride(2) <= INT32_MAX);
       return unit_cols && uniform && rows_ok;
     };
     if (!usable(t)) {

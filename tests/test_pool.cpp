@@ -35,8 +35,10 @@ TEST_CASE("max_pool2d values and indices on a hand-worked case") {
 
 TEST_CASE("max_pool2d: a dilated window that steps over the whole input is -inf with index -1") {
   // W = 2, kernel 2, dilation 3, padding 2: the windows' taps are at (-2, 1), (-1, 2) and (0, 3);
-  // the middle one reads no pixel. PyTorch gives -inf there (and an index past the input, which
-  // its backward would write through); here the index is -1 and the backward skips it.
+  // the middle one reads no pixel. PyTorch gives -inf for such windows (and an index past the
+  // input, which its backward would write through; it checks padding against the kernel size, not
+  // the dilated window, so this exact call it refuses); here the index is -1 and the backward
+  // skips it.
   const Tensor x = from_vector<double>({3.0, 5.0, -1.0, 2.0}, {2, 1, 2, 1}).requires_grad_();
   const auto r = max_pool2d_with_indices(x, {1, 2}, 1, {0, 2}, {1, 3});
   REQUIRE(r.values.shape() == Shape{2, 1, 3, 1});

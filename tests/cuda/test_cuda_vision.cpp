@@ -153,8 +153,9 @@ TEST_CASE("scaled_dot_product_attention: plain, masked, causal, permuted inputs;
     cp::parity("attention, empty values", [](const std::vector<Tensor>& in) {
       return scaled_dot_product_attention(in[0], in[1], in[2].slice(3, 0, 0));
     }, {q, k, v}, dt);
-    // head dimension 1 with keys and values strided (every other element of a [.., 2] tensor): a
-    // one-row GEMM operand read transposed with the column stride as its leading dimension
+    // head dimension 1 with keys and values strided (one element of each 16-wide row of k, of each
+    // 8-wide row of v): a one-row GEMM operand read transposed with the column stride as its
+    // leading dimension
     cp::parity("attention, head dimension 1, strided keys and values", [](const std::vector<Tensor>& in) {
       return scaled_dot_product_attention(in[0].slice(3, 0, 1), in[1].slice(3, 0, 2).slice(3, 0, 1),
                                           in[2].slice(3, 0, 2).slice(3, 1, 2));

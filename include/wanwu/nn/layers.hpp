@@ -81,7 +81,7 @@ class FoldedConvBn {
     const int64_t O = conv_weight.size(0);
     // In f32 (f64 for f64 models) whatever the model's dtype, then rounded once: a bf16 model's
     // fold computed in bf16 rounded at each of its five steps and drifted several ulps.
-    const DType sdt = running_var.dtype() == DType::f64 ? DType::f64 : DType::f32;
+    const DType sdt = running_var.dtype() == DType::f64 || conv_weight.dtype() == DType::f64 ? DType::f64 : DType::f32;
     Tensor s = rsqrt(running_var.to(sdt) + eps);
     if (bn_weight.defined()) s = s * bn_weight.to(sdt);
     Tensor b = (conv_bias.defined() ? conv_bias.to(sdt) : zeros({O}, TensorOptions(sdt).device(s.device()))) -
