@@ -676,8 +676,7 @@ int run_sweep(int argc, char** argv) {
   for (const auto& k : kRuntimeFlags) {
     if (!a.has(k)) continue;
     runtime.push_back("--" + k);
-    const auto spec = std::find_if(train_flags().begin(), train_flags().end(), [&](const FlagSpec& f) { return f.name == k; });
-    if (spec != train_flags().end() && spec->takes == Takes::value) runtime.push_back(a.str(k));
+    if (train_flag(k)->takes == Takes::value) runtime.push_back(a.str(k));
   }
 
   fs::path dir;
