@@ -52,8 +52,9 @@ inline Tensor move_to_device(const Tensor& t, Device d, NonBlocking nb = NonBloc
 }  // namespace detail
 
 // A copy of a CPU tensor in pinned memory (itself when it already is), so that its upload to a
-// CUDA device can run asynchronously (to(device, NonBlocking::yes)); PyTorch's Tensor.pin_memory(). Needs the CUDA backend and a
-// device (DeviceError otherwise). No autograd, like PyTorch's.
+// CUDA device can run asynchronously (to(device, NonBlocking::yes)); PyTorch's
+// Tensor.pin_memory(). Needs the CUDA backend and a device (DeviceError otherwise). No autograd,
+// like PyTorch's.
 inline Tensor pin_memory(const Tensor& t) {
   WANWU_CHECK_T(DeviceError, t.device().is_cpu(), "pin_memory: expected a CPU tensor, got one on ", t.device());
   if (is_pinned(t)) return t;

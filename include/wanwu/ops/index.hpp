@@ -21,8 +21,7 @@ inline Tensor contiguous_raw(const Tensor& t) { return t.is_contiguous() ? t : c
 inline Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   WANWU_CHECK_SHAPE(x.dim() >= 1, "index_select: input must have at least 1 dimension");
   WANWU_CHECK_SHAPE(index.dim() <= 1, "index_select: index must be 1-D, got shape ", index.shape());
-  WANWU_CHECK_T(DeviceError, index.device() == x.device(), "index_select: index on ", index.device(), ", input on ",
-                x.device());
+  detail::check_operand_devices("index_select", x, {{"index", index}});
   const int d = normalize_dim(dim, x.dim(), "index_select");
   const Tensor idx = detail::index_i64(index, "index_select");
   Shape out_shape = x.shape();
@@ -49,8 +48,7 @@ inline Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   for (int i = 0; i < x.dim(); ++i)
     WANWU_CHECK_SHAPE(i == d || index.shape()[i] <= x.shape()[i], "gather: index shape ", index.shape(),
                       " exceeds input shape ", x.shape(), " in dimension ", i);
-  WANWU_CHECK_T(DeviceError, index.device() == x.device(), "gather: index on ", index.device(), ", input on ",
-                x.device());
+  detail::check_operand_devices("gather", x, {{"index", index}});
   const Tensor idx = detail::index_i64(index, "gather");
   Tensor out = empty_tensor(idx.shape(), x.dtype(), x.device());
   backend_for(x.device()).gather(out, detail::contiguous_raw(x), d, idx);
