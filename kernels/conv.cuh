@@ -194,7 +194,7 @@ inline bool conv_tf32(DType dt) { return dt == DType::f32 && float32_matmul_prec
 // view a few elements into its storage; each alignment gets its own plans (PyTorch keys its by
 // alignment too).
 inline std::string conv_key(int dev, ConvPass pass, DType dt, const ConvGeom& g, ConvAlgorithmSearch search,
-                            int align = 16) {
+                            uint32_t align = 16) {
   return detail::str(dev, '/', int(pass), '/', int(dt), conv_tf32(dt) ? "tf32" : "", 'a', align, '/',
                      int(search), '/', g.N, ',', g.H, ',', g.W, ',', g.C,
                      ',', g.O, ',', g.KH, ',', g.KW, ',', g.Ho, ',', g.Wo, ',', g.G, ',', g.p.stride_h, ',',
@@ -206,7 +206,7 @@ inline std::string conv_key(int dev, ConvPass pass, DType dt, const ConvGeom& g,
 // algorithm choose_conv_candidate picks (conv_common.cuh). Returns false when cuDNN supports none
 // (the caller falls back to the direct kernels); any other failure throws: no silent slow path.
 template <class Perf, class Ranked, class Run>
-bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int dev, int align, Ranked&& ranked,
+bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int dev, uint32_t align, Ranked&& ranked,
                Run&& run) {
   const ConvAlgorithmSearch search = conv_algorithm_search();
   const std::string key = conv_key(dev, pass, dt, g, search, align);
@@ -254,21 +254,12 @@ bool cudnn_run(const char* op, ConvPass pass, DType dt, const ConvGeom& g, int d
   return ok;
 }
 
-// The largest of 16, 8, 4, 2, 1 bytes that divides every pointer.
-inline int alignment_of(std::initializer_list<const void*> ptrs) {
-  uintptr_t v = 0;
-  for (const void* p : ptrs) v |= reinterpret_cast<uintptr_t>(p);
-  int a = 16;
-  while (a > 1 && v % a != 0) a /= 2;
-  return a;
-}
-
 // f16/bf16 through cuDNN's graph API (conv_graph.cuh): x, w, y are the buffers of the pass's
 // input, filter and output roles (for a backward pass: dx or x, w or dw, dy). False sends the call
 // to the legacy path: f32, unaligned buffers, or a shape the graph API gave no usable plan for.
 inline bool graph_conv(ConvPass pass, DType dt, const ConvGeom& g, int dev, void* x, void* w, void* y) {
   if (dt != DType::f16 && dt != DType::bf16) return false;
-  if (alignment_of({x, w, y}) < 16) return false;
+  if (alignment_of({address(x), address(w), address(y)}) < 16) return false;
   const ConvAlgorithmSearch search = conv_algorithm_search();
   const std::string key = conv_key(dev, pass, dt, g, search);
   cudnnHandle_t h = cudnn_handle(dev);
@@ -299,7 +290,8 @@ inline bool cudnn_forward(const Tensor& out, const Tensor& x, const Tensor& w, c
   cudnnHandle_t h = cudnn_handle(dev);
   const float alpha = 1.f, beta = 0.f;
   return cudnn_run<cudnnConvolutionFwdAlgoPerf_t>(
-      "conv2d", ConvPass::forward, out.dtype(), g, dev, alignment_of({x.data_ptr(), w.data_ptr(), out.data_ptr()}),
+      "conv2d", ConvPass::forward, out.dtype(), g, dev,
+      alignment_of({address(x.data_ptr()), address(w.data_ptr()), address(out.data_ptr())}),
       [&](const CudnnConv& d, cudnnConvolutionFwdAlgoPerf_t* perf, int& found) {
         WANWU_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
                                                                  CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf));
@@ -320,7 +312,7 @@ inline bool cudnn_backward_input(const Tensor& gx, const Tensor& gy, const Tenso
   const float alpha = 1.f, beta = 0.f;
   return cudnn_run<cudnnConvolutionBwdDataAlgoPerf_t>(
       "conv2d backward (input)", ConvPass::backward_input, gx.dtype(), g, dev,
-      alignment_of({gx.data_ptr(), w.data_ptr(), gy.data_ptr()}),
+      alignment_of({address(gx.data_ptr()), address(w.data_ptr()), address(gy.data_ptr())}),
       [&](const CudnnConv& d, cudnnConvolutionBwdDataAlgoPerf_t* perf, int& found) {
         WANWU_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x,
                                                                       CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &found,
@@ -342,7 +334,7 @@ inline bool cudnn_backward_weight(const Tensor& gw, const Tensor& gy, const Tens
   const float alpha = 1.f, beta = 0.f;
   return cudnn_run<cudnnConvolutionBwdFilterAlgoPerf_t>(
       "conv2d backward (weight)", ConvPass::backward_weight, gw.dtype(), g, dev,
-      alignment_of({x.data_ptr(), gw.data_ptr(), gy.data_ptr()}),
+      alignment_of({address(x.data_ptr()), address(gw.data_ptr()), address(gy.data_ptr())}),
       [&](const CudnnConv& d, cudnnConvolutionBwdFilterAlgoPerf_t* perf, int& found) {
         WANWU_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w,
                                                                         CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &found,

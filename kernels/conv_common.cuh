@@ -46,12 +46,19 @@ inline constexpr int kConvBenchmarkLimit = 10;
 // untimed run, or -1 when a run fails (the candidate is skipped; the stream is drained first, so
 // that the caller may destroy the failed candidate's plan with nothing of it still running).
 // Waits for the device, which benchmark mode does once per shape.
+// After a candidate that failed: drains the stream, so that the caller may destroy the candidate's
+// plan with nothing of it still queued (a sticky error throws here), and drops a launch failure
+// inside cuDNN that would otherwise surface at the next launch check.
+inline void drain_failed_candidate(int dev) {
+  WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(dev)));
+  (void)cudaGetLastError();
+}
+
 template <class Run>
 float time_conv_candidate(int dev, Run&& run, int reps = 3) {
   const cudaStream_t s = stream(dev);
   auto failed = [&] {
-    WANWU_CUDA_CHECK(cudaStreamSynchronize(s));  // a sticky error throws here
-    (void)cudaGetLastError();  // a launch failure inside cuDNN must not surface at the next launch check
+    drain_failed_candidate(dev);
     return -1.f;
   };
   if (run() != CUDNN_STATUS_SUCCESS) return failed();
@@ -110,9 +117,8 @@ ConvChoice choose_conv_candidate(int dev, ConvAlgorithmSearch search, int64_t co
     void* wsp = ws.defined() ? ws.data_ptr() : nullptr;
     auto once = [&] { return c.last = run(i, wsp, bytes); };
     if (!bench) {
-      if (once() != CUDNN_STATUS_SUCCESS) {  // as time_conv_candidate: drain, then drop the error
-        WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(dev)));  // before the caller destroys its plan
-        (void)cudaGetLastError();
+      if (once() != CUDNN_STATUS_SUCCESS) {
+        drain_failed_candidate(dev);
         continue;
       }
       c.index = i;

@@ -105,17 +105,12 @@ struct BlasEpilogue {
   bool empty() const { return bias == nullptr && act == GemmEpilogue::none; }
 };
 
-// The alignment to promise cuBLASLt for an operand: the largest power of two up to 256 bytes
-// dividing its pointer and, across a batch, its batch stride in bytes. Unless told, cuBLASLt
-// assumes 256 and may pick a kernel that cannot run on a view a few elements into its storage
-// (PyTorch's _getAlignment sets these preferences, capped at 16; the allocator's 256-byte blocks
-// keep the default's choice of kernels).
+// The alignment to promise cuBLASLt for an operand: its pointer's and, across a batch, its batch
+// stride's in bytes, up to 256. Unless told, cuBLASLt assumes 256 and may pick a kernel that
+// cannot run on a view a few elements into its storage (PyTorch's _getAlignment sets these
+// preferences, capped at 16; the allocator's 256-byte blocks keep the default's choice of kernels).
 inline uint32_t blas_alignment(const void* p, int64_t stride, int64_t batch, size_t elsize) {
-  uintptr_t v = reinterpret_cast<uintptr_t>(p);
-  if (batch > 1) v |= static_cast<uintptr_t>(stride) * elsize;
-  uint32_t a = 256;
-  while (a > 1 && v % a != 0) a /= 2;
-  return a;
+  return alignment_of({address(p), batch > 1 ? static_cast<uintptr_t>(stride) * elsize : 0}, 256);
 }
 
 inline cublasLtEpilogue_t lt_epilogue(const BlasEpilogue& ep) {
@@ -307,7 +302,7 @@ inline void gemm_bias_act(const Tensor& out, const Tensor& a, const Tensor& b, c
   const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
   if (B == 0 || M == 0 || N == 0) return;
   Tensor bias = bias_in.defined() ? cast(bias_in, out.dtype()) : Tensor();  // contiguous, out's dtype
-  if (bias.defined() && reinterpret_cast<uintptr_t>(bias.data_ptr()) % 16 != 0) {
+  if (bias.defined() && alignment_of({address(bias.data_ptr())}) < 16) {
     // cuBLASLt's alignment preferences do not cover the bias pointer, and a kernel that loads it
     // in 16-byte vectors would fault (a chunk of a packed in-projection bias, E not a multiple of
     // 4): a fresh allocation, 256-byte aligned, of N elements

@@ -133,6 +133,17 @@ inline DeviceContext& context(int index) {
 
 inline cudaStream_t stream(int index) { return context(index).stream; }
 
+// The largest power of two up to `cap` bytes that divides every address (or byte offset) given:
+// the alignment cuBLASLt's and cuDNN's kernel choices depend on.
+inline uint32_t alignment_of(std::initializer_list<uintptr_t> addresses, uint32_t cap = 16) {
+  uintptr_t v = 0;
+  for (uintptr_t a : addresses) v |= a;
+  uint32_t a = cap;
+  while (a > 1 && v % a != 0) a /= 2;
+  return a;
+}
+inline uintptr_t address(const void* p) { return reinterpret_cast<uintptr_t>(p); }
+
 inline cudnnHandle_t cudnn_handle(int index) {
   DeviceContext& c = context(index);
   std::call_once(c.cudnn_once, [&c] {
