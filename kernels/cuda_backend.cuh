@@ -2,13 +2,15 @@
 // virtual call to the kernel family headers in this folder. Every call makes the tensor's device
 // current for its duration (restoring the caller's afterwards) and enqueues its work on that
 // device's one compute stream, so calls are ordered like the program's statements and only the
-// host copies (and validating index kernels) wait for the device.
+// host copies and synchronize() wait for the device. Those are also where a bad index or target
+// that a kernel met is raised (device_check.cuh).
 #pragma once
 
 #include "allocator.cuh"
 #include "attention.cuh"
 #include "batch_norm.cuh"
 #include "conv.cuh"
+#include "device_check.cuh"
 #include "elementwise.cuh"
 #include "gemm.cuh"
 #include "index.cuh"
@@ -32,6 +34,16 @@ class CudaBackend final : public Backend {
     DeviceGuard g(device_index);
     WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(device_index)));  // waits for the uploads too
     async_uploads(device_index).reap();
+    raise_device_errors(device_index);
+  }
+  // The compute stream waits for every upload queued before its later work (pinned.cuh), so its
+  // state covers the copy stream's.
+  bool is_idle(int device_index) override {
+    DeviceGuard g(device_index);
+    const cudaError_t e = cudaStreamQuery(stream(device_index));
+    if (e == cudaErrorNotReady) return false;
+    WANWU_CUDA_CHECK(e);
+    return true;
   }
   Allocator* pinned_host_allocator() override { return &pinned_allocator(); }
   void copy_from_host_async(const Tensor& dst, const Tensor& host_src) override {
@@ -48,7 +60,7 @@ class CudaBackend final : public Backend {
     DeviceGuard g(dev);
     if (src.nbytes() == 0) return;
     WANWU_CUDA_CHECK(cudaMemcpyAsync(host_dst, src.data_ptr(), src.nbytes(), cudaMemcpyDeviceToHost, stream(dev)));
-    WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(dev)));
+    raise_device_errors(dev);  // waits for the copy
   }
   // Waits too: the caller may free or reuse host_src as soon as this returns.
   void copy_from_host(const Tensor& dst, const void* host_src) override {

@@ -2,11 +2,12 @@
 // (element-wise along one dim). The adds use atomics, so repeated indices accumulate without a
 // serial pass (the order of the additions, and so the last bit of a float sum, is unspecified).
 //
-// Indices are validated where they are read: a kernel that meets an out-of-range index records
-// it in the device's error slot, and the launcher copies the slot back and throws IndexError.
-// That costs one host sync per indexing op — the price of a typed error instead of a wild write.
+// Indices are validated where they are read: a kernel that meets an out-of-range index skips it
+// and records it in the device's error record, which the backend raises as IndexError at its
+// next sync point (device_check.cuh), so an indexing op costs no host sync.
 #pragma once
 
+#include "device_check.cuh"
 #include "elementwise.cuh"
 
 namespace wanwu::cuda {
@@ -37,33 +38,16 @@ __device__ void atomic_add(T* addr, compute_t<T> v) {
   }
 }
 
-__device__ inline void report_bad_index(unsigned long long* slot, int64_t v) {
-  slot[1] = static_cast<unsigned long long>(v);
-  atomicExch(slot, 1ull);
-}
-
-// Clears the device's error slot before a validating kernel, then checks it after.
-class IndexCheck {
- public:
-  IndexCheck(int dev, const char* op, int dim, int64_t size) : ctx_(context(dev)), lock_(ctx_.mu), op_(op), dim_(dim), size_(size) {
-    WANWU_CUDA_CHECK(cudaMemsetAsync(ctx_.error_flag, 0, 2 * sizeof(unsigned long long), ctx_.stream));
-  }
-  unsigned long long* slot() const { return ctx_.error_flag; }
-  void check() {
-    unsigned long long h[2] = {0, 0};
-    WANWU_CUDA_CHECK(cudaMemcpyAsync(h, ctx_.error_flag, sizeof h, cudaMemcpyDeviceToHost, ctx_.stream));
-    WANWU_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
-    WANWU_CHECK_INDEX(h[0] == 0, op_, ": index ", static_cast<int64_t>(h[1]), " is out of bounds for dimension ", dim_,
-                      " with size ", size_);
-  }
-
- private:
-  DeviceContext& ctx_;
-  std::lock_guard<std::mutex> lock_;
-  const char* op_;
-  int dim_;
-  int64_t size_;
+// Where a kernel reports a bad index: the op, its dimension and size.
+struct IndexSite {
+  DeviceErrorRecord* record;
+  CheckedOp op;
+  int dim;
+  int64_t size;
+  __device__ void report(int64_t v) const { report_device_error(record, op, v, size, dim); }
 };
+
+inline IndexSite index_site(int dev, CheckedOp op, int dim, int64_t size) { return {context(dev).errors, op, dim, size}; }
 
 struct OuterDimInner {
   int64_t outer = 1, dim = 1, inner = 1;
@@ -77,13 +61,13 @@ struct OuterDimInner {
 // Moves elements as raw words of the dtype's size: selection does not look at values.
 template <class W>
 __global__ void index_select_kernel(W* out, const W* in, const int64_t* idx, int64_t n, OuterDimInner g,
-                                    unsigned long long* bad) {
+                                    IndexSite bad) {
   const int64_t total = g.outer * n * g.inner;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t ii = t % g.inner, oj = t / g.inner, j = oj % n, o = oj / n;
     const int64_t v = idx[j];
     if (v < 0 || v >= g.dim) {
-      report_bad_index(bad, v);
+      bad.report(v);
       continue;
     }
     out[t] = in[(o * g.dim + v) * g.inner + ii];
@@ -92,13 +76,13 @@ __global__ void index_select_kernel(W* out, const W* in, const int64_t* idx, int
 
 template <class T>
 __global__ void index_add_kernel(T* out, const T* src, const int64_t* idx, int64_t n, OuterDimInner g,
-                                 unsigned long long* bad) {
+                                 IndexSite bad) {
   const int64_t total = g.outer * n * g.inner;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t ii = t % g.inner, oj = t / g.inner, j = oj % n, o = oj / n;
     const int64_t v = idx[j];
     if (v < 0 || v >= g.dim) {
-      report_bad_index(bad, v);
+      bad.report(v);
       continue;
     }
     atomic_add(out + (o * g.dim + v) * g.inner + ii, cv<compute_t<T>>(src[t]));
@@ -108,13 +92,13 @@ __global__ void index_add_kernel(T* out, const T* src, const int64_t* idx, int64
 // it: operands (out or out-view, index, in-or-src view with stride 0 along dim).
 template <class T, bool Scatter>
 __global__ void gather_scatter_kernel(StridedIter<3> it, int64_t n, T* a, const int64_t* idx, T* b,
-                                      int64_t dim_size, int64_t dim_stride, unsigned long long* bad) {
+                                      int64_t dim_size, int64_t dim_stride, IndexSite bad) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t off[3];
     it.offsets(i, off);
     const int64_t v = idx[off[1]];
     if (v < 0 || v >= dim_size) {
-      report_bad_index(bad, v);
+      bad.report(v);
       continue;
     }
     if constexpr (Scatter) atomic_add(a + off[0] + v * dim_stride, cv<compute_t<T>>(b[off[2]]));
@@ -138,14 +122,13 @@ inline void index_select(const Tensor& out, const Tensor& in_, int dim, const Te
   const int64_t n = index.numel(), total = g.outer * n * g.inner;
   if (total == 0) return;
   const int dev = out.device().index;
-  IndexCheck chk(dev, "index_select", dim, g.dim);
+  const IndexSite site = index_site(dev, CheckedOp::index_select, dim, g.dim);
   dispatch_word(in.itemsize(), [&](auto tag) {
     using W = typename decltype(tag)::type;
     index_select_kernel<W><<<blocks_for(total), kThreads, 0, stream(dev)>>>(ptr<W>(out), ptr<const W>(in),
-                                                                            ptr<const int64_t>(index), n, g, chk.slot());
+                                                                            ptr<const int64_t>(index), n, g, site);
   });
   WANWU_CUDA_LAUNCH_CHECK();
-  chk.check();
 }
 
 inline void index_add(const Tensor& out, int dim, const Tensor& index_, const Tensor& src_) {
@@ -154,14 +137,13 @@ inline void index_add(const Tensor& out, int dim, const Tensor& index_, const Te
   const int64_t n = index.numel(), total = g.outer * n * g.inner;
   if (total == 0) return;
   const int dev = out.device().index;
-  IndexCheck chk(dev, "index_add", dim, g.dim);
+  const IndexSite site = index_site(dev, CheckedOp::index_add, dim, g.dim);
   dispatch_dtype(out.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     index_add_kernel<T><<<blocks_for(total), kThreads, 0, stream(dev)>>>(ptr<T>(out), ptr<const T>(src),
-                                                                         ptr<const int64_t>(index), n, g, chk.slot());
+                                                                         ptr<const int64_t>(index), n, g, site);
   });
   WANWU_CUDA_LAUNCH_CHECK();
-  chk.check();
 }
 
 // `t` viewed with index's shape and stride 0 along dim (the kernels add index * stride(dim)).
@@ -177,14 +159,13 @@ inline void gather(const Tensor& out, const Tensor& in, int dim, const Tensor& i
   const Strides view = along_dim_strides(in, dim);
   const auto it = make_iter<3>(index.shape(), {&out.strides(), &index.strides(), &view});
   const int dev = out.device().index;
-  IndexCheck chk(dev, "gather", dim, in.shape()[dim]);
+  const IndexSite site = index_site(dev, CheckedOp::gather, dim, in.shape()[dim]);
   dispatch_dtype(in.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     gather_scatter_kernel<T, false><<<blocks_for(n), kThreads, 0, stream(dev)>>>(
-        it, n, ptr<T>(out), ptr<const int64_t>(index), ptr<T>(in), in.shape()[dim], in.strides()[dim], chk.slot());
+        it, n, ptr<T>(out), ptr<const int64_t>(index), ptr<T>(in), in.shape()[dim], in.strides()[dim], site);
   });
   WANWU_CUDA_LAUNCH_CHECK();
-  chk.check();
 }
 
 inline void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) {
@@ -193,14 +174,13 @@ inline void scatter_add(const Tensor& out, int dim, const Tensor& index, const T
   const Strides view = along_dim_strides(out, dim);
   const auto it = make_iter<3>(index.shape(), {&view, &index.strides(), &src.strides()});
   const int dev = out.device().index;
-  IndexCheck chk(dev, "scatter_add", dim, out.shape()[dim]);
+  const IndexSite site = index_site(dev, CheckedOp::scatter_add, dim, out.shape()[dim]);
   dispatch_dtype(out.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     gather_scatter_kernel<T, true><<<blocks_for(n), kThreads, 0, stream(dev)>>>(
-        it, n, ptr<T>(out), ptr<const int64_t>(index), ptr<T>(src), out.shape()[dim], out.strides()[dim], chk.slot());
+        it, n, ptr<T>(out), ptr<const int64_t>(index), ptr<T>(src), out.shape()[dim], out.strides()[dim], site);
   });
   WANWU_CUDA_LAUNCH_CHECK();
-  chk.check();
 }
 
 }  // namespace wanwu::cuda

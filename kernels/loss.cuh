@@ -10,8 +10,13 @@
 // fills only rows / 8 blocks of the GPU. W = sum_c w_c, needed only with both weights and
 // smoothing, is one small reduction per call. Ignored rows get loss 0, lse 0 and gradient 0.
 // Math in f32 (f64 for f64); an all -inf row gives NaN, as on the CPU.
+//
+// Targets are checked here, where they are read, not by the host before the launch: that check
+// would wait for the forward pass at every step (device_check.cuh). A target out of range gives
+// the row a NaN loss and NaN gradients, and is raised as IndexError at the next read.
 #pragma once
 
+#include "device_check.cuh"
 #include "norm.cuh"
 #include "softmax.cuh"
 
@@ -26,6 +31,18 @@ __global__ void class_weight_sum_kernel(acc_t<T>* out, const T* w, int64_t C) {
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) s += cv<A>(w[c]);
   s = block_reduce(s, [](A a, A b) { return a + b; });
   if (threadIdx.x == 0) *out = s;
+}
+
+// A target that is neither a class nor ignore_index: reported, and the row's loss is NaN.
+__device__ __forceinline__ bool bad_target(int64_t t, int64_t C, const CrossEntropyParams& p) {
+  return t != p.ignore_index && (t < 0 || t >= C);
+}
+template <class T, class A>
+__device__ __forceinline__ void store_bad_target(T* loss, A* lse, int64_t row, int64_t t, int64_t C,
+                                                 const CrossEntropyParams& p, DeviceErrorRecord* err) {
+  report_device_error(err, CheckedOp::cross_entropy, t, C, p.ignore_index);
+  loss[row] = cv<T>(std::numeric_limits<A>::quiet_NaN());
+  lse[row] = std::numeric_limits<A>::quiet_NaN();
 }
 
 // The row's loss from its maximum mx, sum of exp(x - mx) s and sum_c w_c x_c wx.
@@ -46,7 +63,7 @@ __device__ __forceinline__ void cross_entropy_store(T* loss, A* lse, int64_t row
 template <class T, int PER>
 __global__ void cross_entropy_forward_warp_kernel(T* loss, acc_t<T>* lse, const T* x, const int64_t* target,
                                                   const T* w, const acc_t<T>* wsum, int64_t N, int C,
-                                                  CrossEntropyParams p) {
+                                                  CrossEntropyParams p, DeviceErrorRecord* err) {
   using A = acc_t<T>;
   const int64_t row = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -57,6 +74,10 @@ __global__ void cross_entropy_forward_warp_kernel(T* loss, acc_t<T>* lse, const 
       loss[row] = cv<T>(A(0));
       lse[row] = A(0);
     }
+    return;
+  }
+  if (bad_target(t, C, p)) {  // t is the row's: the whole warp leaves
+    if (lane == 0) store_bad_target(loss, lse, row, t, C, p, err);
     return;
   }
   const T* xr = x + row * C;
@@ -81,7 +102,7 @@ __global__ void cross_entropy_forward_warp_kernel(T* loss, acc_t<T>* lse, const 
 template <class T>
 __global__ void cross_entropy_forward_block_kernel(T* loss, acc_t<T>* lse, const T* x, const int64_t* target,
                                                    const T* w, const acc_t<T>* wsum, int64_t N, int64_t C,
-                                                   CrossEntropyParams p) {
+                                                   CrossEntropyParams p, DeviceErrorRecord* err) {
   using A = acc_t<T>;
   const int64_t row = blockIdx.x;
   const int64_t t = target[row];
@@ -90,6 +111,10 @@ __global__ void cross_entropy_forward_block_kernel(T* loss, acc_t<T>* lse, const
       loss[row] = cv<T>(A(0));
       lse[row] = A(0);
     }
+    return;
+  }
+  if (bad_target(t, C, p)) {
+    if (threadIdx.x == 0) store_bad_target(loss, lse, row, t, C, p, err);
     return;
   }
   const T* xr = x + row * C;
@@ -119,6 +144,10 @@ __global__ void cross_entropy_backward_kernel(T* gx, const T* gl, const T* x, co
   const int64_t t = target[o.row];
   if (t == p.ignore_index) {
     for (int64_t c = o.lane; c < C; c += o.step) gr[c] = cv<T>(A(0));
+    return;
+  }
+  if (bad_target(t, C, p)) {  // the forward reported it
+    for (int64_t c = o.lane; c < C; c += o.step) gr[c] = cv<T>(std::numeric_limits<A>::quiet_NaN());
     return;
   }
   const T* xr = x + o.row * C;
@@ -171,14 +200,15 @@ inline void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const T
     const int64_t* tp = ptr<const int64_t>(t);
     const T* wp = ptr_or_null<const T>(w);
     const A* wsp = ptr_or_null<const A>(ws);
+    DeviceErrorRecord* err = context(dev).errors;
     if (C > kCrossEntropyWarpMax) {
       cross_entropy_forward_block_kernel<T><<<static_cast<unsigned>(N), kThreads, 0, s>>>(lo, ls, xp, tp, wp, wsp, N,
-                                                                                          C, p);
+                                                                                          C, p, err);
       return;
     }
     with_warp_row_width<kCrossEntropyWarpMax / 32>(C, [&](auto per) {
       cross_entropy_forward_warp_kernel<T, decltype(per)::value><<<warp_row_blocks(N, 1), kThreads, 0, s>>>(
-          lo, ls, xp, tp, wp, wsp, N, static_cast<int>(C), p);
+          lo, ls, xp, tp, wp, wsp, N, static_cast<int>(C), p, err);
     });
   });
   WANWU_CUDA_LAUNCH_CHECK();

@@ -93,6 +93,15 @@ class DeviceGuard {
   int prev_ = 0, cur_ = 0;
 };
 
+// The first bad value a validating kernel met (an index out of bounds, a class target out of
+// range) since the host last looked; in device memory, read back at the backend's sync points
+// (device_check.cuh). `claimed` is 0 while nothing is pending.
+struct DeviceErrorRecord {
+  unsigned int claimed;
+  unsigned int site;  // a CheckedOp
+  long long value, bound, extra;
+};
+
 // Everything a device's kernels need; created on first use of the device.
 struct DeviceContext {
   int index = 0;
@@ -107,8 +116,7 @@ struct DeviceContext {
   // different handles, and the graph plans are built bound to this one (cuBLAS's handle may be
   // shared; its calls never change the handle's settings).
   std::mutex cudnn_mu;
-  unsigned long long* error_flag = nullptr;  // [flag, value] for kernels that validate data (index bounds)
-  std::mutex mu;                  // guards lazily created members and the scratch flag
+  DeviceErrorRecord* errors = nullptr;
 };
 
 inline DeviceContext& context(int index) {
@@ -126,7 +134,9 @@ inline DeviceContext& context(int index) {
     WANWU_CUBLAS_CHECK(cublasCreate(&c.cublas));
     WANWU_CUBLAS_CHECK(cublasSetStream(c.cublas, c.stream));
     WANWU_CUBLAS_CHECK(cublasLtCreate(&c.cublaslt));
-    WANWU_CUDA_CHECK(cudaMalloc(&c.error_flag, sizeof(unsigned long long) * 2));
+    WANWU_CUDA_CHECK(cudaMalloc(&c.errors, sizeof(DeviceErrorRecord)));
+    // on the stream, not cudaMemset: the legacy default stream does not order a non-blocking one
+    WANWU_CUDA_CHECK(cudaMemsetAsync(c.errors, 0, sizeof(DeviceErrorRecord), c.stream));
   });
   return ctx[index];
 }

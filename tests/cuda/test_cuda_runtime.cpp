@@ -2,6 +2,7 @@
 // allocator's statistics and reuse, stream ordering, and typed errors.
 #include <cuda_runtime_api.h>
 
+#include <cmath>
 #include <thread>
 
 #include "parity.hpp"
@@ -78,12 +79,103 @@ TEST_CASE("work on the stream is ordered: a chain of in-place updates gives the 
   for (double x : v) REQUIRE(x == 200.0);
 }
 
-TEST_CASE("bad indices on the device throw IndexError, and the backend keeps working") {
+// A bad index or class target is found by the kernel that reads it and raised at the next read
+// from the device (kernels/device_check.cuh): the op itself does not wait for the GPU.
+TEST_CASE("bad indices and targets on the device raise IndexError at the next read, once, and the device keeps working") {
   const Tensor x = cp::rnd({5, 3}).to(kCuda);
   const Tensor bad = from_vector(std::vector<double>{0, 7}, {2}, DType::i64).to(kCuda);
-  CHECK_THROWS_AS(index_select(x, 0, bad), IndexError);
+  Tensor r;
+  CHECK_NOTHROW(r = index_select(x, 0, bad));
+  CHECK_THROWS_WITH_AS(r.cpu(), doctest::Contains("index_select: index 7 is out of bounds for dimension 0 with size 5"),
+                       IndexError);
+  CHECK_NOTHROW(r.cpu());  // reported once: the record was cleared
   const Tensor good = from_vector(std::vector<double>{4, 0}, {2}, DType::i64).to(kCuda);
   cp::compare_exact("after the error", index_select(x, 0, good).cpu(), index_select(x.cpu(), 0, good.cpu()));
+
+  // gather, raised by synchronize(); then scatter_add with a negative index, through item()
+  const Tensor gi = from_vector(std::vector<double>{0, 1, 3, 2, 0}, {5, 1}, DType::i64).to(kCuda);
+  CHECK_NOTHROW((void)gather(x, 1, gi));
+  CHECK_THROWS_WITH_AS(backend_for(kCuda).synchronize(0),
+                       doctest::Contains("gather: index 3 is out of bounds for dimension 1 with size 3"), IndexError);
+  const Tensor si = from_vector(std::vector<double>{1, -2}, {2}, DType::i64).to(kCuda);
+  const Tensor acc = zeros({4}, TensorOptions(DType::f32).device(kCuda));
+  CHECK_NOTHROW((void)scatter_add(acc, 0, si, ones({2}, TensorOptions(DType::f32).device(kCuda))));
+  CHECK_THROWS_WITH_AS((void)acc.sum().item<double>(),
+                       doctest::Contains("scatter_add: index -2 is out of bounds for dimension 0 with size 4"),
+                       IndexError);
+
+  // class targets: the warp kernel (6 classes) and the block kernel (1000); row 1 is out of range,
+  // row 2 ignored. The bad row's loss and gradient are NaN, the others are the CPU's.
+  for (int64_t C : {int64_t(6), int64_t(1000)}) {
+    CAPTURE(C);
+    for (double bad_target : {static_cast<double>(C), -5.0}) {
+      CAPTURE(bad_target);
+      const Tensor xh = cp::rnd({4, C});
+      const Tensor xd = xh.to(kCuda).requires_grad_();
+      const Tensor th = from_vector(std::vector<double>{1, bad_target, -100, 0}, {4}, DType::i64);
+      CrossEntropyOptions o;
+      o.reduction = Reduction::none;
+      Tensor loss;
+      CHECK_NOTHROW(loss = cross_entropy(xd, th.to(kCuda), o));
+      const std::string msg = "cross_entropy: target " + std::to_string(static_cast<int64_t>(bad_target)) +
+                              " is out of bounds for " + std::to_string(C) + " classes (valid: 0.." +
+                              std::to_string(C - 1) + ", or ignore_index -100)";
+      CHECK_THROWS_WITH_AS(loss.cpu(), doctest::Contains(msg.c_str()), IndexError);
+      const std::vector<double> l = cp::host_values(loss);
+      CHECK(std::isnan(l[1]));
+      CHECK(l[2] == 0.0);
+      const Tensor ok = from_vector(std::vector<double>{1, 0, -100, 0}, {4}, DType::i64);
+      const std::vector<double> ref = cp::host_values(cross_entropy(xh, ok, o));
+      CHECK(l[0] == doctest::Approx(ref[0]).epsilon(1e-5));
+      CHECK(l[3] == doctest::Approx(ref[3]).epsilon(1e-5));
+      (loss * from_vector(std::vector<double>{1, 0, 1, 1}, {4}).to(kCuda)).sum().backward();
+      const std::vector<double> g = cp::host_values(xd.grad());
+      for (int64_t c = 0; c < C; ++c) {
+        CHECK(std::isfinite(g[static_cast<size_t>(c)]));
+        CHECK(std::isnan(g[static_cast<size_t>(C + c)]));
+        CHECK(g[static_cast<size_t>(2 * C + c)] == 0.0);
+      }
+    }
+  }
+  // with no classes there is no kernel to check: the host does, in the call
+  CHECK_THROWS_AS(cross_entropy(zeros({2, 0}, TensorOptions(DType::f32).device(kCuda)),
+                                from_vector(std::vector<double>{0, 0}, {2}, DType::i64).to(kCuda)),
+                  IndexError);
+  // and the device still computes
+  const Tensor xh = cp::rnd({8, 10});
+  const Tensor th = from_vector(std::vector<double>{0, 1, 2, 3, 4, 5, 6, 9}, {8}, DType::i64);
+  CHECK(cross_entropy(xh.to(kCuda), th.to(kCuda)).item<double>() ==
+        doctest::Approx(cross_entropy(xh, th).item<double>()).epsilon(1e-5));
+}
+
+// DESIGN §5: no host sync in the step loop. Behind a queue of matrix products, the loss (forward
+// and backward) and the indexing ops must return while the device is still busy; an op that
+// waited for the device (a host-side check of its targets or indices) would find it idle.
+TEST_CASE("cross_entropy and the indexing ops return without waiting for the device") {
+  Tensor busy = cp::rnd({4096, 4096}, -1, 1).to(kCuda);
+  const Tensor logits = cp::rnd({256, 1000}).to(kCuda).requires_grad_();
+  const Tensor target = from_vector(std::vector<double>(256, 7.0), {256}, DType::i64).to(kCuda);
+  const Tensor rows = from_vector(std::vector<double>{3, 1, 4, 1, 5}, {5}, DType::i64).to(kCuda);
+  const auto ops = [&] {
+    const Tensor loss = cross_entropy(logits, target);
+    loss.backward();
+    (void)index_select(logits.detach(), 0, rows);
+    (void)gather(logits.detach(), 1, rows.unsqueeze(0));
+    return loss;
+  };
+  // once before timing anything: CUDA loads a kernel lazily at its first launch, and loading may
+  // synchronize the context
+  (void)ops();
+  (void)matmul(busy, busy);
+  backend_for(kCuda).synchronize(0);
+  CHECK(backend_for(kCuda).is_idle(0));
+  for (int i = 0; i < 16; ++i) busy = matmul(busy, busy) * 1e-3;  // 2.2 TFLOP of f32: tens of ms
+  CHECK_FALSE(backend_for(kCuda).is_idle(0));
+  const Tensor loss = ops();
+  CHECK_FALSE(backend_for(kCuda).is_idle(0));
+  backend_for(kCuda).synchronize(0);
+  CHECK(backend_for(kCuda).is_idle(0));
+  CHECK(std::isfinite(loss.item<double>()));
 }
 
 TEST_CASE("pinned host memory: uploads run on the copy stream and are ordered before the kernels that read them") {

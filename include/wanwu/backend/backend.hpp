@@ -74,6 +74,9 @@ class Backend {
   virtual int device_count() const = 0;
   virtual Allocator& allocator(int device_index) = 0;
   virtual void synchronize(int /*device_index*/) {}
+  // Whether every op queued on the device so far has finished (PyTorch's Stream.query()); never
+  // waits. A CPU op has finished when it returns.
+  virtual bool is_idle(int /*device_index*/) { return true; }
 
   // dst <- src, same device and shape; any dtypes (converted) and strides.
   virtual void copy(const Tensor& dst, const Tensor& src) = 0;
@@ -111,7 +114,8 @@ class Backend {
   virtual void gemm_bias_act(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias,
                              GemmEpilogue act) = 0;
 
-  // Indexing; all tensors contiguous, index i64, indices validated by the kernel.
+  // Indexing; all tensors contiguous, index i64, indices validated by the kernel (a GPU raises a
+  // bad one at the next sync point, not in the call).
   virtual void index_select(const Tensor& out, const Tensor& in, int dim, const Tensor& index) = 0;
   // out.index_select(dim, index) += src (repeated indices accumulate)
   virtual void index_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) = 0;
@@ -176,7 +180,8 @@ class Backend {
                                    const Tensor& rstd) = 0;
   virtual void softmax_forward(const Tensor& out, const Tensor& x, int dim, SoftmaxKind kind) = 0;
   // Fused cross-entropy, one pass over each row of contiguous logits [N, C] (floating) with
-  // class indices target [N] (i64, contiguous, each in [0, C) or ignore_index; the op checks) and
+  // class indices target [N] (i64, contiguous, each in [0, C) or ignore_index: the op checks them
+  // on the CPU; a GPU kernel checks them itself, raising a bad one at the next sync point) and
   // class weights [C] in the logits' dtype (undefined: all 1). With e = label_smoothing, w the
   // weights, lse_i = log sum_c exp(x_ic) and t = target[i]:
   //   loss[i] = (1 - e) w_t (lse_i - x_it) + (e / C) sum_c w_c (lse_i - x_ic), 0 where t is ignored.

@@ -1,6 +1,7 @@
 // Indexing ops: index_select (rows along a dim), gather / scatter_add (per-element along a dim),
 // one_hot. Index tensors may be i32 or i64; out-of-range indices raise IndexError naming the op,
-// the index and the dimension size.
+// the index and the dimension size: in the call on the CPU; on a GPU, where only the kernel sees
+// the values, at the next read from the device or synchronize(), so indexing costs no host sync.
 #pragma once
 
 #include "elementwise.hpp"
