@@ -25,12 +25,43 @@ struct EvalResult {
 
 enum class KeepPredictions : uint8_t { no, yes };
 
+// Batches whose logits are still on the device, read back kEvalReadEvery at a time: a read per
+// batch would make a GPU's host wait for each forward pass before queueing the next. The CPU takes
+// the same path (the read is free there), so the CPU tests cover it.
+inline constexpr size_t kEvalReadEvery = 8;
+
 inline EvalResult evaluate(models::Classifier& model, const data::DataLoader& loader, Device device,
                            std::optional<DType> autocast, int64_t num_classes, KeepPredictions keep) {
   EvalResult r{metrics::ClassificationMetrics(num_classes, std::min<int64_t>(5, num_classes)), 0.0, {}};
   model.eval();
   NoGradGuard ng;
   double loss_sum = 0;
+  struct Pending {
+    Tensor logits, labels;
+    std::vector<int64_t> indices;
+  };
+  std::vector<Pending> pending;
+  auto read = [&] {
+    if (pending.empty()) return;
+    std::vector<Tensor> ls;
+    for (const Pending& p : pending) ls.push_back(p.logits);
+    // one wait for the device; then each batch's loss and metrics on the CPU, as one at a time would
+    const Tensor all = cat(ls, 0).to(Device::cpu(), DType::f32).contiguous();
+    int64_t row = 0;
+    for (const Pending& p : pending) {
+      const int64_t n = p.labels.size(0);
+      const Tensor logits = all.narrow(0, row, n).contiguous();
+      row += n;
+      loss_sum += cross_entropy(logits, p.labels).item<double>() * static_cast<double>(n);
+      const std::vector<float> l = logits.tolist<float>();
+      const std::vector<int64_t> y = p.labels.tolist<int64_t>();
+      for (size_t i = 0; i < y.size(); ++i) {
+        const int64_t pred = r.metrics.add_row(l.data() + i * static_cast<size_t>(num_classes), y[i]);
+        if (keep == KeepPredictions::yes) r.predictions.push_back({p.indices[i], y[i], pred});
+      }
+    }
+    pending.clear();
+  };
   for (data::Batch& b : loader.epoch(0)) {
     Tensor x = b.images.to(device, NonBlocking::yes);
     Tensor logits;
@@ -40,16 +71,10 @@ inline EvalResult evaluate(models::Classifier& model, const data::DataLoader& lo
     } else {
       logits = model.forward(x);
     }
-    logits = logits.to(Device::cpu(), DType::f32).contiguous();
-    const Tensor labels = b.labels.to(Device::cpu());
-    loss_sum += cross_entropy(logits, labels).item<double>() * static_cast<double>(labels.size(0));
-    const std::vector<float> l = logits.tolist<float>();
-    const std::vector<int64_t> y = labels.tolist<int64_t>();
-    for (size_t i = 0; i < y.size(); ++i) {
-      const int64_t p = r.metrics.add_row(l.data() + i * static_cast<size_t>(num_classes), y[i]);
-      if (keep == KeepPredictions::yes) r.predictions.push_back({b.indices[i], y[i], p});
-    }
+    pending.push_back({logits, b.labels.to(Device::cpu()), b.indices});
+    if (pending.size() >= kEvalReadEvery) read();
   }
+  read();
   r.loss = r.metrics.count() ? loss_sum / static_cast<double>(r.metrics.count()) : 0.0;
   return r;
 }

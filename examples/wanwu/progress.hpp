@@ -23,15 +23,23 @@ class Progress {
     t0_ = Clock::now();
     last_draw_ = t0_ - std::chrono::seconds(1);
   }
-  // After optimizer step `step` (1-based within the epoch).
+  // Whether update(step, ...) would draw. The loop asks first, so that it reads the loss back
+  // from the device only for the steps that are shown.
+  bool due(int64_t step) const {
+    if (step == steps_) return true;
+    if (style_ == ProgressStyle::bar) return std::chrono::duration<double>(Clock::now() - last_draw_).count() >= 0.2;
+    const int64_t every = steps_ >= 5 ? steps_ / 5 : 1;
+    return step % every == 0;
+  }
+  // After optimizer step `step` (1-based within the epoch); draws when due(step).
   void update(int64_t step, double loss, double lr, double images_per_s) {
+    if (!due(step)) return;
     const auto now = Clock::now();
     const double el = std::chrono::duration<double>(now - t0_).count();
     const double per = step > first_ ? el / static_cast<double>(step - first_) : 0.0;
     const double eta = per * static_cast<double>(steps_ - step);
     char buf[256];
     if (style_ == ProgressStyle::bar) {
-      if (step != steps_ && std::chrono::duration<double>(now - last_draw_).count() < 0.2) return;
       last_draw_ = now;
       const int width = 24;
       const int fill = steps_ ? static_cast<int>(width * step / steps_) : width;
@@ -44,8 +52,6 @@ class Progress {
       std::fputs(buf, stdout);
       if (step == steps_) std::fputs("\n", stdout);
     } else {
-      const int64_t every = steps_ >= 5 ? steps_ / 5 : 1;
-      if (step % every != 0 && step != steps_) return;
       std::snprintf(buf, sizeof buf, "epoch %lld/%lld step %lld/%lld loss %.4f lr %.3g %.0f img/s ETA %s\n",
                     static_cast<long long>(epoch_), static_cast<long long>(epochs_), static_cast<long long>(step),
                     static_cast<long long>(steps_), loss, lr, images_per_s, fmt_time(eta).c_str());

@@ -17,6 +17,7 @@
 
 #include "commands.hpp"
 #include "evaluate.hpp"
+#include "pending_losses.hpp"
 #include "progress.hpp"
 #include "report.hpp"
 
@@ -514,6 +515,8 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
   } restore_signal;
 
   Progress progress(stdout_is_terminal() ? ProgressStyle::bar : ProgressStyle::lines);
+  PendingLosses losses(device.is_cuda() ? LossReads::batched : LossReads::each,
+                       scaler.enabled() ? NonFiniteLoss::skipped : NonFiniteLoss::diverged);
   const auto run_t0 = std::chrono::steady_clock::now();
   double train_seconds_total = 0;
   int64_t images_total = 0;
@@ -542,14 +545,9 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
       } else {
         loss = cross_entropy(model->forward(x), y, ce);
       }
-      const double lv = loss.item<double>();
-      if (!std::isfinite(lv) && !scaler.enabled())
-        throw DivergedError("training diverged: the loss is " + std::to_string(lv) + " at epoch " +
-                       std::to_string(st.epoch + 1) + " step " + std::to_string(st.global_step + 1) +
-                       " (lower --lr, or use --amp bf16 instead of fp16)");
+      losses.add(loss, b.labels.size(0), st.epoch + 1, st.global_step + 1);
+      if (losses.full()) losses.read_into(st.loss_sum, st.loss_count);
       scaler.scale(loss * acc.loss_scale(i)).backward();
-      st.loss_sum += lv * static_cast<double>(b.labels.size(0));
-      st.loss_count += b.labels.size(0);
       images_epoch += b.labels.size(0);
       ++i;
       st.batch = i;
@@ -561,9 +559,13 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
       sched.step(st.global_step);
       if (st.global_step % std::max<int64_t>(1, steps_per_epoch / 25) == 0)
         st.lr_trace.push_back({st.global_step, opt->param_groups()[0].lr});
-      const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - ep_t0).count();
-      progress.update(i / c.accum_steps + (i % c.accum_steps ? 1 : 0) , st.loss_sum / static_cast<double>(st.loss_count),
-                      opt->param_groups()[0].lr, el > 0 ? static_cast<double>(images_epoch) / el : 0.0);
+      const int64_t shown_step = i / c.accum_steps + (i % c.accum_steps ? 1 : 0);
+      if (progress.due(shown_step)) {
+        losses.read_into(st.loss_sum, st.loss_count);
+        const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - ep_t0).count();
+        progress.update(shown_step, st.loss_sum / static_cast<double>(st.loss_count), opt->param_groups()[0].lr,
+                        el > 0 ? static_cast<double>(images_epoch) / el : 0.0);
+      }
       const bool epoch_done = i >= epoch.num_batches();
       if (!epoch_done && (g_interrupted || (c.max_steps > 0 && st.global_step >= c.max_steps))) {
         stopped = true;
@@ -571,6 +573,7 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
         break;
       }
     }
+    losses.read_into(st.loss_sum, st.loss_count);  // before anything is saved: a divergence throws here
     if (stopped) {
       progress.interrupt();
       io::save_weights((out / "last.safetensors").string(), *model,

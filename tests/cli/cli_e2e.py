@@ -168,6 +168,15 @@ def case_train_eval_predict(wanwu, work):
         for k, v in (("precision", prec), ("recall", rec), ("f1", f1), ("support", sup)):
             check(abs(pc[k] - v) < 1e-12, f"class {CLASSES[c]} {k}: {pc[k]} != {v}")
     check(e["top5"] == 1.0, "with 4 classes top-5 must be 1.0")
+    # eval reads its logits back several batches at a time (evaluate.hpp): at 3 images a batch the
+    # 40 images are 14 batches, read as 8 + 6 with a last batch of 1, and must give each image the
+    # prediction the one-batch run gave it
+    preds3 = os.path.join(work, "preds3.csv")
+    e3 = json.loads(run(wanwu, "eval", "--checkpoint", ckpt, "--data", data, "--json", "--save-predictions", preds3,
+                        "--device", "cpu", "--batch-size", "3").stdout)
+    rows3 = [l.rstrip("\n").split(",") for l in open(preds3)][1:]
+    check(rows3 == rows, "eval at --batch-size 3 predicts differently from one batch")
+    check(e3["confusion_matrix"] == cm and abs(e3["accuracy"] - acc) < 1e-12, "eval at --batch-size 3: other figures")
     text = run(wanwu, "eval", "--checkpoint", ckpt, "--data", os.path.join(data, "val"), "--device", "cpu").stdout
     for needle in ("accuracy", "macro avg", "confusion matrix"):
         check(needle in text, f"eval text output lacks '{needle}'")
