@@ -36,6 +36,11 @@ class CudaBackend final : public Backend {
     async_uploads(device_index).reap();
     raise_device_errors(device_index);
   }
+  void drain(int device_index) override {
+    DeviceGuard g(device_index);
+    WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(device_index)));
+    async_uploads(device_index).reap();
+  }
   // The compute stream waits for every upload queued before its later work (pinned.cuh), so its
   // state covers the copy stream's.
   bool is_idle(int device_index) override {
@@ -149,9 +154,10 @@ class CudaBackend final : public Backend {
     DeviceGuard g(out.device().index);
     cuda::max_pool2d_forward(out, indices, x, p);
   }
-  void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) override {
+  void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices,
+                           const Pool2dParams& p) override {
     DeviceGuard g(grad_x.device().index);
-    cuda::max_pool2d_backward(grad_x, grad_out, indices);
+    cuda::max_pool2d_backward(grad_x, grad_out, indices, p);
   }
   void avg_pool2d_forward(const Tensor& out, const Tensor& x, const Pool2dParams& p) override {
     DeviceGuard g(out.device().index);

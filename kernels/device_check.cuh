@@ -9,8 +9,8 @@
 // at its next sync point: a read from the device (item, tolist, to(cpu)) or synchronize().
 // PyTorch reports the same errors with a device-side assert that poisons the CUDA context; here
 // the error names the op and the value, the record is cleared, and the device keeps working.
-// The first error wins: values found while one is pending are dropped. Host threads that read
-// from the device at the same moment may each raise the pending one.
+// The first error wins: values found while one is pending are dropped; each error is raised once,
+// on the thread whose read finds it.
 #pragma once
 
 #include "runtime.cuh"
@@ -46,10 +46,13 @@ inline const char* checked_op_name(unsigned site) {
 inline void raise_device_errors(int dev) {
   DeviceContext& c = context(dev);
   DeviceErrorRecord r{};
-  WANWU_CUDA_CHECK(cudaMemcpyAsync(&r, c.errors, sizeof r, cudaMemcpyDeviceToHost, c.stream));
-  WANWU_CUDA_CHECK(cudaStreamSynchronize(c.stream));
-  if (r.claimed == 0) return;
-  WANWU_CUDA_CHECK(cudaMemsetAsync(c.errors, 0, sizeof r, c.stream));
+  {
+    std::lock_guard<std::mutex> lock(c.errors_mu);
+    WANWU_CUDA_CHECK(cudaMemcpyAsync(&r, c.errors, sizeof r, cudaMemcpyDeviceToHost, c.stream));
+    WANWU_CUDA_CHECK(cudaStreamSynchronize(c.stream));
+    if (r.claimed == 0) return;
+    WANWU_CUDA_CHECK(cudaMemsetAsync(c.errors, 0, sizeof r, c.stream));
+  }
   const std::string where = detail::str(" (found on cuda:", dev, " by the kernel; reported at the first read from the device after it)");
   if (static_cast<CheckedOp>(r.site) == CheckedOp::cross_entropy)
     throw IndexError(detail::str("cross_entropy: target ", r.value, " is out of bounds for ", r.bound,

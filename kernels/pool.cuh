@@ -2,10 +2,14 @@
 // output element (channels innermost, so a warp reads 32 neighbouring channels of one pixel).
 // Window arithmetic is PyTorch's (and the CPU backend's, backend/cpu/pool.hpp, resize.hpp):
 // padding, dilation, ceil mode via the output size, count_include_pad, divisor_override,
-// adaptive [floor, ceil) windows, and upsample_bilinear2d's source index rule. Backward passes
-// scatter each output gradient into its window with atomics: windows overlap, and a gather
-// formulation would need the inverse window arithmetic for every mode.
+// adaptive [floor, ceil) windows, and upsample_bilinear2d's source index rule. Max pooling's
+// backward is a gather (backend/pool_gather.hpp: one thread per input element, the CPU's sum bit
+// for bit); the average and bilinear backwards scatter each output gradient into its window with
+// atomics (their windows rarely overlap in a classifier, and a gather would need the inverse
+// window arithmetic of every mode).
 #pragma once
+
+#include <wanwu/backend/pool_gather.hpp>
 
 #include "index.cuh"
 
@@ -75,12 +79,16 @@ __global__ void max_pool_forward_kernel(T* out, int64_t* idx, const T* x, PoolGe
   }
 }
 
+// One thread per input element: gi splits an input index (its "output" is the input), g holds the
+// pooled sizes.
 template <class T>
-__global__ void max_pool_backward_kernel(T* gx, const T* gy, const int64_t* idx, PoolGeom g, int64_t total) {
+__global__ void max_pool_backward_kernel(T* gx, const T* gy, const int64_t* idx, PoolGeom gi, PoolGeom g,
+                                         Pool2dParams p, int64_t total) {
+  using A = acc_t<T>;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t n, oh, ow, c;
-    g.split(i, n, oh, ow, c);
-    if (idx[i] >= 0) atomic_add(gx + (n * g.H * g.W + idx[i]) * g.C + c, cv<compute_t<T>>(gy[i]));
+    int64_t n, ih, iw, c;
+    gi.split(i, n, ih, iw, c);
+    gx[i] = cv<T>(max_pool_grad_at<A>(gy, idx, n, ih, iw, c, g.W, g.Ho, g.Wo, g.C, p));
   }
 }
 
@@ -203,16 +211,15 @@ inline void max_pool2d_forward(const Tensor& out, const Tensor& idx, const Tenso
   WANWU_CUDA_LAUNCH_CHECK();
 }
 
-inline void max_pool2d_backward(const Tensor& gx, const Tensor& gy_, const Tensor& idx_) {
+inline void max_pool2d_backward(const Tensor& gx, const Tensor& gy_, const Tensor& idx_, const Pool2dParams& p) {
   const Tensor gy = contiguous(gy_), idx = contiguous(idx_);
-  const PoolGeom g(gx.shape(), gy.shape());
-  zero(gx);
-  const int64_t total = gy.numel();
+  const PoolGeom gi(gx.shape(), gx.shape()), g(gx.shape(), gy.shape());
+  const int64_t total = gx.numel();
   if (total == 0) return;
   dispatch_floating(gx.dtype(), "max_pool2d backward", [&](auto tag) {
     using T = typename decltype(tag)::type;
     max_pool_backward_kernel<T><<<blocks_for(total), kThreads, 0, stream(gx.device().index)>>>(
-        ptr<T>(gx), ptr<const T>(gy), ptr<const int64_t>(idx), g, total);
+        ptr<T>(gx), ptr<const T>(gy), ptr<const int64_t>(idx), gi, g, p, total);
   });
   WANWU_CUDA_LAUNCH_CHECK();
 }

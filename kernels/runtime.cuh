@@ -117,6 +117,9 @@ struct DeviceContext {
   // shared; its calls never change the handle's settings).
   std::mutex cudnn_mu;
   DeviceErrorRecord* errors = nullptr;
+  // Held from a read of the record to its clear, so that a second reader's copy is queued after the
+  // first one's clear and cannot clear an error that came after it.
+  std::mutex errors_mu;
 };
 
 inline DeviceContext& context(int index) {

@@ -1,6 +1,8 @@
 // Pooling: gradient checks for max (padding, dilation, ceil mode), average (count_include_pad,
 // divisor_override, ceil mode) and adaptive average pooling; output sizes by PyTorch's formula;
 // argument errors. Values against PyTorch are in tests/parity (test_parity_ops).
+#include <wanwu/backend/pool_gather.hpp>
+
 #include "harness.hpp"
 
 using namespace wanwu;
@@ -57,6 +59,78 @@ TEST_CASE("max_pool2d: a dilated window that steps over the whole input is -inf 
   CHECK(q.indices.tolist<int64_t>() == std::vector<int64_t>(8, -1));
   q.values.backward(ones({2, 2, 2, 1}, DType::f64));
   CHECK(y.grad().tolist<double>() == std::vector<double>{0.0, 0.0});
+}
+
+// The CUDA max-pool backward's per-element math (backend/pool_gather.hpp), run here: the window
+// range must hold every output whose taps reach the input position and nothing that cannot, and
+// the gathered gradient must equal the CPU backward's scatter bit for bit (both add in output
+// order), padding, dilation, ceil mode and empty windows included.
+TEST_CASE("max_pool2d backward as a gather: the window range against brute force, the sum against the scatter") {
+  for (int64_t size = 1; size <= 9; ++size)
+    for (int64_t k = 1; k <= 4; ++k)
+      for (int64_t s = 1; s <= 3; ++s)
+        for (int64_t dil = 1; dil <= 3; ++dil)
+          for (int64_t pad = 0; pad <= ((k - 1) * dil + 1) / 2; ++pad)  // PyTorch's limit
+            for (CeilMode ceil : {CeilMode::no, CeilMode::yes}) {
+              if ((k - 1) * dil + 1 > size + 2 * pad) continue;  // no output
+              const int64_t pooled = detail::pool_out_size(size, k, s, pad, dil, ceil, "test");
+              for (int64_t i = 0; i < size; ++i) {
+                int64_t start = 0, end = 0;
+                pool_outputs_covering(i, pad, k, dil, s, pooled, start, end);
+                CAPTURE(size);
+                CAPTURE(k);
+                CAPTURE(s);
+                CAPTURE(pad);
+                CAPTURE(dil);
+                CAPTURE(i);
+                for (int64_t o = 0; o < pooled; ++o) {
+                  bool tap = false;
+                  for (int64_t t = 0; t < k; ++t) tap = tap || o * s - pad + t * dil == i;
+                  const bool spans = o * s - pad <= i && i <= o * s - pad + (k - 1) * dil;
+                  if (tap) CHECK((o >= start && o < end));
+                  CHECK((o >= start && o < end) == spans);
+                }
+              }
+            }
+
+  struct Case {
+    int64_t H, W, kh, kw, sh, sw, ph, pw, dh, dw;
+    CeilMode ceil;
+  };
+  const Case cases[] = {
+      {9, 8, 3, 3, 2, 2, 1, 1, 1, 1, CeilMode::no},   // ResNet's stem pool: overlapping windows
+      {7, 6, 3, 3, 2, 2, 0, 0, 1, 1, CeilMode::yes},  // ceil mode: a last window past the input
+      {7, 9, 2, 3, 1, 2, 1, 1, 2, 3, CeilMode::no},   // dilation, padding
+      {1, 2, 1, 2, 1, 1, 0, 2, 1, 3, CeilMode::no},   // windows with no pixel (index -1)
+      {5, 5, 1, 1, 2, 2, 0, 0, 1, 1, CeilMode::no},   // strided 1x1: inputs no window holds
+  };
+  for (const Case& t : cases) {
+    CAPTURE(t.H);
+    CAPTURE(t.W);
+    CAPTURE(t.kh);
+    CAPTURE(t.dw);
+    for (bool ties : {false, true}) {
+      Tensor x = randn({2, t.H, t.W, 3}, DType::f64);
+      if (ties) x = round(x);  // many equal maxima: the saved index decides
+      x.requires_grad_();
+      const auto r = max_pool2d_with_indices(x, {t.kh, t.kw}, Pair2{t.sh, t.sw}, {t.ph, t.pw}, {t.dh, t.dw}, t.ceil);
+      const Tensor gy = randn(r.values.shape(), DType::f64);
+      r.values.backward(gy);
+      Pool2dParams p;
+      p.kernel_h = t.kh, p.kernel_w = t.kw, p.stride_h = t.sh, p.stride_w = t.sw;
+      p.pad_h = t.ph, p.pad_w = t.pw, p.dilation_h = t.dh, p.dilation_w = t.dw;
+      const int64_t Ho = r.values.size(1), Wo = r.values.size(2);
+      const std::vector<double> ref = x.grad().tolist<double>();
+      const double* g = gy.data<double>();
+      const int64_t* idx = r.indices.data<int64_t>();
+      size_t e = 0;
+      for (int64_t n = 0; n < 2; ++n)
+        for (int64_t ih = 0; ih < t.H; ++ih)
+          for (int64_t iw = 0; iw < t.W; ++iw)
+            for (int64_t c = 0; c < 3; ++c, ++e)
+              CHECK(max_pool_grad_at<double>(g, idx, n, ih, iw, c, t.W, Ho, Wo, 3, p) == ref[e]);
+    }
+  }
 }
 
 TEST_CASE("pooling output sizes follow PyTorch's formula, ceil mode included") {

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <exception>
 #include <cstdio>
 #include <iostream>
 
@@ -403,6 +404,20 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
   c.max_steps = a.integer("max-steps", 0, 1);
   if (!resuming && c.class_weights != "none" && c.class_weights != "auto") require_file(c.class_weights, "--class-weights file");
   const Device device = pick_device(a, "train");
+  // A run that fails leaves no device error pending (a bad index or target a GPU kernel found that
+  // no read has raised yet): `wanwu sweep` runs its next trial in this process, and that trial's
+  // first read would raise it.
+  struct DropPendingDeviceErrors {
+    Device d;
+    int uncaught = std::uncaught_exceptions();
+    ~DropPendingDeviceErrors() {
+      if (!d.is_cuda() || std::uncaught_exceptions() == uncaught) return;
+      try {
+        backend_for(d).synchronize(d.index);
+      } catch (...) {  // the error that is unwinding is the one to report
+      }
+    }
+  } drop_pending_device_errors{device};
   const ConvAlgorithmSearchGuard conv_search(conv_search_flag(a));
   const MatmulPrecisionGuard matmul_precision(precision_flag(a));
 

@@ -87,6 +87,27 @@ TEST_CASE("conv2d in benchmark mode: the fastest timed cuDNN candidate, forward 
   CHECK(conv_algorithm_search() == ConvAlgorithmSearch::benchmark);
 }
 
+// The device's max-pool backward gathers each input's gradient in f32 (f64 for f64), adding in
+// output order as the CPU's scatter does, and rounds once: the same bits as the CPU in every dtype
+// (16-bit atomics would round at every addition where windows overlap).
+TEST_CASE("max_pool2d backward gives the CPU's bits in every dtype") {
+  for (DType dt : cp::kFloatTypes) {
+    CAPTURE(dt);
+    const Tensor x = cp::rnd({3, 13, 12, 8}, -2, 2, 63).to(dt);
+    const Tensor xr = round(cp::rnd({3, 13, 12, 8}, -2, 2, 64)).to(dt);  // many tied maxima
+    for (const Tensor& in : {x, xr}) {
+      const auto h = max_pool2d_with_indices(in, 3, 2, 1);
+      const auto d = max_pool2d_with_indices(in.to(cp::kCuda), 3, 2, 1);
+      cp::compare_exact("max_pool indices", d.indices.cpu(), h.indices);
+      const Tensor gy = cp::rnd(h.values.shape(), -1, 1, 65).to(dt);
+      const Tensor xh = in.detach().requires_grad_(), xd = in.to(cp::kCuda).requires_grad_();
+      max_pool2d(xh, 3, 2, 1).backward(gy);
+      max_pool2d(xd, 3, 2, 1).backward(gy.to(cp::kCuda));
+      cp::compare_exact("max_pool backward", xd.grad().cpu(), xh.grad());
+    }
+  }
+}
+
 TEST_CASE("max, average and adaptive pooling; bilinear resize; forward and backward") {
   for (DType dt : cp::kFloatTypes) {
     const Tensor x = cp::rnd({2, 9, 11, 5}, -2, 2, 60);

@@ -55,8 +55,16 @@ class GradScaler {
     for (auto& g : opt.param_groups())
       for (auto& p : g.params)
         if (p.grad().defined()) grads.push_back(p.grad());
-    if (optim::scale_all_(grads, inv, optim::CheckNonfinite::yes)) st.found_inf = true;
+    // Marked unscaled first: if the check's read raises (a bad target found on the device), the
+    // gradients are divided already, and a step() after the caller catches it must neither divide
+    // them again nor apply them.
     st.unscaled = true;
+    try {
+      if (optim::scale_all_(grads, inv, optim::CheckNonfinite::yes)) st.found_inf = true;
+    } catch (...) {
+      st.found_inf = true;
+      throw;
+    }
   }
 
   // Unscales (if not done yet) and runs opt.step() unless a gradient was inf/NaN. Returns

@@ -78,9 +78,11 @@ class BackwardProfile {
     thread_local BackwardProfile* p = nullptr;
     return p;
   }
+  // drain, not synchronize: a bad index a kernel found stays pending for the program's next read
+  // instead of being raised here and swallowed
   static void sync(Device d) noexcept {
     try {
-      backend_for(d).synchronize(d.index);
+      backend_for(d).drain(d.index);
     } catch (...) {  // the op's own error, if any, is the one to report
     }
   }

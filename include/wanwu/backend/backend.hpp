@@ -73,7 +73,12 @@ class Backend {
   virtual DeviceType device_type() const = 0;
   virtual int device_count() const = 0;
   virtual Allocator& allocator(int device_index) = 0;
+  // Waits for every op queued on the device; raises a bad index or target a kernel found since
+  // the last read (a GPU finds them in the kernel, kernels/device_check.cuh).
   virtual void synchronize(int /*device_index*/) {}
+  // Waits like synchronize() but leaves such an error pending for the next read: for waits that
+  // must not throw it, like a profiler's timing inside a backward pass.
+  virtual void drain(int /*device_index*/) {}
   // Whether every op queued on the device so far has finished (PyTorch's Stream.query()); never
   // waits. A CPU op has finished when it returns.
   virtual bool is_idle(int /*device_index*/) { return true; }
@@ -138,7 +143,9 @@ class Backend {
   // indices (i64, out's shape): ih * W + iw of each maximum, per channel (PyTorch's convention)
   virtual void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
                                   const Pool2dParams& p) = 0;
-  virtual void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) = 0;
+  // p: the forward's window (a GPU gathers each input's gradient from the windows that may hold it)
+  virtual void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices,
+                                   const Pool2dParams& p) = 0;
   virtual void avg_pool2d_forward(const Tensor& out, const Tensor& x, const Pool2dParams& p) = 0;
   virtual void avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Pool2dParams& p) = 0;
   virtual void adaptive_avg_pool2d_forward(const Tensor& out, const Tensor& x) = 0;

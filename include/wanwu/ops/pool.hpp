@@ -54,9 +54,9 @@ inline ValuesIndices max_pool2d_with_indices(const Tensor& x, Pair2 kernel, std:
   backend_for(x.device()).max_pool2d_forward(out, idx, detail::contiguous_no_grad(x), p);
   if (autograd::any_requires_grad({x})) {
     const Shape xs = x.shape();
-    autograd::record("max_pool2d", {x}, {out}, [xs, si = SavedTensor(idx)](const Grads& g) {
+    autograd::record("max_pool2d", {x}, {out}, [xs, p, si = SavedTensor(idx)](const Grads& g) {
       Tensor gx = empty_tensor(xs, g[0].dtype(), g[0].device());
-      backend_for(gx.device()).max_pool2d_backward(gx, detail::contiguous_no_grad(g[0]), si.get());
+      backend_for(gx.device()).max_pool2d_backward(gx, detail::contiguous_no_grad(g[0]), si.get(), p);
       return std::vector<Tensor>{gx};
     });
   }

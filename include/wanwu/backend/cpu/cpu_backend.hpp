@@ -59,7 +59,8 @@ class CpuBackend final : public Backend {
 
   void max_pool2d_forward(const Tensor& out, const Tensor& indices, const Tensor& x,
                           const Pool2dParams& p) override;  // methods/pool.hpp
-  void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices) override;
+  void max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Tensor& indices,
+                           const Pool2dParams& p) override;
   void avg_pool2d_forward(const Tensor& out, const Tensor& x, const Pool2dParams& p) override;
   void avg_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out, const Pool2dParams& p) override;
   void adaptive_avg_pool2d_forward(const Tensor& out, const Tensor& x) override;

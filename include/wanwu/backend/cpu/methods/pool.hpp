@@ -24,13 +24,15 @@ WANWU_CPU_METHOD void CpuBackend::max_pool2d_forward(const Tensor& out, const Te
       });
 }
 
+// The CPU scatters (its threads own disjoint channel blocks, so no two add into one element) and
+// does not need the window.
 WANWU_CPU_METHOD void CpuBackend::max_pool2d_backward(const Tensor& grad_x, const Tensor& grad_out,
-                                                      const Tensor& indices) {
+                                                      const Tensor& indices, const Pool2dParams& p) {
   cpu::dispatch_f32_f64(
       grad_x.dtype(), "max_pool2d backward",
       [&] {
         const Tensor gx = cpu::widened_buffer(grad_x);
-        max_pool2d_backward(gx, cpu::widen(grad_out), indices);
+        max_pool2d_backward(gx, cpu::widen(grad_out), indices, p);
         cpu::narrow_into(grad_x, gx);
       },
       [&](auto tag) {
