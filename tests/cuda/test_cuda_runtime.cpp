@@ -150,22 +150,26 @@ TEST_CASE("bad indices and targets on the device raise IndexError at the next re
     }
     CHECK_THROWS_WITH_AS(loss.cpu(), doctest::Contains("cross_entropy: target 9 is out of bounds"), IndexError);
   }
-  // GradScaler: the unscale's read raises it; a step() after the caller catches it is skipped (the
-  // gradients were divided already, and they are NaN)
+  // GradScaler: an error pending from another op is raised by the unscale's read, after the
+  // gradients (finite here) were divided; a step() after the caller catches it must neither divide
+  // them again nor apply them
   {
     const Tensor w = cp::rnd({6, 5}).to(kCuda).requires_grad_();
     const Tensor before = w.detach().cpu();
     optim::SGDOptions so;
     so.lr = 0.1;
     optim::SGD opt({w}, so);
-    amp::GradScaler scaler;
+    amp::GradScaler scaler;  // scale 2^16: the division is exact
     const Tensor in = cp::rnd({4, 6}).to(kCuda);
-    const Tensor bad_t = from_vector(std::vector<double>{1, 5, 2, 0}, {4}, DType::i64).to(kCuda);
-    scaler.scale(cross_entropy(matmul(in, w), bad_t)).backward();
-    CHECK_THROWS_AS(scaler.step(opt), IndexError);
+    const Tensor t = from_vector(std::vector<double>{1, 4, 2, 0}, {4}, DType::i64).to(kCuda);
+    scaler.scale(cross_entropy(matmul(in, w), t)).backward();
+    const Tensor scaled = w.grad().cpu();
+    (void)index_select(in, 0, from_vector(std::vector<double>{0, 4}, {2}, DType::i64).to(kCuda));  // bad index
+    CHECK_THROWS_WITH_AS(scaler.step(opt), doctest::Contains("index_select: index 4"), IndexError);
     CHECK_FALSE(scaler.step(opt));
     scaler.update();
     cp::compare_exact("weights after the skipped step", w.detach().cpu(), before);
+    cp::compare_exact("gradients divided once", w.grad().cpu(), scaled * (1.0 / 65536.0));
   }
   // with no classes there is no kernel to check: the host does, in the call
   CHECK_THROWS_AS(cross_entropy(zeros({2, 0}, TensorOptions(DType::f32).device(kCuda)),

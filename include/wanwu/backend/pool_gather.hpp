@@ -37,11 +37,15 @@ WANWU_HD inline A max_pool_grad_at(const T* grad_out, const int64_t* indices, in
   pool_outputs_covering(iw, p.pad_w, p.kernel_w, p.dilation_w, p.stride_w, Wo, w0, w1);
   const int64_t me = ih * W + iw;
   A s = A(0);
-  for (int64_t oh = h0; oh < h1; ++oh)
+  for (int64_t oh = h0; oh < h1; ++oh) {
+    // with dilation, most windows in the range step over the row: skip them before reading indices
+    if (p.dilation_h > 1 && (ih + p.pad_h - oh * p.stride_h) % p.dilation_h != 0) continue;
     for (int64_t ow = w0; ow < w1; ++ow) {
+      if (p.dilation_w > 1 && (iw + p.pad_w - ow * p.stride_w) % p.dilation_w != 0) continue;
       const int64_t o = ((n * Ho + oh) * Wo + ow) * C + c;
       if (indices[o] == me) s += static_cast<A>(grad_out[o]);
     }
+  }
   return s;
 }
 
