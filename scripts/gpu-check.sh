@@ -157,6 +157,9 @@ fi
 # that share memory between threads: block and warp reductions, softmax, the norms, the losses,
 # the multi-tensor passes and attention. Each appends to sanitizer.log under a header line.
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+# Cases that test timing (ops return while the device is still busy): a sanitizer runs kernels
+# one at a time behind the host, so they would fail there for no fault of the code.
+UNSANITIZED='*without waiting*'
 : > "$OUT/sanitizer.log"
 sanitize() {  # sanitize TOOL OWN_LIMIT RESERVE FILTER [extra sanitizer flags...]
   local tool=$1 own=$2 reserve=$3 filter=$4
@@ -169,7 +172,7 @@ sanitize() {  # sanitize TOOL OWN_LIMIT RESERVE FILTER [extra sanitizer flags...
   fi
   echo "==== compute-sanitizer --tool $tool -tc='$filter' (limit ${lim}s) ====" >> "$OUT/sanitizer.log"
   timeout "$lim" "$SAN" --tool "$tool" "$@" --error-exitcode 9 "$BUILD/tests/cuda/test_cuda_parity" -tc="$filter" \
-    >> "$OUT/sanitizer.log" 2>&1
+    -tce="$UNSANITIZED" >> "$OUT/sanitizer.log" 2>&1
   local src=$?
   local verdict  # this tool's own summary line, from its section of the log
   verdict=$(sed -n "/^==== compute-sanitizer --tool $tool /,\$p" "$OUT/sanitizer.log" | grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' | tail -1)
@@ -180,7 +183,7 @@ sanitize() {  # sanitize TOOL OWN_LIMIT RESERVE FILTER [extra sanitizer flags...
 if [[ -n "$SAN" ]]; then
   # reserves: each later tool keeps at least its 20 s minimum (racecheck 20 + synccheck 20 + slack)
   sanitize memcheck 150 50 \
-    '*CUDA backend*,*copies*,*casts*,*allocator*,*stream is ordered*,*bad indices*,*pinned*,*host threads*,*reductions over*,*argmax*,*matmul*,*softmax*,*layer_norm*,*batch_norm*,*index_select*,*pooling*,*conv2d*,*attention*,*multi-tensor*,*every row ignored*' \
+    '*CUDA backend*,*copies*,*casts*,*allocator*,*stream is ordered*,*bad indices*,*pinned*,*host threads*,*reductions over*,*argmax*,*matmul*,*softmax*,*layer_norm*,*batch_norm*,*index_select*,*pooling*,*max_pool2d*,*conv2d*,*attention*,*multi-tensor*,*every row ignored*' \
     --leak-check no
   SHARED='*softmax*,*layer_norm*,*batch_norm*,*reductions*,*cross_entropy*,*argmax*,*multi-tensor*,*attention*'
   sanitize racecheck 60 30 "$SHARED" --racecheck-report hazard
