@@ -131,6 +131,25 @@ TEST_CASE("linear with a fused bias and activation epilogue, 2-D and 3-D input, 
       cp::compare("batched gemm_bias_act without bias", plain, plain_ref, tol);
     }
   }
+  // a NaN in the product stays NaN through the activation, as on the CPU and in torch.relu: at
+  // sizes whose rows are 16-byte multiples in every dtype, so cuBLASLt's own epilogue runs
+  for (DType dt : cp::kFloatTypes) {
+    for (GemmEpilogue act : {GemmEpilogue::relu, GemmEpilogue::gelu_tanh}) {
+      CAPTURE(dt);
+      CAPTURE(static_cast<int>(act));
+      Tensor a = cp::rnd({1, 16, 32}, -1, 1, 86).to(dt).to(DType::f64);
+      a.narrow(1, 3, 1).fill_(std::numeric_limits<double>::quiet_NaN());
+      const Tensor bb = cp::rnd({1, 32, 16}, -1, 1, 87).to(dt).to(DType::f64);
+      const Tensor bias = cp::rnd({16}, -1, 1, 88).to(dt).to(DType::f64);
+      Tensor ref = empty({1, 16, 16}, TensorOptions(DType::f64));
+      cpu_backend().gemm_bias_act(ref, a, bb, bias, act);
+      REQUIRE(std::isnan(ref.narrow(1, 3, 1).flatten().tolist<double>()[5]));
+      Tensor got = empty({1, 16, 16}, TensorOptions(dt).device(kCuda));
+      backend_for(kCuda).gemm_bias_act(got, a.to(dt).to(kCuda), bb.to(dt).to(kCuda), bias.to(dt).to(kCuda), act);
+      const cp::Tol tol = dt == DType::f32 && act == GemmEpilogue::gelu_tanh ? cp::Tol{1e-3, 2e-4} : cp::tol_for(dt);
+      cp::compare("gemm_bias_act with a NaN row", got, ref, tol);
+    }
+  }
 }
 
 // Sizes whose rows are whole 16-byte multiples in every dtype, which cuBLASLt's f16/bf16 epilogues
