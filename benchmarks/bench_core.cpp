@@ -1,4 +1,5 @@
 // Core kernel benchmarks (Google Benchmark): elementwise add/mul on 16M floats, a 16M-float sum,
+// one-element adds (the per-op host cost, with and without autograd recording),
 // sgemm 1024^3 and a transformer-sized GEMM (1576x768 @ 768x3072: ViT-B/16's MLP at batch 8),
 // next to the references they are judged against in the same run: memcpy of the same bytes and
 // OpenBLAS's sgemm called directly. benchmarks/compare_pytorch.py runs these against PyTorch.
@@ -73,6 +74,25 @@ void BM_sum_f32_16M(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * kElems * int64_t(sizeof(float)));
 }
 
+// The host's cost of one op, where the data is one element: argument checks, dispatch, the output's
+// allocation, and with requires_grad the autograd node. On a GPU this is what a step of small
+// kernels waits on; measured here, on the CPU, against PyTorch's eager overhead.
+void BM_add_f32_1(benchmark::State& state) {
+  const Tensor a = rand({1}), b = rand({1});
+  for (auto _ : state) {
+    Tensor c = a + b;
+    benchmark::DoNotOptimize(c.data_ptr());
+  }
+}
+
+void BM_add_f32_1_grad(benchmark::State& state) {
+  const Tensor a = rand({1}).requires_grad_(), b = rand({1});
+  for (auto _ : state) {
+    Tensor c = a + b;
+    benchmark::DoNotOptimize(c.data_ptr());
+  }
+}
+
 void gemm_flops(benchmark::State& state, int64_t m, int64_t k, int64_t n) {
   state.SetItemsProcessed(state.iterations() * 2 * m * n * k);
   state.counters["M"] = static_cast<double>(m);
@@ -108,6 +128,8 @@ BENCHMARK(BM_memcpy_64MiB_threads)->UseRealTime()->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_add_f32_16M)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_mul_f32_16M)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_sum_f32_16M)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_add_f32_1)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_add_f32_1_grad)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_matmul_f32)->Args({1024, 1024, 1024})->Args({1576, 768, 3072})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_openblas_sgemm)->Args({1024, 1024, 1024})->Args({1576, 768, 3072})->UseRealTime()->Unit(benchmark::kMillisecond);
 

@@ -82,6 +82,13 @@ def t_sum():
     return lambda: a.sum()
 
 
+def t_add_1(requires_grad):
+    def make():
+        a, b = torch.rand(1, requires_grad=requires_grad), torch.rand(1)
+        return lambda: a + b
+    return make
+
+
 def t_matmul(m, k, n):
     def make():
         a, b = torch.randn(m, k), torch.randn(k, n)
@@ -106,6 +113,10 @@ def core_workloads():
                  3 * 4 * N16M, MEMCPY),
         Workload("mul f32 16M", "bench_core", "BM_mul_f32_16M/real_time", t_mul, "GB/s", 3 * 4 * N16M, MEMCPY),
         Workload("sum f32 16M", "bench_core", "BM_sum_f32_16M/real_time", t_sum, "GB/s", 4 * N16M, MEMCPY),
+        # the per-op host cost (checks, dispatch, allocation; with requires_grad the graph node)
+        Workload("add f32 1 element (per-op host cost)", "bench_core", "BM_add_f32_1/real_time", t_add_1(False)),
+        Workload("add f32 1 element, requires_grad (records a node)", "bench_core", "BM_add_f32_1_grad/real_time",
+                 t_add_1(True)),
         Workload("matmul f32 1024^3", "bench_core", "BM_matmul_f32/1024/1024/1024/real_time",
                  t_matmul(1024, 1024, 1024), "GFLOP/s", 2 * 1024 ** 3, sgemm(1024, 1024, 1024)),
         Workload("matmul f32 1576x768x3072", "bench_core", "BM_matmul_f32/1576/768/3072/real_time",
@@ -477,7 +488,9 @@ def run_sgemm(args):
 
 
 def fmt_time(s):
-    return f"{s * 1e3:.2f} ms" if s >= 1e-3 else f"{s * 1e6:.1f} us"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.1f} us" if s >= 1e-5 else f"{s * 1e6:.3f} us"  # per-op host costs are tenths of a us
 
 
 def main():
