@@ -32,13 +32,13 @@ class CudaBackend final : public Backend {
   Allocator& allocator(int device_index) override { return cuda::allocator(device_index); }
   void synchronize(int device_index) override {
     DeviceGuard g(device_index);
-    WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(device_index)));  // waits for the uploads too
+    const std::optional<std::string> error = take_device_error(device_index);  // waits for the uploads too
     async_uploads(device_index).reap();
-    raise_device_errors(device_index);
+    if (error) throw IndexError(*error);
   }
   void drain(int device_index) override {
     DeviceGuard g(device_index);
-    WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(device_index)));
+    WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(device_index)));  // waits for the uploads too
     async_uploads(device_index).reap();
   }
   // The compute stream waits for every upload queued before its later work (pinned.cuh), so its
@@ -65,7 +65,7 @@ class CudaBackend final : public Backend {
     DeviceGuard g(dev);
     if (src.nbytes() == 0) return;
     WANWU_CUDA_CHECK(cudaMemcpyAsync(host_dst, src.data_ptr(), src.nbytes(), cudaMemcpyDeviceToHost, stream(dev)));
-    raise_device_errors(dev);  // waits for the copy
+    if (const auto error = take_device_error(dev)) throw IndexError(*error);  // waits for the copy
   }
   // Waits too: the caller may free or reuse host_src as soon as this returns.
   void copy_from_host(const Tensor& dst, const void* host_src) override {

@@ -13,20 +13,31 @@
 // on the thread whose read finds it.
 #pragma once
 
+#include <optional>
+#include <string>
+
 #include "runtime.cuh"
 
 namespace wanwu::cuda {
 
 enum class CheckedOp : unsigned { index_select = 1, index_add, gather, scatter_add, cross_entropy };
 
-// extra: the dimension for the index ops, ignore_index for cross_entropy.
-__device__ inline void report_device_error(DeviceErrorRecord* r, CheckedOp op, int64_t value, int64_t bound,
-                                           int64_t extra) {
-  if (atomicCAS(&r->claimed, 0u, 1u) != 0u) return;
-  r->site = static_cast<unsigned>(op);
-  r->value = value;
-  r->bound = bound;
-  r->extra = extra;
+// Where a kernel reports a bad value: the op, the bound it broke (a dimension's size, the number
+// of classes) and one more figure for the message (the dimension; ignore_index).
+struct CheckSite {
+  DeviceErrorRecord* record;
+  CheckedOp op;
+  int64_t bound, extra;
+  __device__ void report(int64_t value) const {
+    if (atomicCAS(&record->claimed, 0u, 1u) != 0u) return;  // an earlier error is pending
+    record->site = static_cast<unsigned>(op);
+    record->value = value;
+    record->bound = bound;
+    record->extra = extra;
+  }
+};
+inline CheckSite check_site(int dev, CheckedOp op, int64_t bound, int64_t extra) {
+  return {context(dev).errors, op, bound, extra};
 }
 
 inline const char* checked_op_name(unsigned site) {
@@ -40,25 +51,27 @@ inline const char* checked_op_name(unsigned site) {
   return "a validating kernel";
 }
 
-// Waits for the device's queue, then throws the pending error, if any, after clearing it. The
-// record is read with a copy on the stream, so it holds every kernel queued before this call
-// and none queued after.
-inline void raise_device_errors(int dev) {
+// Waits for the device's queue (and so for a copy the caller queued before) and returns the
+// pending error's message, if any, after clearing it. The record is copied on the stream, into
+// pinned memory, so it costs no wait of its own and holds every kernel queued before this call and
+// none after; the lock keeps a second reader's copy behind the first one's clear.
+inline std::optional<std::string> take_device_error(int dev) {
   DeviceContext& c = context(dev);
   DeviceErrorRecord r{};
   {
     std::lock_guard<std::mutex> lock(c.errors_mu);
-    WANWU_CUDA_CHECK(cudaMemcpyAsync(&r, c.errors, sizeof r, cudaMemcpyDeviceToHost, c.stream));
+    WANWU_CUDA_CHECK(cudaMemcpyAsync(c.errors_host, c.errors, sizeof r, cudaMemcpyDeviceToHost, c.stream));
     WANWU_CUDA_CHECK(cudaStreamSynchronize(c.stream));
-    if (r.claimed == 0) return;
+    r = *c.errors_host;
+    if (r.claimed == 0) return std::nullopt;
     WANWU_CUDA_CHECK(cudaMemsetAsync(c.errors, 0, sizeof r, c.stream));
   }
-  const std::string where = detail::str(" (found on cuda:", dev, " by the kernel; reported at the first read from the device after it)");
+  const std::string where =
+      detail::str(" (found on cuda:", dev, " by the kernel; reported at the first read from the device after it)");
   if (static_cast<CheckedOp>(r.site) == CheckedOp::cross_entropy)
-    throw IndexError(detail::str("cross_entropy: target ", r.value, " is out of bounds for ", r.bound,
-                                 " classes (valid: 0..", r.bound - 1, ", or ignore_index ", r.extra, ")", where));
-  throw IndexError(detail::str(checked_op_name(r.site), ": index ", r.value, " is out of bounds for dimension ", r.extra,
-                               " with size ", r.bound, where));
+    return bad_class_target_message("cross_entropy", r.value, r.bound, r.extra) + where;
+  return detail::str(checked_op_name(r.site), ": index ", r.value, " is out of bounds for dimension ", r.extra,
+                     " with size ", r.bound, where);
 }
 
 }  // namespace wanwu::cuda

@@ -38,16 +38,8 @@ __device__ void atomic_add(T* addr, compute_t<T> v) {
   }
 }
 
-// Where a kernel reports a bad index: the op, its dimension and size.
-struct IndexSite {
-  DeviceErrorRecord* record;
-  CheckedOp op;
-  int dim;
-  int64_t size;
-  __device__ void report(int64_t v) const { report_device_error(record, op, v, size, dim); }
-};
-
-inline IndexSite index_site(int dev, CheckedOp op, int dim, int64_t size) { return {context(dev).errors, op, dim, size}; }
+// An index kernel's check site: the op, the dimension's size and the dimension.
+inline CheckSite index_site(int dev, CheckedOp op, int dim, int64_t size) { return check_site(dev, op, size, dim); }
 
 struct OuterDimInner {
   int64_t outer = 1, dim = 1, inner = 1;
@@ -61,7 +53,7 @@ struct OuterDimInner {
 // Moves elements as raw words of the dtype's size: selection does not look at values.
 template <class W>
 __global__ void index_select_kernel(W* out, const W* in, const int64_t* idx, int64_t n, OuterDimInner g,
-                                    IndexSite bad) {
+                                    CheckSite bad) {
   const int64_t total = g.outer * n * g.inner;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t ii = t % g.inner, oj = t / g.inner, j = oj % n, o = oj / n;
@@ -76,7 +68,7 @@ __global__ void index_select_kernel(W* out, const W* in, const int64_t* idx, int
 
 template <class T>
 __global__ void index_add_kernel(T* out, const T* src, const int64_t* idx, int64_t n, OuterDimInner g,
-                                 IndexSite bad) {
+                                 CheckSite bad) {
   const int64_t total = g.outer * n * g.inner;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t ii = t % g.inner, oj = t / g.inner, j = oj % n, o = oj / n;
@@ -92,7 +84,7 @@ __global__ void index_add_kernel(T* out, const T* src, const int64_t* idx, int64
 // it: operands (out or out-view, index, in-or-src view with stride 0 along dim).
 template <class T, bool Scatter>
 __global__ void gather_scatter_kernel(StridedIter<3> it, int64_t n, T* a, const int64_t* idx, T* b,
-                                      int64_t dim_size, int64_t dim_stride, IndexSite bad) {
+                                      int64_t dim_size, int64_t dim_stride, CheckSite bad) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t off[3];
     it.offsets(i, off);
@@ -122,7 +114,7 @@ inline void index_select(const Tensor& out, const Tensor& in_, int dim, const Te
   const int64_t n = index.numel(), total = g.outer * n * g.inner;
   if (total == 0) return;
   const int dev = out.device().index;
-  const IndexSite site = index_site(dev, CheckedOp::index_select, dim, g.dim);
+  const CheckSite site = index_site(dev, CheckedOp::index_select, dim, g.dim);
   dispatch_word(in.itemsize(), [&](auto tag) {
     using W = typename decltype(tag)::type;
     index_select_kernel<W><<<blocks_for(total), kThreads, 0, stream(dev)>>>(ptr<W>(out), ptr<const W>(in),
@@ -137,7 +129,7 @@ inline void index_add(const Tensor& out, int dim, const Tensor& index_, const Te
   const int64_t n = index.numel(), total = g.outer * n * g.inner;
   if (total == 0) return;
   const int dev = out.device().index;
-  const IndexSite site = index_site(dev, CheckedOp::index_add, dim, g.dim);
+  const CheckSite site = index_site(dev, CheckedOp::index_add, dim, g.dim);
   dispatch_dtype(out.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     index_add_kernel<T><<<blocks_for(total), kThreads, 0, stream(dev)>>>(ptr<T>(out), ptr<const T>(src),
@@ -159,7 +151,7 @@ inline void gather(const Tensor& out, const Tensor& in, int dim, const Tensor& i
   const Strides view = along_dim_strides(in, dim);
   const auto it = make_iter<3>(index.shape(), {&out.strides(), &index.strides(), &view});
   const int dev = out.device().index;
-  const IndexSite site = index_site(dev, CheckedOp::gather, dim, in.shape()[dim]);
+  const CheckSite site = index_site(dev, CheckedOp::gather, dim, in.shape()[dim]);
   dispatch_dtype(in.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     gather_scatter_kernel<T, false><<<blocks_for(n), kThreads, 0, stream(dev)>>>(
@@ -174,7 +166,7 @@ inline void scatter_add(const Tensor& out, int dim, const Tensor& index, const T
   const Strides view = along_dim_strides(out, dim);
   const auto it = make_iter<3>(index.shape(), {&view, &index.strides(), &src.strides()});
   const int dev = out.device().index;
-  const IndexSite site = index_site(dev, CheckedOp::scatter_add, dim, out.shape()[dim]);
+  const CheckSite site = index_site(dev, CheckedOp::scatter_add, dim, out.shape()[dim]);
   dispatch_dtype(out.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     gather_scatter_kernel<T, true><<<blocks_for(n), kThreads, 0, stream(dev)>>>(

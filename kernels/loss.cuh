@@ -38,9 +38,8 @@ __device__ __forceinline__ bool bad_target(int64_t t, int64_t C, const CrossEntr
   return t != p.ignore_index && (t < 0 || t >= C);
 }
 template <class T, class A>
-__device__ __forceinline__ void store_bad_target(T* loss, A* lse, int64_t row, int64_t t, int64_t C,
-                                                 const CrossEntropyParams& p, DeviceErrorRecord* err) {
-  report_device_error(err, CheckedOp::cross_entropy, t, C, p.ignore_index);
+__device__ __forceinline__ void store_bad_target(T* loss, A* lse, int64_t row, int64_t t, const CheckSite& bad) {
+  bad.report(t);
   loss[row] = cv<T>(std::numeric_limits<A>::quiet_NaN());
   lse[row] = std::numeric_limits<A>::quiet_NaN();
 }
@@ -63,7 +62,7 @@ __device__ __forceinline__ void cross_entropy_store(T* loss, A* lse, int64_t row
 template <class T, int PER>
 __global__ void cross_entropy_forward_warp_kernel(T* loss, acc_t<T>* lse, const T* x, const int64_t* target,
                                                   const T* w, const acc_t<T>* wsum, int64_t N, int C,
-                                                  CrossEntropyParams p, DeviceErrorRecord* err) {
+                                                  CrossEntropyParams p, CheckSite bad) {
   using A = acc_t<T>;
   const int64_t row = blockIdx.x * int64_t(kRowsPerBlock) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -77,7 +76,7 @@ __global__ void cross_entropy_forward_warp_kernel(T* loss, acc_t<T>* lse, const 
     return;
   }
   if (bad_target(t, C, p)) {  // t is the row's: the whole warp leaves
-    if (lane == 0) store_bad_target(loss, lse, row, t, C, p, err);
+    if (lane == 0) store_bad_target(loss, lse, row, t, bad);
     return;
   }
   const T* xr = x + row * C;
@@ -102,7 +101,7 @@ __global__ void cross_entropy_forward_warp_kernel(T* loss, acc_t<T>* lse, const 
 template <class T>
 __global__ void cross_entropy_forward_block_kernel(T* loss, acc_t<T>* lse, const T* x, const int64_t* target,
                                                    const T* w, const acc_t<T>* wsum, int64_t N, int64_t C,
-                                                   CrossEntropyParams p, DeviceErrorRecord* err) {
+                                                   CrossEntropyParams p, CheckSite bad) {
   using A = acc_t<T>;
   const int64_t row = blockIdx.x;
   const int64_t t = target[row];
@@ -114,7 +113,7 @@ __global__ void cross_entropy_forward_block_kernel(T* loss, acc_t<T>* lse, const
     return;
   }
   if (bad_target(t, C, p)) {
-    if (threadIdx.x == 0) store_bad_target(loss, lse, row, t, C, p, err);
+    if (threadIdx.x == 0) store_bad_target(loss, lse, row, t, bad);
     return;
   }
   const T* xr = x + row * C;
@@ -178,12 +177,7 @@ Tensor class_weight_sum(const Tensor& w, const CrossEntropyParams& p, int64_t C,
 inline void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits, const Tensor& target,
                                   const Tensor& weight, const CrossEntropyParams& p) {
   const int64_t N = logits.size(0), C = logits.size(1);
-  if (N == 0) return;
-  if (C == 0) {  // no class index is valid: every row is ignored
-    zero(loss);
-    zero(lse);
-    return;
-  }
+  if (N == 0) return;  // with C == 0 the kernels run: every target is ignored or reported
   const int dev = logits.device().index;
   const cudaStream_t s = stream(dev);
   const Tensor x = contiguous(logits), t = cast(target, DType::i64);
@@ -200,15 +194,15 @@ inline void cross_entropy_forward(const Tensor& loss, const Tensor& lse, const T
     const int64_t* tp = ptr<const int64_t>(t);
     const T* wp = ptr_or_null<const T>(w);
     const A* wsp = ptr_or_null<const A>(ws);
-    DeviceErrorRecord* err = context(dev).errors;
+    const CheckSite bad = check_site(dev, CheckedOp::cross_entropy, C, p.ignore_index);
     if (C > kCrossEntropyWarpMax) {
       cross_entropy_forward_block_kernel<T><<<static_cast<unsigned>(N), kThreads, 0, s>>>(lo, ls, xp, tp, wp, wsp, N,
-                                                                                          C, p, err);
+                                                                                          C, p, bad);
       return;
     }
     with_warp_row_width<kCrossEntropyWarpMax / 32>(C, [&](auto per) {
       cross_entropy_forward_warp_kernel<T, decltype(per)::value><<<warp_row_blocks(N, 1), kThreads, 0, s>>>(
-          lo, ls, xp, tp, wp, wsp, N, static_cast<int>(C), p, err);
+          lo, ls, xp, tp, wp, wsp, N, static_cast<int>(C), p, bad);
     });
   });
   WANWU_CUDA_LAUNCH_CHECK();

@@ -117,6 +117,7 @@ struct DeviceContext {
   // shared; its calls never change the handle's settings).
   std::mutex cudnn_mu;
   DeviceErrorRecord* errors = nullptr;
+  DeviceErrorRecord* errors_host = nullptr;  // pinned: the record's copy rides along with a read's
   // Held from a read of the record to its clear, so that a second reader's copy is queued after the
   // first one's clear and cannot clear an error that came after it.
   std::mutex errors_mu;
@@ -140,6 +141,7 @@ inline DeviceContext& context(int index) {
     WANWU_CUDA_CHECK(cudaMalloc(&c.errors, sizeof(DeviceErrorRecord)));
     // on the stream, not cudaMemset: the legacy default stream does not order a non-blocking one
     WANWU_CUDA_CHECK(cudaMemsetAsync(c.errors, 0, sizeof(DeviceErrorRecord), c.stream));
+    WANWU_CUDA_CHECK(cudaHostAlloc(&c.errors_host, sizeof(DeviceErrorRecord), cudaHostAllocDefault));
   });
   return ctx[index];
 }

@@ -1,6 +1,8 @@
 // Pooling: gradient checks for max (padding, dilation, ceil mode), average (count_include_pad,
 // divisor_override, ceil mode) and adaptive average pooling; output sizes by PyTorch's formula;
 // argument errors. Values against PyTorch are in tests/parity (test_parity_ops).
+#include <type_traits>
+
 #include <wanwu/backend/pool_gather.hpp>
 
 #include "harness.hpp"
@@ -118,40 +120,40 @@ TEST_CASE("max_pool2d backward as a gather: the window range against brute force
     for (bool ties : {false, true}) {
       Tensor x = randn({2, t.H, t.W, 3}, DType::f64);
       if (ties) x = round(x);  // many equal maxima: the saved index decides
-      x.requires_grad_();
-      const auto r = max_pool2d_with_indices(x, {t.kh, t.kw}, Pair2{t.sh, t.sw}, {t.ph, t.pw}, {t.dh, t.dw}, t.ceil);
-      const Tensor gy = randn(r.values.shape(), DType::f64);
-      r.values.backward(gy);
+      const Tensor gy = randn(max_pool2d(x, {t.kh, t.kw}, Pair2{t.sh, t.sw}, {t.ph, t.pw}, {t.dh, t.dw}, t.ceil).shape(),
+                              DType::f64);
       Pool2dParams p;
       p.kernel_h = t.kh, p.kernel_w = t.kw, p.stride_h = t.sh, p.stride_w = t.sw;
       p.pad_h = t.ph, p.pad_w = t.pw, p.dilation_h = t.dh, p.dilation_w = t.dw;
-      const int64_t Ho = r.values.size(1), Wo = r.values.size(2);
-      const std::vector<double> ref = x.grad().tolist<double>();
-      const double* g = gy.data<double>();
-      const int64_t* idx = r.indices.data<int64_t>();
-      size_t e = 0;
-      for (int64_t n = 0; n < 2; ++n)
-        for (int64_t ih = 0; ih < t.H; ++ih)
-          for (int64_t iw = 0; iw < t.W; ++iw)
-            for (int64_t c = 0; c < 3; ++c, ++e)
-              CHECK(max_pool_grad_at<double>(g, idx, n, ih, iw, c, t.W, Ho, Wo, 3, p) == ref[e]);
-      // bf16, as the GPU runs it: summed in f32 from bf16 gradients, rounded once, against the CPU's
-      // bf16 backward (widened to f32, scattered, narrowed)
-      const Tensor xb = x.detach().to(DType::bf16).requires_grad_();
-      const auto rb = max_pool2d_with_indices(xb, {t.kh, t.kw}, Pair2{t.sh, t.sw}, {t.ph, t.pw}, {t.dh, t.dw}, t.ceil);
-      const Tensor gb = gy.to(DType::bf16);
-      rb.values.backward(gb);
-      const std::vector<double> refb = xb.grad().to(DType::f64).tolist<double>();
-      const BFloat16* gbp = gb.data<BFloat16>();
-      const int64_t* ib = rb.indices.data<int64_t>();
-      e = 0;
-      for (int64_t n = 0; n < 2; ++n)
-        for (int64_t ih = 0; ih < t.H; ++ih)
-          for (int64_t iw = 0; iw < t.W; ++iw)
-            for (int64_t c = 0; c < 3; ++c, ++e) {
-              const float v = max_pool_grad_at<float>(gbp, ib, n, ih, iw, c, t.W, Ho, Wo, 3, p);
-              CHECK(static_cast<double>(static_cast<float>(BFloat16(v))) == refb[e]);
-            }
+      // Every input element's gathered gradient, summed in A from gradients of type T and rounded
+      // to T once, as the GPU kernel computes it.
+      const auto gather_all = [&](auto acc, const auto* g, const int64_t* idx, int64_t Ho, int64_t Wo) {
+        using A = decltype(acc);
+        using T = std::remove_cv_t<std::remove_pointer_t<decltype(g)>>;
+        std::vector<double> v;
+        for (int64_t n = 0; n < 2; ++n)
+          for (int64_t ih = 0; ih < t.H; ++ih)
+            for (int64_t iw = 0; iw < t.W; ++iw)
+              for (int64_t c = 0; c < 3; ++c)
+                v.push_back(static_cast<double>(T(max_pool_grad_at<A>(g, idx, n, ih, iw, c, t.W, Ho, Wo, 3, p))));
+        return v;
+      };
+      // f64, and bf16 as the GPU runs it (f32 sums of bf16 gradients) against the CPU's bf16
+      // backward (widened to f32, scattered, narrowed)
+      for (DType dt : {DType::f64, DType::bf16}) {
+        CAPTURE(dt);
+        const Tensor xd = x.to(dt).detach().requires_grad_();
+        const auto r = max_pool2d_with_indices(xd, {t.kh, t.kw}, Pair2{t.sh, t.sw}, {t.ph, t.pw}, {t.dh, t.dw}, t.ceil);
+        const int64_t Ho = r.values.size(1), Wo = r.values.size(2);
+        const Tensor gd = gy.to(dt);
+        r.values.backward(gd);
+        const std::vector<double> ref = xd.grad().to(DType::f64).tolist<double>();
+        const int64_t* idx = r.indices.data<int64_t>();
+        const std::vector<double> got = dt == DType::f64 ? gather_all(0.0, gd.data<double>(), idx, Ho, Wo)
+                                                         : gather_all(0.0f, gd.data<BFloat16>(), idx, Ho, Wo);
+        REQUIRE(got.size() == ref.size());
+        for (size_t e = 0; e < ref.size(); ++e) CHECK(got[e] == ref[e]);
+      }
     }
   }
 }

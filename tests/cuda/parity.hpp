@@ -120,4 +120,17 @@ inline Tensor rnd(const Shape& s, double lo = -2.0, double hi = 2.0, uint64_t se
   return uniform(s, lo, hi, DType::f32, &g);
 }
 
+// Queues `products` 4096^3 f32 matrix products (0.14 TFLOP each, milliseconds apiece without TF32)
+// on the idle device, for a test to check that an op returns while the device is still busy
+// (Backend::is_idle). Returns their result.
+inline Tensor queue_busy_work(int products) {
+  Tensor busy = rnd({4096, 4096}, -1, 1).to(kCuda);
+  (void)matmul(busy, busy);  // the product's kernel is loaded before anything is judged
+  backend_for(kCuda).synchronize(0);
+  REQUIRE(backend_for(kCuda).is_idle(0));
+  for (int i = 0; i < products; ++i) busy = matmul(busy, busy) * 1e-3;
+  REQUIRE_FALSE(backend_for(kCuda).is_idle(0));
+  return busy;
+}
+
 }  // namespace cp

@@ -50,6 +50,12 @@ struct CrossEntropyParams {
   int64_t ignore_index = -100;
   double label_smoothing = 0.0;
 };
+// The error for a class target that is neither a class nor ignore_index, worded alike wherever it
+// is found: nll_loss's check, the CPU loss kernel's, the GPU's deferred report.
+inline std::string bad_class_target_message(const char* op, int64_t target, int64_t classes, int64_t ignore_index) {
+  return detail::str(op, ": target ", target, " is out of bounds for ", classes, " classes (valid: 0..", classes - 1,
+                     ", or ignore_index ", ignore_index, ")");
+}
 
 // The tensors of one parameter for the multi-tensor optimizer steps (see sgd_step / adam_step).
 struct SgdTensors {
@@ -187,8 +193,9 @@ class Backend {
                                    const Tensor& rstd) = 0;
   virtual void softmax_forward(const Tensor& out, const Tensor& x, int dim, SoftmaxKind kind) = 0;
   // Fused cross-entropy, one pass over each row of contiguous logits [N, C] (floating) with
-  // class indices target [N] (i64, contiguous, each in [0, C) or ignore_index: the op checks them
-  // on the CPU; a GPU kernel checks them itself, raising a bad one at the next sync point) and
+  // class indices target [N] (i64, contiguous; each should be in [0, C) or ignore_index, which the
+  // backend checks: the CPU in the call, a GPU in its kernel, raising a bad one at the next sync
+  // point, so that the loss needs no host sync) and
   // class weights [C] in the logits' dtype (undefined: all 1). With e = label_smoothing, w the
   // weights, lse_i = log sum_c exp(x_ic) and t = target[i]:
   //   loss[i] = (1 - e) w_t (lse_i - x_it) + (e / C) sum_c w_c (lse_i - x_ic), 0 where t is ignored.

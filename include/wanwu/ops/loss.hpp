@@ -47,31 +47,24 @@ inline void check_class_input(const Tensor& input, const char* op) {
   WANWU_CHECK_DTYPE(input.is_floating_point(), op, ": input dtype ", input.dtype(),
                     " is not supported (floating types only)");
 }
-// Who checks each target value. `host` reads them back and throws before anything runs: free on
-// the CPU, but on a GPU it waits for the forward pass. `kernel` leaves it to the CUDA loss kernel,
-// which reports a bad target at the next read from the device (kernels/device_check.cuh), so a
-// training step queues its backward without waiting.
-enum class TargetCheck : uint8_t { host, kernel };
-
 // Class-index targets: i64 or i32, the input's shape without the class axis (1 for [N, C, ...], 0
-// for [C]). Returns them as one contiguous i64 row; a bad label is an error naming it, never a
-// wild read.
-inline Tensor class_targets(const Tensor& input, const Tensor& target, int64_t ignore_index, const char* op,
-                            TargetCheck check = TargetCheck::host) {
+// for [C]). Returns them as one contiguous i64 row. Their values are checked by whoever reads them:
+// check_class_targets for the composed nll_loss, the backend for the fused cross_entropy.
+inline Tensor class_targets(const Tensor& input, const Tensor& target, const char* op) {
   WANWU_CHECK_DTYPE(target.dtype() == DType::i64 || target.dtype() == DType::i32, op, ": target must hold class "
                     "indices (i64 or i32), got ", target.dtype(), "; probability targets go to cross_entropy");
   const int cd = input.dim() == 1 ? 0 : 1;
-  const int64_t C = input.size(cd);
   Shape expect = input.shape();
   expect.erase(cd);
   WANWU_CHECK_SHAPE(target.shape() == expect, op, ": target of shape ", target.shape(), " does not match input ",
                     input.shape(), " (expected ", expect, ")");
-  const Tensor t = target.to(DType::i64).reshape({-1}).contiguous();
-  if (check == TargetCheck::kernel) return t;
+  return target.to(DType::i64).reshape({-1}).contiguous();
+}
+// Reads the targets back and throws for a bad one: a bad label is an error naming it, never a wild
+// read.
+inline void check_class_targets(const Tensor& t, int64_t C, int64_t ignore_index, const char* op) {
   for (int64_t v : t.tolist<int64_t>())
-    WANWU_CHECK_INDEX(v == ignore_index || (v >= 0 && v < C), op, ": target ", v, " is out of bounds for ", C,
-                      " classes (valid: 0..", C - 1, ", or ignore_index ", ignore_index, ")");
-  return t;
+    WANWU_CHECK_INDEX(v == ignore_index || (v >= 0 && v < C), bad_class_target_message(op, v, C, ignore_index));
 }
 }  // namespace detail
 
@@ -86,7 +79,9 @@ inline Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target, const T
     WANWU_CHECK_SHAPE(weight.dim() == 1 && weight.size(0) == C, "nll_loss: weight of shape ", weight.shape(),
                       " does not match ", C, " classes");
   detail::check_operand_devices("nll_loss", log_probs, {{"target", target}, {"weight", weight}});
-  const Tensor t = detail::class_targets(log_probs, target, ignore_index, "nll_loss").reshape(target.shape());
+  const Tensor t_row = detail::class_targets(log_probs, target, "nll_loss");
+  detail::check_class_targets(t_row, C, ignore_index, "nll_loss");
+  const Tensor t = t_row.reshape(target.shape());
   const Tensor valid = ne(t, ignore_index);
   const Tensor safe = where(valid, t, 0);
   const Tensor lp = detail::classes_last(log_probs);
@@ -107,9 +102,7 @@ inline Tensor cross_entropy_indices(const Tensor& input_in, const Tensor& target
   const Tensor input = amp::full_precision(input_in);
   const int64_t C = input.size(input.dim() == 1 ? 0 : 1);
   check_operand_devices("cross_entropy", input, {{"target", target}, {"weight", o.weight}});
-  // CUDA's fused kernel checks the targets (with no classes it is not launched: the host checks)
-  const TargetCheck check = input.device().is_cuda() && C > 0 ? TargetCheck::kernel : TargetCheck::host;
-  const Tensor t = class_targets(input, target, o.ignore_index, "cross_entropy", check);
+  const Tensor t = class_targets(input, target, "cross_entropy");  // the backend checks the values
   const Tensor rows = input.dim() == 1 ? input.unsqueeze(0) : classes_last(input).reshape({-1, C});
   const Tensor x = contiguous_no_grad(rows);
   const Tensor w = o.weight.defined() ? contiguous_no_grad(o.weight.detach().to(input.dtype())) : Tensor();

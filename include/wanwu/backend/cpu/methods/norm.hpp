@@ -190,9 +190,15 @@ inline cpu::CrossEntropyRows rows(const Tensor& logits, const Tensor& target, co
 }
 }  // namespace detail_cpu_ce
 
+// Checks the targets before the rows' threads start (they cannot throw), in the call.
 WANWU_CPU_METHOD void CpuBackend::cross_entropy_forward(const Tensor& loss, const Tensor& lse, const Tensor& logits,
                                                         const Tensor& target, const Tensor& weight,
                                                         const CrossEntropyParams& p) {
+  const int64_t C = logits.size(1);
+  const int64_t* t = static_cast<const int64_t*>(target.data_ptr());
+  for (int64_t i = 0; i < target.numel(); ++i)
+    WANWU_CHECK_INDEX(t[i] == p.ignore_index || (t[i] >= 0 && t[i] < C),
+                      bad_class_target_message("cross_entropy", t[i], C, p.ignore_index));
   cpu::dispatch_f32_f64(
       logits.dtype(), "cross_entropy",
       [&] {
