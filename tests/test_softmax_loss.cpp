@@ -77,6 +77,22 @@ TEST_CASE("cross_entropy on a hand-worked case") {
   CHECK(std::isfinite(cross_entropy(tensor({{1e4, -1e4}}), tensor({1})).item<double>()));
 }
 
+TEST_CASE("cross_entropy with no classes: a target not ignored is out of bounds; ignored rows give 0, their mean NaN") {
+  // as PyTorch: F.cross_entropy(torch.zeros(2, 0), torch.tensor([-100, 0])) raises IndexError, and
+  // with every target ignored the losses are 0 and their mean 0 / 0
+  CHECK_THROWS_WITH_AS(cross_entropy(zeros({2, 0}), tensor({-100, 0})),
+                       doctest::Contains("cross_entropy: target 0 is out of bounds for 0 classes"), IndexError);
+  CrossEntropyOptions o;
+  o.reduction = Reduction::none;
+  const Tensor none = cross_entropy(zeros({2, 0}), tensor({-100, -100}), o);
+  CHECK(none.shape() == Shape{2});
+  CHECK(none.tolist<double>() == std::vector<double>{0.0, 0.0});
+  CHECK(std::isnan(cross_entropy(zeros({2, 0}), tensor({-100, -100})).item<double>()));
+  // classes on axis 1 of [N, C, L]: the rows come from N and L, not from numel / C
+  const Tensor spatial = cross_entropy(zeros({2, 0, 3}), full({2, 3}, -100.0).to(DType::i64), o);
+  CHECK(spatial.shape() == Shape{2, 3});
+}
+
 TEST_CASE("cross_entropy's fused kernel against the definition computed in double, 1000 classes") {
   // loss_i = (1 - e) w_t (lse_i - x_it) + e / C sum_c w_c (lse_i - x_ic), 0 for ignored rows;
   // mean divides by the sum of w_t over rows not ignored.

@@ -103,7 +103,11 @@ inline Tensor cross_entropy_indices(const Tensor& input_in, const Tensor& target
   const int64_t C = input.size(input.dim() == 1 ? 0 : 1);
   check_operand_devices("cross_entropy", input, {{"target", target}, {"weight", o.weight}});
   const Tensor t = class_targets(input, target, "cross_entropy");  // the backend checks the values
-  const Tensor rows = input.dim() == 1 ? input.unsqueeze(0) : classes_last(input).reshape({-1, C});
+  // rows counted from the other dimensions: with no classes reshape cannot infer them (-1 of 0)
+  const Tensor last = input.dim() == 1 ? input.unsqueeze(0) : classes_last(input);
+  int64_t rows_n = 1;
+  for (int64_t d = 0; d + 1 < last.dim(); ++d) rows_n *= last.size(d);
+  const Tensor rows = last.reshape({rows_n, C});
   const Tensor x = contiguous_no_grad(rows);
   const Tensor w = o.weight.defined() ? contiguous_no_grad(o.weight.detach().to(input.dtype())) : Tensor();
   const CrossEntropyParams p{o.ignore_index, o.label_smoothing};
