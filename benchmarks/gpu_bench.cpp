@@ -15,7 +15,10 @@
 // WANWU_BENCH_DEVICE=cpu is the program's dry run (ctest's gpu_bench_on_cpu): the same rows on
 // the CPU at shapes cut down to run in seconds, one timed call each. Its figures mean nothing; it
 // shows, without a GPU, that every row runs to its end and prints what gpu_compare.py reads, so
-// that GPU time is not lost to a mistake in the benchmark itself.
+// that GPU time is not lost to a mistake in the benchmark itself. WANWU_BENCH_DEVICE=cuda-dry is
+// the same dry run on cuda:0: with the CUDA emulator (tests/emu, ctest's gpu_bench_emulated) it
+// runs the rows' device side too (events, the device's memory statistics, benchmark-mode
+// convolutions) before a GPU does.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -28,11 +31,12 @@
 using namespace wanwu;
 
 namespace {
-const bool kDry = [] {
+const std::string kBenchDevice = [] {
   const char* d = std::getenv("WANWU_BENCH_DEVICE");
-  return d && std::string(d) == "cpu";
+  return std::string(d ? d : "");
 }();
-const Device kDev = kDry ? Device::cpu() : Device::cuda(0);
+const bool kDry = kBenchDevice == "cpu" || kBenchDevice == "cuda-dry";
+const Device kDev = kBenchDevice == "cpu" ? Device::cpu() : Device::cuda(0);
 
 // A size of the GPU benchmark, divided by `div` in the dry run.
 int64_t sz(int64_t n, int64_t div) { return kDry ? std::max<int64_t>(1, n / div) : n; }
@@ -179,7 +183,9 @@ void resnet50_train_step(int64_t batch, int iters, ConvAlgorithmSearch search) {
   so.momentum = 0.9;
   so.weight_decay = 1e-4;
   optim::SGD opt(model->parameters(), so);
-  const Tensor x = dev_randn({batch, 224, 224, 3}, DType::f32);
+  // the emulator's convolutions are reference loops: its dry run takes 32x32 images
+  const int64_t side = kBenchDevice == "cuda-dry" ? 32 : 224;
+  const Tensor x = dev_randn({batch, side, side, 3}, DType::f32);
   const Tensor y = randint(0, 1000, {batch}, TensorOptions(DType::i64).device(kDev));
   sync();
   reset_peak_memory_stats(kDev);

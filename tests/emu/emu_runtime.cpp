@@ -129,6 +129,7 @@ struct Block {
   size_t sched_size = 0;
   const std::function<void()>* body = nullptr;
   std::exception_ptr error;
+  bool abandoned = true;  // fibers were left mid-kernel on the stacks (or the stacks are new)
 };
 
 thread_local Block* g_block = nullptr;
@@ -188,8 +189,13 @@ void fiber_entry() {
 #if WANWU_EMU_ASM_SWITCH
 // A fresh fiber's stack as wanwu_emu_switch leaves a suspended one: the control words, six
 // registers, then fiber_entry as the return address, with the stack aligned as at a call.
-void* fresh_stack(char* base, size_t size) {
-  WANWU_EMU_UNPOISON(base, size);
+void* fresh_stack(char* base, size_t size, bool abandoned) {
+  // A fiber that ran to its end returned from every frame but fiber_entry's, so only the stack's
+  // top holds poisoned redzones; one abandoned mid-kernel (a thread threw) may have left them
+  // anywhere. Unpoisoning 64 KB of shadow for every CUDA thread was most of the emulator's time.
+  constexpr size_t kTop = 4096;
+  if (abandoned) WANWU_EMU_UNPOISON(base, size);
+  else WANWU_EMU_UNPOISON(base + size - kTop, kTop);
   auto* top = reinterpret_cast<uint64_t*>((reinterpret_cast<uintptr_t>(base + size)) & ~uintptr_t(15));
   *--top = 0;  // fiber_entry's own return address: it never returns
   *--top = reinterpret_cast<uint64_t>(&fiber_entry);
@@ -228,7 +234,7 @@ void run_block(Block& b) {
     f.done = false;
     b.warps[t / 32].exists |= 1u << (t % 32);
 #if WANWU_EMU_ASM_SWITCH
-    f.sp = fresh_stack(b.stacks + static_cast<size_t>(t) * kStackBytes, kStackBytes);
+    f.sp = fresh_stack(b.stacks + static_cast<size_t>(t) * kStackBytes, kStackBytes, b.abandoned);
 #else
     getcontext(&f.ctx);
     f.ctx.uc_stack.ss_sp = b.stacks + static_cast<size_t>(t) * kStackBytes;
@@ -259,6 +265,7 @@ void run_block(Block& b) {
     if (b.error) break;
     if (!first && remaining > 0 && b.events == before) {
       b.current = -1;
+      b.abandoned = true;
       throw std::logic_error("CUDA emulator: deadlock in block " + std::to_string(b.idx.x) + "," +
                              std::to_string(b.idx.y) + "," + std::to_string(b.idx.z) +
                              ": threads wait at a __syncthreads or warp shuffle that the others never reach");
@@ -266,6 +273,7 @@ void run_block(Block& b) {
     first = false;
   }
   b.current = -1;
+  b.abandoned = remaining > 0;
   if (b.error) std::rethrow_exception(b.error);
 }
 
@@ -839,9 +847,17 @@ cudnnStatus_t ref_conv(ConvPass pass, const cudnnTensorStruct& xd, const cudnnFi
   const double beta = t == CUDA_R_64F ? *static_cast<const double*>(beta_p) : *static_cast<const float*>(beta_p);
   const int Og = O / G;
   void* out = pass == ConvPass::forward ? y : pass == ConvPass::data ? x : w;
-  const int64_t out_n = pass == ConvPass::forward ? int64_t(N) * Ho * Wo * O
-                        : pass == ConvPass::data  ? int64_t(N) * H * W * C
-                                                  : int64_t(O) * KH * KW * Cg;
+  const int64_t nx = int64_t(N) * H * W * C, ny = int64_t(N) * Ho * Wo * O, nw = int64_t(O) * KH * KW * Cg;
+  const int64_t out_n = pass == ConvPass::forward ? ny : pass == ConvPass::data ? nx : nw;
+  // the operands in double first: the loops below then run at the CPU's pace, not the loads'
+  auto widen = [t](const void* p, int64_t n) {
+    std::vector<double> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = load(p, i, t);
+    return v;
+  };
+  const std::vector<double> xv = pass == ConvPass::data ? std::vector<double>() : widen(x, nx);
+  const std::vector<double> wv = pass == ConvPass::filter ? std::vector<double>() : widen(w, nw);
+  const std::vector<double> yv = pass == ConvPass::forward ? std::vector<double>() : widen(y, ny);
   std::vector<double> acc(static_cast<size_t>(out_n), 0.0);
   for (int n = 0; n < N; ++n)
     for (int oh = 0; oh < Ho; ++oh)
@@ -855,12 +871,16 @@ cudnnStatus_t ref_conv(ConvPass pass, const cudnnTensorStruct& xd, const cudnnFi
             for (int kw = 0; kw < KW; ++kw) {
               const int iw = ow * cd.sw - cd.pw + kw * cd.dw;
               if (iw < 0 || iw >= W) continue;
-              for (int c = 0; c < Cg; ++c) {
-                const int64_t xi = ((int64_t(n) * H + ih) * W + iw) * C + g * Cg + c;
-                const int64_t wi = ((int64_t(o) * KH + kh) * KW + kw) * Cg + c;
-                if (pass == ConvPass::forward) acc[yi] += load(x, xi, t) * load(w, wi, t);
-                else if (pass == ConvPass::data) acc[xi] += load(y, yi, t) * load(w, wi, t);
-                else acc[wi] += load(y, yi, t) * load(x, xi, t);
+              const int64_t x0 = ((int64_t(n) * H + ih) * W + iw) * C + g * Cg;
+              const int64_t w0 = ((int64_t(o) * KH + kh) * KW + kw) * Cg;
+              if (pass == ConvPass::forward) {
+                double s = 0;
+                for (int c = 0; c < Cg; ++c) s += xv[x0 + c] * wv[w0 + c];
+                acc[yi] += s;
+              } else if (pass == ConvPass::data) {
+                for (int c = 0; c < Cg; ++c) acc[x0 + c] += yv[yi] * wv[w0 + c];
+              } else {
+                for (int c = 0; c < Cg; ++c) acc[w0 + c] += yv[yi] * xv[x0 + c];
               }
             }
           }
