@@ -61,6 +61,15 @@ void sync_block(const char* site);
 // gives; returns what lane `src` gave.
 uint64_t warp_exchange(unsigned mask, uint64_t slot, int src, const char* site);
 int lane_id();
+// Throws unless p is null or points into device (or pinned host) memory: a kernel handed a host
+// pointer faults on a GPU but would read the host's heap here.
+void check_kernel_pointer(const void* p, int index);
+
+template <class T>
+void check_kernel_argument(const T& v, int index) {
+  if constexpr (std::is_pointer_v<T> && !std::is_function_v<std::remove_pointer_t<T>>)
+    check_kernel_pointer(static_cast<const void*>(v), index);
+}
 
 template <class F>
 struct Launch {
@@ -71,6 +80,8 @@ struct Launch {
     // CUDA copies the arguments into the kernel's parameter space once; each thread's call then
     // copies them into its own parameters (a thread may change them).
     const std::tuple<std::decay_t<A>...> args(std::forward<A>(a)...);
+    int index = 0;
+    std::apply([&index](const auto&... x) { (check_kernel_argument(x, index++), ...); }, args);
     run_kernel(c, [&] { std::apply(call, args); });
   }
 };

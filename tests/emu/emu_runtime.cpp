@@ -87,16 +87,19 @@ namespace {
 
 constexpr int kMaxThreads = 1024;
 constexpr size_t kStackBytes = 64 * 1024;
+constexpr size_t kGuard = 4096;  // the lowest page of each fiber's stack: an overflow faults
 
 struct Warp {
   unsigned exists = 0, alive = 0;  // lane masks
   int arrived = 0;
-  const char* site = nullptr;  // the shuffle the arrived lanes wait at
+  const char* site = nullptr;  // the shuffle the arrived lanes wait at, and its mask
+  unsigned mask = 0;
   unsigned gen = 0;
   uint64_t slot[32] = {};
 };
 
 struct Fiber {
+  bool dirty = true;  // its stack slot may hold poisoned redzones anywhere (new, or abandoned mid-kernel)
 #if WANWU_EMU_ASM_SWITCH
   void* sp = nullptr;
 #else
@@ -129,7 +132,6 @@ struct Block {
   size_t sched_size = 0;
   const std::function<void()>* body = nullptr;
   std::exception_ptr error;
-  bool abandoned = true;  // fibers were left mid-kernel on the stacks (or the stacks are new)
 };
 
 thread_local Block* g_block = nullptr;
@@ -189,13 +191,15 @@ void fiber_entry() {
 #if WANWU_EMU_ASM_SWITCH
 // A fresh fiber's stack as wanwu_emu_switch leaves a suspended one: the control words, six
 // registers, then fiber_entry as the return address, with the stack aligned as at a call.
-void* fresh_stack(char* base, size_t size, bool abandoned) {
+void* fresh_stack(char* base, size_t size, bool& dirty) {
   // A fiber that ran to its end returned from every frame but fiber_entry's, so only the stack's
   // top holds poisoned redzones; one abandoned mid-kernel (a thread threw) may have left them
   // anywhere. Unpoisoning 64 KB of shadow for every CUDA thread was most of the emulator's time.
+  // The lowest page is the guard (below).
   constexpr size_t kTop = 4096;
-  if (abandoned) WANWU_EMU_UNPOISON(base, size);
+  if (dirty) WANWU_EMU_UNPOISON(base + kGuard, size - kGuard);
   else WANWU_EMU_UNPOISON(base + size - kTop, kTop);
+  dirty = false;
   auto* top = reinterpret_cast<uint64_t*>((reinterpret_cast<uintptr_t>(base + size)) & ~uintptr_t(15));
   *--top = 0;  // fiber_entry's own return address: it never returns
   *--top = reinterpret_cast<uint64_t>(&fiber_entry);
@@ -216,6 +220,9 @@ Block& block_for_thread() {
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (mem == MAP_FAILED) throw std::runtime_error("CUDA emulator: cannot map the fibers' stacks");
     p->stacks = static_cast<char*>(mem);
+    for (int t = 0; t < kMaxThreads; ++t)
+      if (mprotect(p->stacks + static_cast<size_t>(t) * kStackBytes, kGuard, PROT_NONE) != 0)
+        throw std::runtime_error("CUDA emulator: cannot protect a fiber stack's guard page");
     return p;
   }();
   return *b;
@@ -234,7 +241,7 @@ void run_block(Block& b) {
     f.done = false;
     b.warps[t / 32].exists |= 1u << (t % 32);
 #if WANWU_EMU_ASM_SWITCH
-    f.sp = fresh_stack(b.stacks + static_cast<size_t>(t) * kStackBytes, kStackBytes, b.abandoned);
+    f.sp = fresh_stack(b.stacks + static_cast<size_t>(t) * kStackBytes, kStackBytes, f.dirty);
 #else
     getcontext(&f.ctx);
     f.ctx.uc_stack.ss_sp = b.stacks + static_cast<size_t>(t) * kStackBytes;
@@ -246,9 +253,13 @@ void run_block(Block& b) {
   for (auto& w : b.warps) w.alive = w.exists;
   int remaining = b.n;
   bool first = true;
+  // Odd blocks run their threads last to first: a kernel that reads what another thread wrote
+  // without a barrier between gets the value in one order and not in the other.
+  const bool reverse = (b.idx.x + b.idx.y + b.idx.z) % 2 == 1;
   while (remaining > 0) {
     const uint64_t before = b.events;
-    for (int t = 0; t < b.n; ++t) {
+    for (int i = 0; i < b.n; ++i) {
+      const int t = reverse ? b.n - 1 - i : i;
       if (b.fibers[t].done) continue;
       b.current = t;
       WANWU_EMU_START_SWITCH(&b.sched_fake_stack, b.stacks + static_cast<size_t>(t) * kStackBytes, kStackBytes);
@@ -265,7 +276,7 @@ void run_block(Block& b) {
     if (b.error) break;
     if (!first && remaining > 0 && b.events == before) {
       b.current = -1;
-      b.abandoned = true;
+      for (int t = 0; t < b.n; ++t) b.fibers[t].dirty = b.fibers[t].dirty || !b.fibers[t].done;
       throw std::logic_error("CUDA emulator: deadlock in block " + std::to_string(b.idx.x) + "," +
                              std::to_string(b.idx.y) + "," + std::to_string(b.idx.z) +
                              ": threads wait at a __syncthreads or warp shuffle that the others never reach");
@@ -273,7 +284,7 @@ void run_block(Block& b) {
     first = false;
   }
   b.current = -1;
-  b.abandoned = remaining > 0;
+  for (int t = 0; t < b.n; ++t) b.fibers[t].dirty = b.fibers[t].dirty || !b.fibers[t].done;
   if (b.error) std::rethrow_exception(b.error);
 }
 
@@ -355,9 +366,14 @@ uint64_t warp_exchange(unsigned mask, uint64_t mine, int src, const char* site) 
   const unsigned required = mask & w.exists;
   if (required != mask) fail("a warp shuffle's mask names lanes past the end of the block");
   if ((required & w.alive) != required) fail("a warp shuffle's mask names a lane that has exited");
-  if (w.arrived == 0) w.site = site;
-  else if (!same_site(w.site, site))
+  if (w.arrived == 0) {
+    w.site = site;
+    w.mask = mask;
+  } else if (!same_site(w.site, site)) {
     fail(std::string("lanes of a warp shuffle at two different calls (") + w.site + " and " + site + ")");
+  } else if (w.mask != mask) {
+    fail("lanes of a warp shuffle pass different masks");
+  }
   w.slot[lane] = mine;
   sync_warp(w, required);
   if (!(required >> src & 1u)) fail("a warp shuffle reads a lane outside its mask");
@@ -401,6 +417,18 @@ cudaError_t emu_free(void* p) {
   return cudaSuccess;
 }
 
+// Whether p lies in (or just past the end of) a block of `m`.
+bool within(const std::map<void*, size_t>& m, const void* p) {
+  auto it = m.upper_bound(const_cast<void*>(p));
+  if (it == m.begin()) return false;
+  --it;
+  return static_cast<const char*>(p) <= static_cast<const char*>(it->first) + it->second;
+}
+bool is_device(const void* p) {
+  std::lock_guard<std::mutex> lock(g_mem_mu);
+  return within(g_live, p);
+}
+
 struct EmuEvent {
   std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
 };
@@ -413,6 +441,16 @@ cudaError_t set_error(cudaError_t e) {
 }
 
 }  // namespace
+
+namespace wanwu::emu {
+void check_kernel_pointer(const void* p, int index) {
+  if (!p) return;
+  std::lock_guard<std::mutex> lock(g_mem_mu);
+  if (within(g_live, p) || within(g_pinned, p)) return;  // pinned host memory is mapped (UVA)
+  throw std::logic_error("CUDA emulator: kernel argument " + std::to_string(index) +
+                         " points to neither device nor pinned memory: a GPU would fault on it");
+}
+}  // namespace wanwu::emu
 
 extern "C" {
 
@@ -493,20 +531,24 @@ cudaError_t cudaFreeHost(void* p) {
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
   *a = cudaPointerAttributes{};
   std::lock_guard<std::mutex> lock(g_mem_mu);
-  auto within = [p](const std::map<void*, size_t>& m) {
-    auto it = m.upper_bound(const_cast<void*>(p));
-    if (it == m.begin()) return false;
-    --it;
-    return static_cast<const char*>(p) < static_cast<const char*>(it->first) + it->second;
-  };
-  a->type = within(g_live) ? cudaMemoryTypeDevice : within(g_pinned) ? cudaMemoryTypeHost : cudaMemoryTypeUnregistered;
+  a->type = within(g_live, p)     ? cudaMemoryTypeDevice
+            : within(g_pinned, p) ? cudaMemoryTypeHost
+                                  : cudaMemoryTypeUnregistered;
   a->device = 0;
   a->devicePointer = a->type == cudaMemoryTypeUnregistered ? nullptr : const_cast<void*>(p);
   a->hostPointer = a->type == cudaMemoryTypeHost ? const_cast<void*>(p) : nullptr;
   return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind) {
-  if (n) std::memmove(dst, src, n);
+// The direction must match where the pointers are, as on a GPU, where a host address handed over
+// as device memory faults: here the copy would succeed and hide it.
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+  if (n == 0) return cudaSuccess;
+  const bool dd = is_device(dst), sd = is_device(src);
+  const bool ok = kind == cudaMemcpyDefault || (kind == cudaMemcpyHostToDevice && dd && !sd) ||
+                  (kind == cudaMemcpyDeviceToHost && !dd && sd) || (kind == cudaMemcpyDeviceToDevice && dd && sd) ||
+                  (kind == cudaMemcpyHostToHost && !dd && !sd);
+  if (!ok) return set_error(cudaErrorInvalidValue);
+  std::memmove(dst, src, n);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind k, cudaStream_t) {
@@ -630,11 +672,21 @@ void ref_gemm(int64_t m, int64_t n, int64_t k, int64_t batch, const Operand& A, 
       }
 }
 
+// cuBLAS's argument checks: leading dimensions at least the stored operands' row counts.
+bool blas_sizes_ok(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, int lda, int ldb, int ldc,
+                   int batch) {
+  return m >= 0 && n >= 0 && k >= 0 && batch >= 0 && ldc >= std::max(1, m) &&
+         lda >= std::max(1, ta == CUBLAS_OP_N ? m : k) && ldb >= std::max(1, tb == CUBLAS_OP_N ? k : n);
+}
+
 struct LtDesc {
   cublasComputeType_t compute;
   cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
   cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
   const void* bias = nullptr;
+};
+struct LtPreference {
+  uint32_t align[4] = {256, 256, 256, 256};  // A, B, C, D: cuBLASLt assumes 256 unless told
 };
 struct LtLayout {
   cudaDataType_t t;
@@ -668,7 +720,7 @@ cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, c
                                          int k, const double* alpha, const double* A, int lda, long long sa,
                                          const double* B, int ldb, long long sb, const double* beta, double* C,
                                          int ldc, long long sc, int batch) {
-  if (m < 0 || n < 0 || k < 0 || batch < 0 || ldc < std::max(1, m)) return CUBLAS_STATUS_INVALID_VALUE;
+  if (!blas_sizes_ok(ta, tb, m, n, k, lda, ldb, ldc, batch)) return CUBLAS_STATUS_INVALID_VALUE;
   ref_gemm(m, n, k, batch, Operand{A, CUDA_R_64F, ta == CUBLAS_OP_T, lda, sa},
            Operand{B, CUDA_R_64F, tb == CUBLAS_OP_T, ldb, sb}, C, CUDA_R_64F, ldc, sc, *alpha, *beta, false,
            nullptr, Act::none);
@@ -680,7 +732,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, 
                                           long long sa, const void* B, cudaDataType_t bt, int ldb, long long sb,
                                           const void* beta, void* C, cudaDataType_t ct, int ldc, long long sc,
                                           int batch, cublasComputeType_t compute, cublasGemmAlgo_t) {
-  if (m < 0 || n < 0 || k < 0 || batch < 0 || ldc < std::max(1, m)) return CUBLAS_STATUS_INVALID_VALUE;
+  if (!blas_sizes_ok(ta, tb, m, n, k, lda, ldb, ldc, batch)) return CUBLAS_STATUS_INVALID_VALUE;
   ref_gemm(m, n, k, batch, Operand{A, at, ta == CUBLAS_OP_T, lda, sa}, Operand{B, bt, tb == CUBLAS_OP_T, ldb, sb},
            C, ct, ldc, sc, *static_cast<const float*>(alpha), *static_cast<const float*>(beta),
            compute == CUBLAS_COMPUTE_32F_FAST_TF32, nullptr, Act::none);
@@ -743,30 +795,52 @@ cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t l, cublas
   return CUBLAS_STATUS_INVALID_VALUE;
 }
 cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t* p) {
-  *p = reinterpret_cast<cublasLtMatmulPreference_t>(new int(0));
+  *p = reinterpret_cast<cublasLtMatmulPreference_t>(new LtPreference);
   return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t p) {
-  delete reinterpret_cast<int*>(p);
+  delete reinterpret_cast<LtPreference*>(p);
   return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t, cublasLtMatmulPreferenceAttributes_t,
-                                                    const void*, size_t) {
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p,
+                                                    cublasLtMatmulPreferenceAttributes_t attr, const void* buf,
+                                                    size_t size) {
+  LtPreference& x = *reinterpret_cast<LtPreference*>(p);
+  const cublasLtMatmulPreferenceAttributes_t align[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  for (int i = 0; i < 4; ++i)
+    if (attr == align[i]) {
+      if (size != sizeof(uint32_t)) return CUBLAS_STATUS_INVALID_VALUE;
+      std::memcpy(&x.align[i], buf, size);
+    }
   return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t,
-                                              cublasLtMatrixLayout_t, cublasLtMatrixLayout_t, cublasLtMatrixLayout_t,
-                                              cublasLtMatmulPreference_t, int requested,
-                                              cublasLtMatmulHeuristicResult_t* results, int* returned) {
-  *returned = requested > 0 ? 1 : 0;
-  if (requested > 0) results[0] = cublasLtMatmulHeuristicResult_t{};
+// Finds no kernel for 16-bit operands whose leading dimensions are not 16-byte multiples (the
+// layouts gemm.cuh sends to cublasGemmStridedBatchedEx instead), so that fallback and the
+// epilogue wanwu then applies itself run too; the result carries the alignments it was promised.
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t, cublasLtMatmulDesc_t, cublasLtMatrixLayout_t Adesc,
+                                              cublasLtMatrixLayout_t Bdesc, cublasLtMatrixLayout_t Cdesc,
+                                              cublasLtMatrixLayout_t Ddesc, cublasLtMatmulPreference_t pref,
+                                              int requested, cublasLtMatmulHeuristicResult_t* results,
+                                              int* returned) {
+  *returned = 0;
+  for (cublasLtMatrixLayout_t l : {Adesc, Bdesc, Cdesc, Ddesc}) {
+    const LtLayout& x = *reinterpret_cast<const LtLayout*>(l);
+    if ((x.t == CUDA_R_16F || x.t == CUDA_R_16BF) && x.ld * 2 % 16 != 0) return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
+  if (requested <= 0) return CUBLAS_STATUS_INVALID_VALUE;
+  results[0] = cublasLtMatmulHeuristicResult_t{};
+  const LtPreference& p = *reinterpret_cast<const LtPreference*>(pref);
+  for (int i = 0; i < 4; ++i) results[0].algo.data[i] = p.align[i];
+  *returned = 1;
   return CUBLAS_STATUS_SUCCESS;
 }
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const void* alpha, const void* A,
                               cublasLtMatrixLayout_t Adesc, const void* B, cublasLtMatrixLayout_t Bdesc,
                               const void* beta, const void* C, cublasLtMatrixLayout_t Cdesc, void* D,
-                              cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t*, void* ws, size_t ws_bytes,
-                              cudaStream_t) {
+                              cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t* algo, void* ws,
+                              size_t ws_bytes, cudaStream_t) {
   const LtDesc& d = *reinterpret_cast<const LtDesc*>(desc);
   const LtLayout &la = *reinterpret_cast<const LtLayout*>(Adesc), &lb = *reinterpret_cast<const LtLayout*>(Bdesc);
   const LtLayout &lc = *reinterpret_cast<const LtLayout*>(Cdesc), &ld = *reinterpret_cast<const LtLayout*>(Ddesc);
@@ -776,8 +850,24 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
   // the shapes must agree as cuBLASLt requires; wanwu passes C == D
   if ((at ? la.cols : la.rows) != ld.rows || (bt ? lb.cols : lb.rows) != static_cast<uint64_t>(k) ||
       (bt ? lb.rows : lb.cols) != ld.cols || lc.rows != ld.rows || lc.cols != ld.cols || C != D ||
+      lc.ld != ld.ld || lc.stride != ld.stride || lc.t != ld.t ||
       la.batch != ld.batch || lb.batch != ld.batch || lc.batch != ld.batch || (ws_bytes > 0 && !ws))
     return CUBLAS_STATUS_INVALID_VALUE;
+  // A kernel picked for an alignment the operands do not have may fault on a GPU; here the broken
+  // promise is an error, not a silent fallback.
+  if (algo) {
+    const void* ptrs[4] = {A, B, C, D};
+    const LtLayout* lays[4] = {&la, &lb, &lc, &ld};
+    for (int i = 0; i < 4; ++i) {
+      const uint64_t need = algo->data[i];
+      const size_t es = lays[i]->t == CUDA_R_64F ? 8 : lays[i]->t == CUDA_R_32F ? 4 : 2;
+      const uintptr_t addr = reinterpret_cast<uintptr_t>(ptrs[i]);
+      const uintptr_t stride = lays[i]->batch > 1 ? static_cast<uintptr_t>(lays[i]->stride) * es : 0;
+      if (need > 0 && ((addr | stride) % need) != 0)
+        throw std::logic_error("CUDA emulator: cublasLtMatmul was promised " + std::to_string(need) +
+                               "-byte alignment for operand " + "ABCD"[i] + " that it does not have");
+    }
+  }
   Act act = Act::none;
   bool bias = false;
   switch (d.epilogue) {
@@ -850,9 +940,11 @@ cudnnStatus_t ref_conv(ConvPass pass, const cudnnTensorStruct& xd, const cudnnFi
   const int64_t nx = int64_t(N) * H * W * C, ny = int64_t(N) * Ho * Wo * O, nw = int64_t(O) * KH * KW * Cg;
   const int64_t out_n = pass == ConvPass::forward ? ny : pass == ConvPass::data ? nx : nw;
   // the operands in double first: the loops below then run at the CPU's pace, not the loads'
-  auto widen = [t](const void* p, int64_t n) {
+  // f32 under cuDNN's default math may run on TF32 tensor cores: its inputs rounded to TF32
+  const bool tf32 = t == CUDA_R_32F && cd.math != CUDNN_FMA_MATH;
+  auto widen = [t, tf32](const void* p, int64_t n) {
     std::vector<double> v(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = load(p, i, t);
+    for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = tf32 ? to_tf32(load(p, i, t)) : load(p, i, t);
     return v;
   };
   const std::vector<double> xv = pass == ConvPass::data ? std::vector<double>() : widen(x, nx);

@@ -53,7 +53,10 @@ def rewrite(text: str, name: str) -> str:
             sys.exit(f"{name}: cannot find the kernel before the launch at offset {a}")
         cfg = text[a + 3:b]
         out.append(text[pos:s])
-        out.append(f"::wanwu::emu::launch({cfg})([&](auto... a) {{ {kernel}(a...); }})")
+        # the line breaks the kernel's name had before its launch, kept so that the copy's line
+        # numbers (in compiler errors and the emulator's file:line sites) are the original's
+        breaks = "\n" * text[s:a].count("\n")
+        out.append(f"::wanwu::emu::launch({cfg})([&](auto... a) {{ {kernel}(a...); }}){breaks}")
         pos = b + 3
         count += 1
     out.append(text[pos:])
