@@ -6,7 +6,7 @@
 // shuffles, so barriers and shuffles have CUDA's meaning, and a kernel that diverges around one
 // (a lane that leaves a shuffle's mask, a barrier not every thread reaches) stops with an error
 // instead of a silent wrong answer. Launches run to completion before they return (one stream
-// order for all). rewrite_kernels.py turns `k<<<g, b, s, st>>>(args)` into `launch(g, b, s, st)(calls k)(args)`.
+// order for all). rewrite_kernels.py turns `k<<<g, b, s, st>>>(args)` into `launch_named("k", g, b, s, st)(calls k)(args)`.
 // What a GPU adds and this cannot show: timing, memory-model races between blocks, and the
 // libraries (emu_runtime.cpp answers cuBLAS(Lt) and cuDNN calls with reference loops).
 #pragma once
@@ -43,6 +43,8 @@ struct LaunchConfig {
   dim3 grid, block;
   size_t smem = 0;
   cudaStream_t stream = nullptr;
+  const char* name = nullptr;  // the kernel's, for the launch profile (emu_profile.hpp)
+  uint64_t bytes = 0;          // what its pointer arguments reach, for the profile
 };
 
 // Runs `body` once per thread of every block of `c`, blocks in order; sets the launch error
@@ -64,11 +66,22 @@ int lane_id();
 // Throws unless p is null or points into device (or pinned host) memory: a kernel handed a host
 // pointer faults on a GPU but would read the host's heap here.
 void check_kernel_pointer(const void* p, int index);
+// Whether the launch profile is on, and the bytes from p to the end of its device block (0 for
+// null or any other address).
+bool profiling();
+uint64_t pointer_extent(const void* p);
 
 template <class T>
 void check_kernel_argument(const T& v, int index) {
   if constexpr (std::is_pointer_v<T> && !std::is_function_v<std::remove_pointer_t<T>>)
     check_kernel_pointer(static_cast<const void*>(v), index);
+}
+
+template <class T>
+uint64_t argument_extent(const T& v) {
+  if constexpr (std::is_pointer_v<T> && !std::is_function_v<std::remove_pointer_t<T>>)
+    return pointer_extent(static_cast<const void*>(v));
+  return 0;
 }
 
 template <class F>
@@ -82,7 +95,10 @@ struct Launch {
     const std::tuple<std::decay_t<A>...> args(std::forward<A>(a)...);
     int index = 0;
     std::apply([&index](const auto&... x) { (check_kernel_argument(x, index++), ...); }, args);
-    run_kernel(c, [&] { std::apply(call, args); });
+    LaunchConfig cfg = c;
+    if (profiling())
+      std::apply([&cfg](const auto&... x) { ((cfg.bytes += argument_extent(x)), ...); }, args);
+    run_kernel(cfg, [&] { std::apply(call, args); });
   }
 };
 
@@ -96,6 +112,9 @@ struct LaunchAt {
 
 inline LaunchAt launch(dim3 grid, dim3 block, size_t smem = 0, cudaStream_t stream = nullptr) {
   return LaunchAt{LaunchConfig{grid, block, smem, stream}};
+}
+inline LaunchAt launch_named(const char* name, dim3 grid, dim3 block, size_t smem = 0, cudaStream_t stream = nullptr) {
+  return LaunchAt{LaunchConfig{grid, block, smem, stream, name}};
 }
 
 }  // namespace wanwu::emu

@@ -13,11 +13,13 @@
 #include <cudnn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <exception>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "emu_device.hpp"
+#include "emu_profile.hpp"
 
 // Under AddressSanitizer (the emulated suite's memcheck) every switch between the scheduler's
 // stack and a fiber's is announced, so ASan tracks which stack is live.
@@ -290,6 +293,38 @@ void run_block(Block& b) {
 
 }  // namespace
 
+namespace {
+std::mutex g_prof_mu;
+std::atomic<bool> g_prof_on{false};
+std::map<std::string, ProfileRow> g_prof;
+}  // namespace
+
+bool profiling() { return g_prof_on.load(std::memory_order_relaxed); }
+void profile_record(const char* name, uint64_t threads, uint64_t bytes) {
+  if (!profiling()) return;
+  std::lock_guard<std::mutex> lock(g_prof_mu);
+  ProfileRow& r = g_prof[name];
+  r.name = name;
+  r.calls += 1;
+  r.threads += threads;
+  r.bytes += bytes;
+}
+void profile_start() {
+  std::lock_guard<std::mutex> lock(g_prof_mu);
+  g_prof.clear();
+  g_prof_on = true;
+}
+std::vector<ProfileRow> profile_stop() {
+  std::lock_guard<std::mutex> lock(g_prof_mu);
+  g_prof_on = false;
+  std::vector<ProfileRow> rows;
+  for (auto& [k, r] : g_prof) rows.push_back(r);
+  std::sort(rows.begin(), rows.end(), [](const ProfileRow& a, const ProfileRow& b) {
+    return a.bytes != b.bytes ? a.bytes > b.bytes : a.name < b.name;
+  });
+  return rows;
+}
+
 void run_kernel(const LaunchConfig& c, const std::function<void()>& body) {
   const uint64_t threads = uint64_t(c.block.x) * c.block.y * c.block.z;
   if (threads == 0 || threads > kMaxThreads || c.block.z > 64 || c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 ||
@@ -298,6 +333,7 @@ void run_kernel(const LaunchConfig& c, const std::function<void()>& body) {
     return;
   }
   if (g_block) throw std::logic_error("CUDA emulator: a kernel launched from inside a kernel");
+  if (c.name) profile_record(c.name, threads * c.grid.x * c.grid.y * c.grid.z, c.bytes);
   Block& b = block_for_thread();
   b.grid = c.grid;
   b.dim = c.block;
@@ -443,6 +479,22 @@ cudaError_t set_error(cudaError_t e) {
 }  // namespace
 
 namespace wanwu::emu {
+uint64_t pointer_extent(const void* p) {
+  if (!p) return 0;
+  std::lock_guard<std::mutex> lock(g_mem_mu);
+  auto it = g_live.upper_bound(const_cast<void*>(p));
+  if (it == g_live.begin()) return 0;
+  --it;
+  const char *b = static_cast<const char*>(it->first), *q = static_cast<const char*>(p);
+  return q < b + it->second ? static_cast<uint64_t>(b + it->second - q) : 0;
+}
+// A library or runtime call in the profile, with the bytes its pointers reach.
+void profile_call(const char* name, std::initializer_list<const void*> ptrs) {
+  if (!profiling()) return;
+  uint64_t bytes = 0;
+  for (const void* p : ptrs) bytes += pointer_extent(p);
+  profile_record(name, 0, bytes);
+}
 void check_kernel_pointer(const void* p, int index) {
   if (!p) return;
   std::lock_guard<std::mutex> lock(g_mem_mu);
@@ -548,6 +600,8 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind
                   (kind == cudaMemcpyDeviceToHost && !dd && sd) || (kind == cudaMemcpyDeviceToDevice && dd && sd) ||
                   (kind == cudaMemcpyHostToHost && !dd && !sd);
   if (!ok) return set_error(cudaErrorInvalidValue);
+  wanwu::emu::profile_record(dd && sd ? "cudaMemcpy D2D" : dd ? "cudaMemcpy H2D" : sd ? "cudaMemcpy D2H" : "cudaMemcpy H2H",
+                             0, dd && sd ? 2 * n : n);
   std::memmove(dst, src, n);
   return cudaSuccess;
 }
@@ -555,6 +609,7 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind
   return cudaMemcpy(dst, src, n, k);
 }
 cudaError_t cudaMemset(void* p, int v, size_t n) {
+  wanwu::emu::profile_record("cudaMemset", 0, n);
   if (n) std::memset(p, v, n);
   return cudaSuccess;
 }
@@ -720,6 +775,7 @@ cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, c
                                          int k, const double* alpha, const double* A, int lda, long long sa,
                                          const double* B, int ldb, long long sb, const double* beta, double* C,
                                          int ldc, long long sc, int batch) {
+  wanwu::emu::profile_call("cublasDgemmStridedBatched", {A, B, C});
   if (!blas_sizes_ok(ta, tb, m, n, k, lda, ldb, ldc, batch)) return CUBLAS_STATUS_INVALID_VALUE;
   ref_gemm(m, n, k, batch, Operand{A, CUDA_R_64F, ta == CUBLAS_OP_T, lda, sa},
            Operand{B, CUDA_R_64F, tb == CUBLAS_OP_T, ldb, sb}, C, CUDA_R_64F, ldc, sc, *alpha, *beta, false,
@@ -732,6 +788,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, 
                                           long long sa, const void* B, cudaDataType_t bt, int ldb, long long sb,
                                           const void* beta, void* C, cudaDataType_t ct, int ldc, long long sc,
                                           int batch, cublasComputeType_t compute, cublasGemmAlgo_t) {
+  wanwu::emu::profile_call("cublasGemmStridedBatchedEx", {A, B, C});
   if (!blas_sizes_ok(ta, tb, m, n, k, lda, ldb, ldc, batch)) return CUBLAS_STATUS_INVALID_VALUE;
   ref_gemm(m, n, k, batch, Operand{A, at, ta == CUBLAS_OP_T, lda, sa}, Operand{B, bt, tb == CUBLAS_OP_T, ldb, sb},
            C, ct, ldc, sc, *static_cast<const float*>(alpha), *static_cast<const float*>(beta),
@@ -841,6 +898,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
                               const void* beta, const void* C, cublasLtMatrixLayout_t Cdesc, void* D,
                               cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t* algo, void* ws,
                               size_t ws_bytes, cudaStream_t) {
+  wanwu::emu::profile_call("cublasLtMatmul", {A, B, C == D ? nullptr : C, D});
   const LtDesc& d = *reinterpret_cast<const LtDesc*>(desc);
   const LtLayout &la = *reinterpret_cast<const LtLayout*>(Adesc), &lb = *reinterpret_cast<const LtLayout*>(Bdesc);
   const LtLayout &lc = *reinterpret_cast<const LtLayout*>(Cdesc), &ld = *reinterpret_cast<const LtLayout*>(Ddesc);
@@ -1093,6 +1151,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, const cu
                                       const cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t algo,
                                       void* ws, size_t ws_bytes, const void* beta,
                                       const cudnnTensorDescriptor_t yd, void* y) {
+  wanwu::emu::profile_call("cudnnConvolutionForward", {x, w, y});
   return ref_conv(ConvPass::forward, *xd, *wd, *cd, *yd, alpha, beta, const_cast<void*>(x), const_cast<void*>(w), y,
                   static_cast<int>(algo), ws, ws_bytes);
 }
@@ -1101,6 +1160,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, con
                                            const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdDataAlgo_t algo,
                                            void* ws, size_t ws_bytes, const void* beta,
                                            const cudnnTensorDescriptor_t dxd, void* dx) {
+  wanwu::emu::profile_call("cudnnConvolutionBackwardData", {w, dy, dx});
   return ref_conv(ConvPass::data, *dxd, *wd, *cd, *dyd, alpha, beta, dx, const_cast<void*>(w),
                   const_cast<void*>(dy), static_cast<int>(algo), ws, ws_bytes);
 }
@@ -1109,6 +1169,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void* alpha, c
                                              const cudnnConvolutionDescriptor_t cd,
                                              cudnnConvolutionBwdFilterAlgo_t algo, void* ws, size_t ws_bytes,
                                              const void* beta, const cudnnFilterDescriptor_t dwd, void* dw) {
+  wanwu::emu::profile_call("cudnnConvolutionBackwardFilter", {x, dy, dw});
   return ref_conv(ConvPass::filter, *xd, *dwd, *cd, *dyd, alpha, beta, const_cast<void*>(x), dw,
                   const_cast<void*>(dy), static_cast<int>(algo), ws, ws_bytes);
 }

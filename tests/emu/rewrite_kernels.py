@@ -56,7 +56,8 @@ def rewrite(text: str, name: str) -> str:
         # the line breaks the kernel's name had before its launch, kept so that the copy's line
         # numbers (in compiler errors and the emulator's file:line sites) are the original's
         breaks = "\n" * text[s:a].count("\n")
-        out.append(f"::wanwu::emu::launch({cfg})([&](auto... a) {{ {kernel}(a...); }}){breaks}")
+        base = re.match(r"[A-Za-z_:][A-Za-z_0-9:]*", kernel).group(0)
+        out.append(f'::wanwu::emu::launch_named("{base}", {cfg})([&](auto... a) {{ {kernel}(a...); }}){breaks}')
         pos = b + 3
         count += 1
     out.append(text[pos:])

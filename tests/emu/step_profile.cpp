@@ -1,0 +1,69 @@
+// The device work of one training step, kernel by kernel, on the CUDA emulator: what `wanwu
+// train` queues on a GPU for a model's forward + loss, backward and optimizer step (bf16
+// autocast, SGD with momentum and weight decay, as the GPU check's ResNet-50 step). It prints one
+// table per phase: calls, threads and the bytes each kernel's pointers reach (emu_profile.hpp), so
+// a pass that need not exist can be found and removed before a GPU measures the step.
+//
+//   step_profile [model=resnet50] [batch=2] [side=32] [amp=bf16|off]
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include <wanwu/wanwu.hpp>
+
+#include "emu_profile.hpp"
+
+using namespace wanwu;
+
+namespace {
+void print(const char* phase, const std::vector<emu::ProfileRow>& rows) {
+  uint64_t calls = 0, bytes = 0;
+  for (const auto& r : rows) {
+    calls += r.calls;
+    bytes += r.bytes;
+  }
+  std::printf("\n## %s: %llu calls, %.2f MB\n\n| kernel or call | calls | threads | MB |\n|---|---:|---:|---:|\n", phase,
+              static_cast<unsigned long long>(calls), bytes / 1e6);
+  for (const auto& r : rows)
+    std::printf("| %s | %llu | %llu | %.3f |\n", r.name.c_str(), static_cast<unsigned long long>(r.calls),
+                static_cast<unsigned long long>(r.threads), r.bytes / 1e6);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string name = argc > 1 ? argv[1] : "resnet50";
+  const int64_t batch = argc > 2 ? std::atoll(argv[2]) : 2, side = argc > 3 ? std::atoll(argv[3]) : 32;
+  const std::string amp_mode = argc > 4 ? argv[4] : "bf16";
+  const Device dev = Device::cuda(0);
+  Generator g(0);
+  models::ModelOptions mo;
+  mo.layer.device = dev;
+  mo.layer.generator = &g;
+  auto model = models::create_model(name, mo);
+  model->train();
+  optim::SGDOptions so;
+  so.lr = 0.1;
+  so.momentum = 0.9;
+  so.weight_decay = 1e-4;
+  optim::SGD opt(model->parameters(), so);
+  const Tensor x = randn({batch, side, side, 3}, TensorOptions(DType::f32).device(dev));
+  const Tensor y = randint(0, 10, {batch}, TensorOptions(DType::i64).device(dev));
+  // the second step is the steady state: momentum buffers exist, the plan caches are warm
+  for (int step = 0; step < 2; ++step) {
+    const bool show = step == 1;
+    opt.zero_grad();
+    if (show) emu::profile_start();
+    Tensor loss;
+    {
+      std::optional<amp::Autocast> ac;
+      if (amp_mode == "bf16") ac.emplace(DType::bf16);
+      loss = cross_entropy((*model)(x), y);
+    }
+    if (show) print("forward + loss", emu::profile_stop()), emu::profile_start();
+    loss.backward();
+    if (show) print("backward", emu::profile_stop()), emu::profile_start();
+    opt.step();
+    if (show) print("optimizer step", emu::profile_stop());
+  }
+  return 0;
+}
