@@ -12,6 +12,8 @@
 // passes, so the pair costs no pass of its own.
 #pragma once
 
+#include <wanwu/backend/bn_running.hpp>
+
 #include "norm.cuh"
 
 namespace wanwu::cuda {
@@ -123,13 +125,14 @@ void launch_channel_sums(int dev, double* s1, double* s2, const T* x, const T* g
   WANWU_CUDA_LAUNCH_CHECK();
 }
 
-// Per channel: mean, var, and y = x * scale + shift coefficients, worked out in f64 and stored in
-// the statistics' dtype, which is what the elementwise pass computes in (the pass then does no f64
-// arithmetic or conversion per element: sm_86/89 run f64 at 1/64 of the f32 rate).
+// Per channel: mean, invstd, the running statistics' update, and y = x * scale + shift
+// coefficients, worked out in f64 and stored in the statistics' dtype, which is what the
+// elementwise pass computes in (the pass then does no f64 arithmetic or conversion per element:
+// sm_86/89 run f64 at 1/64 of the f32 rate).
 template <class T>
-__global__ void bn_stats_kernel(stat_t<T>* mean_out, stat_t<T>* var_out, stat_t<T>* scale, stat_t<T>* shift,
-                                const double* s1, const double* s2, const T* x, const stat_t<T>* w, const stat_t<T>* b, int64_t M,
-                                int64_t C, double eps) {
+__global__ void bn_stats_kernel(stat_t<T>* mean_out, stat_t<T>* invstd_out, stat_t<T>* scale, stat_t<T>* shift,
+                                RunningStats<stat_t<T>> run, const double* s1, const double* s2, const T* x,
+                                const stat_t<T>* w, const stat_t<T>* b, int64_t M, int64_t C, double eps) {
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (c >= C) return;
   const double dm = s1[c] / static_cast<double>(M);
@@ -137,7 +140,8 @@ __global__ void bn_stats_kernel(stat_t<T>* mean_out, stat_t<T>* var_out, stat_t<
   var = var > 0 ? var : 0;
   const double mean = cv<double>(x[c]) + dm;
   mean_out[c] = static_cast<stat_t<T>>(mean);
-  var_out[c] = static_cast<stat_t<T>>(var);
+  invstd_out[c] = static_cast<stat_t<T>>(1.0 / sqrt(var + eps));
+  run.update(c, mean, var, M);
   const double sc = (w ? cv<double>(w[c]) : 1.0) / sqrt(var + eps);
   scale[c] = static_cast<stat_t<T>>(sc);
   shift[c] = static_cast<stat_t<T>>((b ? cv<double>(b[c]) : 0.0) - mean * sc);
@@ -242,8 +246,10 @@ void launch_bn_apply(T* y, const T* x, const T* res, const stat_t<T>* scale, con
   });
 }
 
-inline void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x_,
-                               const Tensor& w_, const Tensor& b_, double eps, Activation act, const Tensor& res_) {
+inline void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd, const Tensor& x_,
+                               const Tensor& w_, const Tensor& b_, double eps, Activation act, const Tensor& res_,
+                               const BatchNormRunning& running) {
+  check_batch_norm_running(running, mean);
   const Tensor x = contiguous(x_), w = contiguous(w_), b = contiguous(b_), res = contiguous(res_);
   const int64_t C = x.shape().back(), M = C > 0 ? x.numel() / C : 0, n = x.numel();
   if (C == 0) return;
@@ -266,7 +272,8 @@ inline void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor
     const Tensor coef = empty({2, C}, dtype_of_v<S>, dev);  // scale, shift
     S* scale = ptr<S>(coef);
     const unsigned cb = static_cast<unsigned>((C + kThreads - 1) / kThreads);
-    bn_stats_kernel<T><<<cb, kThreads, 0, s>>>(ptr<S>(mean), ptr<S>(var), scale, scale + C, s1, s1 + C, xp,
+    const RunningStats<S> run{ptr_or_null<S>(running.mean), ptr_or_null<S>(running.var), running.momentum};
+    bn_stats_kernel<T><<<cb, kThreads, 0, s>>>(ptr<S>(mean), ptr<S>(invstd), scale, scale + C, run, s1, s1 + C, xp,
                                                ptr_or_null<const S>(norm_params<T>(w)),
                                                ptr_or_null<const S>(norm_params<T>(b)), M, C, eps);
     WANWU_CUDA_LAUNCH_CHECK();
@@ -321,9 +328,12 @@ inline void batch_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
       });
     const bool input_grad = gx.defined() && n > 0;
     if (!input_grad && !gw.defined() && !gb.defined()) return;
-    // computed in the statistics' dtype, then stored in the parameters' own (f32 under autocast)
+    // computed in the statistics' dtype and stored in the parameters' own: in place when they are
+    // one (f32 weights, under autocast too), else through a buffer and a cast
     const DType sdt = dtype_of_v<S>;
-    const Tensor sw = gw.defined() ? empty({C}, sdt, dev) : Tensor(), sb = gb.defined() ? empty({C}, sdt, dev) : Tensor();
+    auto direct = [&](const Tensor& g) { return g.dtype() == sdt && g.is_contiguous(); };
+    const Tensor sw = gw.defined() ? (direct(gw) ? gw : empty({C}, sdt, dev)) : Tensor();
+    const Tensor sb = gb.defined() ? (direct(gb) ? gb : empty({C}, sdt, dev)) : Tensor();
     const Tensor coef = input_grad ? empty({3, C}, sdt, dev) : Tensor();  // k1, k2, k3
     const unsigned cb = static_cast<unsigned>((C + kThreads - 1) / kThreads);
     bn_backward_channel_kernel<T><<<cb, kThreads, 0, s>>>(ptr_or_null<S>(sw), ptr_or_null<S>(sb), ptr_or_null<S>(coef), s1,
@@ -331,8 +341,8 @@ inline void batch_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
                                                           ptr_or_null<const S>(input_grad ? norm_params<T>(w) : Tensor()),
                                                           M, C);
     WANWU_CUDA_LAUNCH_CHECK();
-    if (gw.defined()) copy(gw, sw);
-    if (gb.defined()) copy(gb, sb);
+    if (gw.defined() && !direct(gw)) copy(gw, sw);
+    if (gb.defined() && !direct(gb)) copy(gb, sb);
     if (!input_grad) return;
     T* gxp = ptr<T>(gx);
     const S* kp = ptr<const S>(coef);

@@ -184,10 +184,11 @@ class CudaBackend final : public Backend {
     cuda::interpolate_bilinear_backward(grad_x, grad_out, align);
   }
 
-  void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x, const Tensor& weight,
-                          const Tensor& bias, double eps, Activation act, const Tensor& residual) override {
+  void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd, const Tensor& x,
+                          const Tensor& weight, const Tensor& bias, double eps, Activation act, const Tensor& residual,
+                          const BatchNormRunning& running) override {
     DeviceGuard g(x.device().index);
-    cuda::batch_norm_forward(y, mean, var, x, weight, bias, eps, act, residual);
+    cuda::batch_norm_forward(y, mean, invstd, x, weight, bias, eps, act, residual, running);
   }
   void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
                            const Tensor& x, const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd,

@@ -42,6 +42,33 @@ TEST_CASE("batch_norm training: batch statistics, running estimates with momentu
   wt::check_close(ye.select(1, 1), std::vector<double>(4, (5.0 - 1.4) / std::sqrt(0.9)), 1e-12, 0);
 }
 
+TEST_CASE("batch_norm training updates running statistics in another dtype or layout, in place") {
+  // the channels of the case above, in f32: mean (3, 5), unbiased variance (14/3, 0)
+  const Tensor x = tensor({{1.0, 5.0}, {2.0, 5.0}, {3.0, 5.0}, {6.0, 5.0}}, DType::f32);
+  // bf16 buffers (a model converted whole): updated in f32, then rounded to bf16
+  Tensor rm = tensor({0.0, 1.0}, DType::bf16), rv = tensor({1.0, 1.0}, DType::bf16);
+  const uint32_t vm = rm.version(), vv = rv.version();
+  (void)batch_norm(x, rm, rv, Tensor(), Tensor(), Mode::train, 0.1, 1e-5);
+  CHECK(rm.dtype() == DType::bf16);
+  // 0.3, 1.4, 0.9 + 1.4 / 3 = 1.3667 and 0.9 are not bf16 values; the nearest are 0.30078125, 1.3984375,
+  // 1.3671875 and 0.8984375
+  wt::check_close(rm, {0.30078125, 1.3984375}, 0, 0);
+  wt::check_close(rv, {1.3671875, 0.8984375}, 0, 0);
+  CHECK(rm.version() > vm);
+  CHECK(rv.version() > vv);
+  // f32 buffers that are strided views (a column of a [2, 2] table): the other column is untouched
+  Tensor table = tensor({{0.0, 7.0}, {1.0, 7.0}}, DType::f32);
+  Tensor col = table.select(1, 0);
+  REQUIRE(!col.is_contiguous());
+  Tensor rv32 = ones({2}, DType::f32);
+  (void)batch_norm(x, col, rv32, Tensor(), Tensor(), Mode::train, 0.25, 1e-5);
+  wt::check_close(table, {0.75, 7.0, 0.75 + 1.25, 7.0}, 1e-7, 0);
+  wt::check_close(rv32, {0.75 + 0.25 * 14.0 / 3.0, 0.75}, 1e-7, 0);
+  // untracked statistics: nothing to update, the output is the same
+  const Tensor y = batch_norm(x, Tensor(), rv32, Tensor(), Tensor(), Mode::train);
+  wt::check_close(y, batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), Mode::train), 0, 0);
+}
+
 TEST_CASE("normalization stays accurate when the mean dwarfs the spread") {
   // f32 activations around 1e4 with unit spread: E[x^2] - E[x]^2 in f32 would lose everything
   Generator g(5);

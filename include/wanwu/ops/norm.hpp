@@ -154,27 +154,27 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
   const DType sdt = detail::stat_dtype(x.dtype());
   const Tensor xc = detail::contiguous_no_grad(x);
   Tensor y = empty_tensor(x.shape(), x.dtype(), x.device());
-  Tensor mean_t = empty_tensor(Shape{C}, sdt, x.device()), var_t = empty_tensor(Shape{C}, sdt, x.device());
-  backend_for(x.device()).batch_norm_forward(y, mean_t, var_t, xc, detail::contiguous_no_grad(weight),
-                                             detail::contiguous_no_grad(bias), eps, act,
-                                             detail::contiguous_no_grad(residual));
-  if (running_mean.defined() || running_var.defined()) {
-    NoGradGuard ng;  // running statistics are buffers, updated in place
-    if (running_mean.defined()) {
-      Tensor rm = running_mean;
-      rm.mul_(1.0 - momentum).add_(mean_t, momentum);
-    }
-    if (running_var.defined()) {
-      Tensor rv = running_var;
-      rv.mul_(1.0 - momentum).add_(var_t, momentum * static_cast<double>(M) / static_cast<double>(M - 1));
+  Tensor mean_t = empty_tensor(Shape{C}, sdt, x.device()), invstd = empty_tensor(Shape{C}, sdt, x.device());
+  // The running statistics are buffers, updated in place by the statistics' pass: directly when
+  // they are contiguous and in the statistics' dtype (f32 buffers, under autocast too), else
+  // through a copy in it (a model converted to bf16 whole keeps bf16 buffers; PyTorch updates
+  // them in f32 too).
+  {
+    NoGradGuard ng;
+    auto staged = [&](const Tensor& r) {
+      return !r.defined() || (r.dtype() == sdt && r.is_contiguous()) ? r : r.to(sdt).contiguous();
+    };
+    const BatchNormRunning run{staged(running_mean), staged(running_var), momentum};
+    backend_for(x.device()).batch_norm_forward(y, mean_t, invstd, xc, detail::contiguous_no_grad(weight),
+                                               detail::contiguous_no_grad(bias), eps, act,
+                                               detail::contiguous_no_grad(residual), run);
+    for (const auto& [buffer, stage] : {std::pair{running_mean, run.mean}, std::pair{running_var, run.var}}) {
+      if (!buffer.defined()) continue;
+      if (stage.is_same(buffer)) buffer.bump_version();
+      else Tensor(buffer).copy_(stage);
     }
   }
   if (autograd::any_requires_grad({x, weight, bias, residual})) {
-    Tensor invstd;
-    {
-      NoGradGuard ng;
-      invstd = rsqrt(var_t + eps);
-    }
     const bool recompute = act == Activation::silu || act == Activation::relu6;  // the activation's input
     const SavedTensor sx(xc), sw(weight), sb(recompute ? bias : Tensor()), sm(mean_t), si(invstd);
     const SavedTensor sy(act == Activation::relu ? y : Tensor());

@@ -68,9 +68,9 @@ class CpuBackend final : public Backend {
   void interpolate_bilinear_forward(const Tensor& out, const Tensor& x, AlignCorners align) override;
   void interpolate_bilinear_backward(const Tensor& grad_x, const Tensor& grad_out, AlignCorners align) override;
 
-  void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& x,
+  void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd, const Tensor& x,
                           const Tensor& weight, const Tensor& bias, double eps, Activation act,
-                          const Tensor& residual) override;  // methods/norm.hpp
+                          const Tensor& residual, const BatchNormRunning& running) override;  // methods/norm.hpp
   void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
                            const Tensor& x, const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd,
                            const Tensor& relu_out) override;

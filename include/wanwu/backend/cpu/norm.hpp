@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../../core/macros.hpp"
+#include "../bn_running.hpp"
 #include "parallel.hpp"
 
 namespace wanwu::cpu {
@@ -65,10 +66,11 @@ void channel_sums2(const RowChunks& rc, int64_t M, int64_t C, double* s1, double
   });
 }
 
-// y = act(batch norm of x + res); res may be null.
+// y = act(batch norm of x + res); res may be null; the running statistics (null: not tracked)
+// updated in place.
 template <class T, class S, class Act>
-void batch_norm_forward_typed(T* y, S* mean_out, S* var_out, const T* x, const T* w, const T* b, const T* res,
-                              int64_t M, int64_t C, double eps, Act act) {
+void batch_norm_forward_typed(T* y, S* mean_out, S* invstd_out, const T* x, const T* w, const T* b, const T* res,
+                              int64_t M, int64_t C, double eps, Act act, const RunningStats<S>& run) {
   const RowChunks rc(M, C);
   std::vector<double> s1(static_cast<size_t>(rc.chunks * C), 0.0), s2(static_cast<size_t>(rc.chunks * C), 0.0);
   const T* shift = x;  // first row
@@ -95,7 +97,8 @@ void batch_norm_forward_typed(T* y, S* mean_out, S* var_out, const T* x, const T
     const double var = std::max(0.0, t2 / static_cast<double>(M) - dm * dm);
     const double mean = static_cast<double>(shift[c]) + dm;
     mean_out[c] = static_cast<S>(mean);
-    var_out[c] = static_cast<S>(var);
+    invstd_out[c] = static_cast<S>(1.0 / std::sqrt(var + eps));
+    run.update(c, mean, var, M);
     const double sc = (w ? static_cast<double>(w[c]) : 1.0) / std::sqrt(var + eps);
     scale[c] = static_cast<T>(sc);
     bias[c] = static_cast<T>(b ? static_cast<double>(b[c]) : 0.0);

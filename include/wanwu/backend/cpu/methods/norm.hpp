@@ -10,29 +10,33 @@
 
 namespace wanwu {
 
-WANWU_CPU_METHOD void CpuBackend::batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& var,
+WANWU_CPU_METHOD void CpuBackend::batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
                                                      const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                                     double eps, Activation act, const Tensor& residual) {
+                                                     double eps, Activation act, const Tensor& residual,
+                                                     const BatchNormRunning& running) {
   WANWU_CHECK_DTYPE(!residual.defined() || (residual.dtype() == x.dtype() && residual.shape() == x.shape() &&
                                             residual.is_contiguous()),
                     "batch_norm: the residual must be a contiguous ", x.dtype(), " tensor of the input's shape ",
                     x.shape(), ", got ", residual.shape(), " ", residual.dtype());
+  check_batch_norm_running(running, mean);
   cpu::dispatch_f32_f64(
       y.dtype(), "batch_norm",
       [&] {
         const Tensor yf = cpu::widened_buffer(y);
-        batch_norm_forward(yf, mean, var, cpu::widen(x), cpu::widen(weight), cpu::widen(bias), eps, act,
-                           cpu::widen(residual));
+        batch_norm_forward(yf, mean, invstd, cpu::widen(x), cpu::widen(weight), cpu::widen(bias), eps, act,
+                           cpu::widen(residual), running);
         cpu::narrow_into(y, yf);
       },
       [&](auto tag) {
         using T = typename decltype(tag)::type;
         const int64_t C = x.size(-1), M = x.numel() / std::max<int64_t>(C, 1);
+        const RunningStats<T> run{cpu::ptr_or_null<T>(running.mean), cpu::ptr_or_null<T>(running.var),
+                                       running.momentum};
         with_activation(act, [&](auto f) {
           cpu::batch_norm_forward_typed<T, T>(static_cast<T*>(y.data_ptr()), static_cast<T*>(mean.data_ptr()),
-                                              static_cast<T*>(var.data_ptr()), static_cast<const T*>(x.data_ptr()),
+                                              static_cast<T*>(invstd.data_ptr()), static_cast<const T*>(x.data_ptr()),
                                               cpu::ptr_or_null<const T>(weight), cpu::ptr_or_null<const T>(bias),
-                                              cpu::ptr_or_null<const T>(residual), M, C, eps, f);
+                                              cpu::ptr_or_null<const T>(residual), M, C, eps, f, run);
         });
       });
 }
