@@ -4,7 +4,11 @@
 // table per phase: calls, threads and the bytes each kernel's pointers reach (emu_profile.hpp), so
 // a pass that need not exist can be found and removed before a GPU measures the step.
 //
-//   step_profile [model=resnet50] [batch=2] [side=32] [amp=bf16|off]
+//   step_profile [model=resnet50] [batch=2] [side=32] [amp=bf16|off] [budget=F,B,O]
+//
+// With a budget it exits 1 when a phase (forward + loss, backward, optimizer step) makes more
+// device calls than that: ctest's step_profile_emulated holds resnet18 to one worked out from its
+// layers, so a change that adds launches per layer fails there instead of on a GPU.
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -16,7 +20,7 @@
 using namespace wanwu;
 
 namespace {
-void print(const char* phase, const std::vector<emu::ProfileRow>& rows) {
+uint64_t print(const char* phase, const std::vector<emu::ProfileRow>& rows) {
   uint64_t calls = 0, bytes = 0;
   for (const auto& r : rows) {
     calls += r.calls;
@@ -27,6 +31,7 @@ void print(const char* phase, const std::vector<emu::ProfileRow>& rows) {
   for (const auto& r : rows)
     std::printf("| %s | %llu | %llu | %.3f |\n", r.name.c_str(), static_cast<unsigned long long>(r.calls),
                 static_cast<unsigned long long>(r.threads), r.bytes / 1e6);
+  return calls;
 }
 }  // namespace
 
@@ -34,6 +39,12 @@ int main(int argc, char** argv) {
   const std::string name = argc > 1 ? argv[1] : "resnet50";
   const int64_t batch = argc > 2 ? std::atoll(argv[2]) : 2, side = argc > 3 ? std::atoll(argv[3]) : 32;
   const std::string amp_mode = argc > 4 ? argv[4] : "bf16";
+  unsigned long long budget[3] = {~0ull, ~0ull, ~0ull};
+  if (argc > 5 && std::sscanf(argv[5], "%llu,%llu,%llu", &budget[0], &budget[1], &budget[2]) != 3) {
+    std::fprintf(stderr, "step_profile: the budget must be three counts F,B,O, got '%s'\n", argv[5]);
+    return 2;
+  }
+  uint64_t calls[3] = {0, 0, 0};
   const Device dev = Device::cuda(0);
   Generator g(0);
   models::ModelOptions mo;
@@ -59,11 +70,19 @@ int main(int argc, char** argv) {
       if (amp_mode == "bf16") ac.emplace(DType::bf16);
       loss = cross_entropy((*model)(x), y);
     }
-    if (show) print("forward + loss", emu::profile_stop()), emu::profile_start();
+    if (show) calls[0] = print("forward + loss", emu::profile_stop()), emu::profile_start();
     loss.backward();
-    if (show) print("backward", emu::profile_stop()), emu::profile_start();
+    if (show) calls[1] = print("backward", emu::profile_stop()), emu::profile_start();
     opt.step();
-    if (show) print("optimizer step", emu::profile_stop());
+    if (show) calls[2] = print("optimizer step", emu::profile_stop());
   }
-  return 0;
+  const char* phases[3] = {"forward + loss", "backward", "optimizer step"};
+  int rc = 0;
+  for (int i = 0; i < 3; ++i)
+    if (calls[i] > budget[i]) {
+      std::fprintf(stderr, "step_profile: %s made %llu device calls, over the budget of %llu\n", phases[i],
+                   static_cast<unsigned long long>(calls[i]), budget[i]);
+      rc = 1;
+    }
+  return rc;
 }
