@@ -117,11 +117,12 @@ TEST_CASE("gradcheck: matmul, linear") {
   gradcheck([](const V& v) { return linear(v[0], v[1]); }, {spread({4}), spread({5, 4}, -1, 1, 3)});
 }
 
-TEST_CASE("gradcheck: cat, stack, split, chunk, index ops") {
+TEST_CASE("gradcheck: cat, stack, split, chunk, unbind, index ops") {
   gradcheck([](const V& v) { return cat({v[0], v[1] * 2.0, v[0]}, 1); }, {spread({2, 3}), spread({2, 2}, -1, 1, 3)});
   gradcheck([](const V& v) { return stack({v[0], v[1]}, 2); }, {spread({2, 3}), spread({2, 3}, -1, 1, 3)});
   gradcheck([](const V& v) { return split(v[0], 2, 1)[1] * split(v[0], 2, 1)[0]; }, {spread({3, 4})});
   gradcheck([](const V& v) { return chunk(v[0], 3, 0)[2]; }, {spread({5, 2})});
+  gradcheck([](const V& v) { const auto u = unbind(v[0], 1); return u[0] * u[2] + u[2]; }, {spread({2, 3, 2})});
   gradcheck([](const V& v) { return index_select(v[0], 1, tensor({2, 0, 2})); }, {spread({2, 3})});
   gradcheck([](const V& v) { return gather(v[0], 1, tensor({{1, 1}, {0, 2}})); }, {spread({2, 3})});
   gradcheck([](const V& v) { return scatter_add(v[0], 0, tensor({{1, 0, 1}}), v[1]); },

@@ -1,4 +1,4 @@
-// cat, stack, split, chunk, index_select, gather, scatter_add, one_hot: values against
+// cat, stack, split, chunk, unbind, index_select, gather, scatter_add, one_hot: values against
 // hand-worked cases, errors naming the op.
 #include "harness.hpp"
 
@@ -40,6 +40,23 @@ TEST_CASE("split and chunk return views of the right sizes") {
   CHECK(chunk(arange(5, DType::f32), 4).size() == 3);  // as PyTorch: ceil(5/4) = 2 per chunk
   const auto rows = chunk(arange(12, DType::f32).reshape({3, 4}), 2, 1);
   check_close(rows[1], {2, 3, 6, 7, 10, 11});
+}
+
+TEST_CASE("unbind: views along a dim; one gradient buffer, zeros where a slice got none") {
+  const Tensor x = arange(12, DType::f64).reshape({2, 3, 2});
+  const auto cols = unbind(x, 1);
+  REQUIRE(cols.size() == 3);
+  CHECK(cols[1].shape() == Shape{2, 2});
+  check_close(cols[1], {2, 3, 8, 9});
+  CHECK(cols[2].storage() == x.storage());
+  check_close(unbind(x, -1)[1], {1, 3, 5, 7, 9, 11});
+  CHECK(unbind(zeros({0, 2})).empty());
+  CHECK_THROWS_WITH_AS(unbind(scalar_tensor(1.0)), doctest::Contains("unbind"), ShapeError);
+  // only slices 0 and 2 reach the loss: the gradient is 2 * slice 0 there, 3 at slice 2, 0 at slice 1
+  Tensor w = x.clone().requires_grad_();
+  const auto s = unbind(w, 1);
+  ((s[0] * s[0]).sum() + (s[2] * 3.0).sum()).backward();
+  check_close(w.grad(), {0, 2, 0, 0, 3, 3, 12, 14, 0, 0, 3, 3}, 0, 0);
 }
 
 TEST_CASE("index_select, gather, scatter_add") {

@@ -143,7 +143,7 @@ TEST_CASE("max, average and adaptive pooling; bilinear resize; forward and backw
   }
 }
 
-TEST_CASE("scaled_dot_product_attention: plain, masked, causal, permuted inputs; forward and backward") {
+TEST_CASE("scaled_dot_product_attention: plain, masked, causal, permuted and unbound inputs; forward and backward") {
   for (DType dt : cp::kFloatTypes) {
     const Tensor q = cp::rnd({2, 3, 7, 16}, -1, 1, 70), k = cp::rnd({2, 3, 9, 16}, -1, 1, 71),
                  v = cp::rnd({2, 3, 9, 8}, -1, 1, 72);
@@ -191,6 +191,17 @@ TEST_CASE("scaled_dot_product_attention: plain, masked, causal, permuted inputs;
       const Tensor qkv = in[0].view({2, 7, 3, 3, 16}).permute({2, 0, 3, 1, 4});
       return scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]);
     }, {cp::rnd({2, 7, 144}, -1, 1, 75)}, dt);
+    // nn::MultiheadAttention's packed path: unbind's one gradient buffer, with v left out of the
+    // loss's path in the second case (its slice of the buffer is zeros)
+    cp::parity("attention on unbound views", [](const std::vector<Tensor>& in) {
+      const auto qkv = unbind(in[0].view({2, 7, 3, 3, 16}), 2);
+      return scaled_dot_product_attention(qkv[0].permute({0, 2, 1, 3}), qkv[1].permute({0, 2, 1, 3}),
+                                          qkv[2].permute({0, 2, 1, 3}));
+    }, {cp::rnd({2, 7, 144}, -1, 1, 75)}, dt);
+    cp::parity("unbind, a slice without a gradient", [](const std::vector<Tensor>& in) {
+      const auto qkv = unbind(in[0].view({2, 7, 3, 48}), 2);
+      return qkv[0] * qkv[1];
+    }, {cp::rnd({2, 7, 144}, -1, 1, 77)}, dt);
   }
   // dropout: the same seed drops the same elements on both devices
   const Tensor q = cp::rnd({1, 2, 5, 8}, -1, 1, 76);

@@ -43,10 +43,11 @@ class MultiheadAttention : public Module {
     const int64_t N = q_in.size(0), L = q_in.size(1), S = k_in.size(1), H = num_heads, D = embed_dim / num_heads;
     Tensor q, k, v;
     if (query.is_same(key) && key.is_same(value)) {  // one packed projection
-      const Tensor qkv = linear(q_in, in_proj_weight, in_proj_bias).reshape({N, L, 3, H, D}).permute({2, 0, 3, 1, 4});
-      q = qkv[0];
-      k = qkv[1];
-      v = qkv[2];
+      // unbind, not three selects: one gradient buffer for the projection in the backward
+      const auto qkv = unbind(linear(q_in, in_proj_weight, in_proj_bias).reshape({N, L, 3, H, D}), 2);
+      q = qkv[0].permute({0, 2, 1, 3});
+      k = qkv[1].permute({0, 2, 1, 3});
+      v = qkv[2].permute({0, 2, 1, 3});
     } else {
       const auto w = chunk(in_proj_weight, 3, 0);
       std::vector<Tensor> b(3);

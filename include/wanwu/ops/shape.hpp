@@ -1,4 +1,4 @@
-// Joining and splitting: cat, stack, split (equal sizes or explicit sizes), chunk. cat copies
+// Joining and splitting: cat, stack, split (equal sizes or explicit sizes), chunk, unbind. cat copies
 // each input into a slice of one output and its backward hands each input its slice of the
 // gradient; split and chunk return views.
 #pragma once
@@ -76,6 +76,36 @@ inline Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0) {
     us.push_back(tensors[i].unsqueeze(d));
   }
   return cat(us, d);
+}
+
+// The slices of x along dim, as views (torch.unbind). One autograd node serves them all: its
+// backward stacks their gradients into one buffer (zeros for a slice that got none). A select per
+// slice would each fill a zero tensor of x's whole size and copy its gradient in, and the engine
+// would then add those up: for an attention's packed q, k, v projection, three fills and two adds
+// of the whole projection per layer, where the stack writes it once.
+inline std::vector<Tensor> unbind(const Tensor& x, int64_t dim = 0) {
+  WANWU_CHECK_SHAPE(x.dim() > 0, "unbind: cannot unbind a 0-dim tensor");
+  const int d = normalize_dim(dim, x.dim(), "unbind");
+  const int64_t n = x.size(d);
+  Shape sh = x.shape();
+  Strides st = x.strides();
+  sh.erase(d);
+  st.erase(d);
+  std::vector<Tensor> out;
+  for (int64_t i = 0; i < n; ++i)
+    out.push_back(detail::make_view(x, sh, st, x.storage_offset() + i * x.strides()[d]));
+  if (n > 0 && autograd::any_requires_grad({x})) {
+    autograd::record("unbind", {x}, out, [d, n, sh](const Grads& g) {
+      const Tensor* some = nullptr;
+      for (int64_t i = 0; i < n && !some; ++i)
+        if (g[i].defined()) some = &g[i];
+      if (!some) return std::vector<Tensor>{Tensor()};
+      std::vector<Tensor> parts;
+      for (int64_t i = 0; i < n; ++i) parts.push_back(g[i].defined() ? g[i] : zeros(sh, options_of(*some)));
+      return std::vector<Tensor>{stack(parts, d)};
+    });
+  }
+  return out;
 }
 
 // Pieces of `split_size` along dim (the last may be smaller); views.
