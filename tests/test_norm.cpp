@@ -64,6 +64,15 @@ TEST_CASE("batch_norm training updates running statistics in another dtype or la
   (void)batch_norm(x, col, rv32, Tensor(), Tensor(), Mode::train, 0.25, 1e-5);
   wt::check_close(table, {0.75, 7.0, 0.75 + 1.25, 7.0}, 1e-7, 0);
   wt::check_close(rv32, {0.75 + 0.25 * 14.0 / 3.0, 0.75}, 1e-7, 0);
+  // a backend takes running statistics only in the statistics' dtype, contiguous: a bf16 buffer
+  // handed to it directly is refused with the requirement, not read as f32
+  Tensor y2 = empty_like(x), m2 = empty({2}, DType::f32), s2 = empty({2}, DType::f32);
+  CHECK_THROWS_WITH_AS(cpu_backend().batch_norm_forward(y2, m2, s2, x, Tensor(), Tensor(), 1e-5, Activation::none,
+                                                        Tensor(), BatchNormRunning{rm, Tensor(), 0.1}),
+                       doctest::Contains("running statistic must be a contiguous f32 tensor of shape [2]"), DTypeError);
+  CHECK_THROWS_AS(cpu_backend().batch_norm_forward(y2, m2, s2, x, Tensor(), Tensor(), 1e-5, Activation::none,
+                                                   Tensor(), BatchNormRunning{Tensor(), col, 0.1}),
+                  DTypeError);
   // untracked statistics: nothing to update, the output is the same
   const Tensor y = batch_norm(x, Tensor(), rv32, Tensor(), Tensor(), Mode::train);
   wt::check_close(y, batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), Mode::train), 0, 0);
