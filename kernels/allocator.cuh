@@ -5,14 +5,18 @@
 // the device's compute stream (runtime.cuh), where every kernel runs, so a block freed by the host
 // is reused only after the kernels that read it.
 //
+// While a thread records a CUDA graph on the device, its allocations come from that graph's own
+// pool instead (graph_pool.cuh), and frees of the shared pool's blocks are held for the graph.
+//
 // Statistics follow wanwu's Allocator interface: `allocated` counts live storages (sizes rounded
-// to the pool's 512-byte granularity), `reserved` is what the pool holds from the driver.
+// to the pool's 512-byte granularity), `reserved` is what the pools hold from the driver.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 
-#include "runtime.cuh"
+#include "graph_pool.cuh"
 
 namespace wanwu::cuda {
 
@@ -26,6 +30,18 @@ class CudaAllocator final : public Allocator {
     if (nbytes == 0) return nullptr;
     DeviceContext& ctx = context(device_);
     init_pool();
+    if (capturing(device_)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      CaptureState& cs = capture_state(device_);
+      if (cs.pool) {
+        // Work another thread would enqueue now would land in the graph, not run.
+        WANWU_CHECK_T(DeviceError, cs.thread == std::this_thread::get_id(), "CUDA allocator: a thread allocated ",
+                      nbytes, " bytes on cuda:", device_, " while another thread records a graph there");
+        void* p = cs.pool->allocate(nbytes);
+        count_allocation_locked(nbytes);
+        return p;
+      }
+    }
     DeviceGuard g(device_);
     void* p = nullptr;
     cudaError_t err = cudaMallocAsync(&p, nbytes, ctx.stream);
@@ -41,10 +57,7 @@ class CudaAllocator final : public Allocator {
     }
     WANWU_CUDA_CHECK(err);
     std::lock_guard<std::mutex> lock(mu_);
-    ++stats_.allocations;
-    stats_.allocated += round_size(nbytes);
-    if (stats_.allocated > stats_.peak_allocated) stats_.peak_allocated = stats_.allocated;
-    update_reserved_locked();
+    count_allocation_locked(nbytes);
     return p;
   }
 
@@ -53,12 +66,69 @@ class CudaAllocator final : public Allocator {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.allocated -= round_size(nbytes);
+      GraphPool* pool = nullptr;
+      for (GraphPool* g : pools_)
+        if (g->owns(p)) pool = g;
+      CaptureState& cs = capture_state(device_);
+      if (cs.active.load(std::memory_order_relaxed) && (pool == nullptr || pool != cs.pool)) {
+        try {
+          cs.held.emplace_back(pool, p);
+        } catch (...) {  // no memory to note it: leak the block rather than free what the graph may read
+        }
+        return;
+      }
+      if (pool) {
+        pool_deallocate_locked(pool, p);
+        return;
+      }
     }
     // noexcept: during process exit the runtime may already be torn down; the memory goes with it.
     int prev = 0;
     if (cudaGetDevice(&prev) != cudaSuccess) return (void)cudaGetLastError();
     if (prev != device_) (void)cudaSetDevice(device_);
     if (cudaFreeAsync(p, context_stream()) != cudaSuccess) (void)cudaGetLastError();
+    if (prev != device_) (void)cudaSetDevice(prev);
+  }
+
+  // Graph capture (graph.cuh): the calling thread's allocations on this device come from a new
+  // pool of the graph's until end_capture, which returns it with the blocks held for the graph.
+  void begin_capture() {
+    init_pool();
+    std::lock_guard<std::mutex> lock(mu_);
+    CaptureState& cs = capture_state(device_);
+    pools_.push_back(new GraphPool(device_));
+    cs.pool = pools_.back();
+    cs.thread = std::this_thread::get_id();
+    cs.held.clear();
+    cs.active.store(true, std::memory_order_release);
+  }
+  std::pair<GraphPool*, std::vector<std::pair<GraphPool*, void*>>> end_capture() noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    CaptureState& cs = capture_state(device_);
+    cs.active.store(false, std::memory_order_release);
+    GraphPool* pool = cs.pool;
+    cs.pool = nullptr;
+    return {pool, std::move(cs.held)};
+  }
+  // The graph is gone (or its capture failed): its pool's free blocks go back, and the blocks held
+  // for it return to the shared pool, ordered after any replay still queued.
+  void release_graph(GraphPool* pool, const std::vector<std::pair<GraphPool*, void*>>& held) noexcept {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [owner, p] : held)
+        if (owner) pool_deallocate_locked(owner, p);
+      auto it = std::find(pools_.begin(), pools_.end(), pool);
+      if (it != pools_.end() && pool->release()) {
+        delete pool;
+        pools_.erase(it);
+      }
+      update_reserved_locked();
+    }
+    int prev = 0;
+    if (cudaGetDevice(&prev) != cudaSuccess) return (void)cudaGetLastError();
+    if (prev != device_) (void)cudaSetDevice(device_);
+    for (const auto& [owner, p] : held)
+      if (!owner && cudaFreeAsync(p, context_stream()) != cudaSuccess) (void)cudaGetLastError();
     if (prev != device_) (void)cudaSetDevice(prev);
   }
 
@@ -76,6 +146,7 @@ class CudaAllocator final : public Allocator {
   }
   // Returns unused pool memory to the driver (after the stream's pending frees have run).
   void empty_cache() override {
+    refuse_in_capture(device_, "CUDA allocator: empty_cache");
     init_pool();
     DeviceGuard g(device_);
     WANWU_CUDA_CHECK(cudaStreamSynchronize(context(device_).stream));
@@ -95,10 +166,24 @@ class CudaAllocator final : public Allocator {
       WANWU_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold));
     });
   }
+  void pool_deallocate_locked(GraphPool* pool, void* p) noexcept {
+    if (pool->deallocate(p)) {
+      pools_.erase(std::find(pools_.begin(), pools_.end(), pool));
+      delete pool;
+    }
+    update_reserved_locked();
+  }
+  void count_allocation_locked(size_t nbytes) {
+    ++stats_.allocations;
+    stats_.allocated += round_size(nbytes);
+    if (stats_.allocated > stats_.peak_allocated) stats_.peak_allocated = stats_.allocated;
+    update_reserved_locked();
+  }
   void update_reserved_locked() {
     uint64_t reserved = 0;
     if (pool_ && cudaMemPoolGetAttribute(pool_, cudaMemPoolAttrReservedMemCurrent, &reserved) == cudaSuccess) {
       stats_.reserved = static_cast<size_t>(reserved);
+      for (const GraphPool* g : pools_) stats_.reserved += g->reserved();
       if (stats_.reserved > stats_.peak_reserved) stats_.peak_reserved = stats_.reserved;
     }
   }
@@ -108,6 +193,7 @@ class CudaAllocator final : public Allocator {
   cudaMemPool_t pool_ = nullptr;
   mutable std::mutex mu_;
   MemoryStats stats_;
+  std::vector<GraphPool*> pools_;  // one per live graph (or capture), until its blocks are all back
 };
 
 inline CudaAllocator& allocator(int device) {

@@ -75,7 +75,7 @@ __device__ inline bool dropout_keep(const AttentionParams& p, int64_t e) {
   rp.kind = RandomKind::bernoulli;
   rp.a = 1.0 - p.dropout_p;
   rp.seed = p.seed;
-  rp.offset = p.offset;
+  rp.offset = p.offset_shift ? p.offset + static_cast<uint64_t>(*p.offset_shift) : p.offset;  // a graph replay's draw
   return random_value(rp, e, false) != 0.0;
 }
 

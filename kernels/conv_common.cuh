@@ -50,12 +50,14 @@ inline constexpr int kConvBenchmarkLimit = 10;
 // plan with nothing of it still queued (a sticky error throws here), and drops a launch failure
 // inside cuDNN that would otherwise surface at the next launch check.
 inline void drain_failed_candidate(int dev) {
+  refuse_in_capture(dev, "cuDNN's benchmark search (run the step once before capturing it)");
   WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(dev)));
   (void)cudaGetLastError();
 }
 
 template <class Run>
 float time_conv_candidate(int dev, Run&& run, int reps = 3) {
+  refuse_in_capture(dev, "cuDNN's benchmark search (run the step once before capturing it)");
   const cudaStream_t s = stream(dev);
   auto failed = [&] {
     drain_failed_candidate(dev);

@@ -13,6 +13,7 @@
 #include "device_check.cuh"
 #include "elementwise.cuh"
 #include "gemm.cuh"
+#include "graph.cuh"
 #include "index.cuh"
 #include "loss.cuh"
 #include "norm.cuh"
@@ -31,12 +32,14 @@ class CudaBackend final : public Backend {
   int device_count() const override { return cuda::device_count(); }
   Allocator& allocator(int device_index) override { return cuda::allocator(device_index); }
   void synchronize(int device_index) override {
+    refuse_in_capture(device_index, "synchronize");
     DeviceGuard g(device_index);
     const std::optional<std::string> error = take_device_error(device_index);  // waits for the uploads too
     async_uploads(device_index).reap();
     if (error) throw IndexError(*error);
   }
   void drain(int device_index) override {
+    refuse_in_capture(device_index, "a wait for the device");
     DeviceGuard g(device_index);
     WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(device_index)));  // waits for the uploads too
     async_uploads(device_index).reap();
@@ -44,6 +47,7 @@ class CudaBackend final : public Backend {
   // The compute stream waits for every upload queued before its later work (pinned.cuh), so its
   // state covers the copy stream's.
   bool is_idle(int device_index) override {
+    refuse_in_capture(device_index, "a query of the device's progress");
     DeviceGuard g(device_index);
     const cudaError_t e = cudaStreamQuery(stream(device_index));
     if (e == cudaErrorNotReady) return false;
@@ -52,6 +56,7 @@ class CudaBackend final : public Backend {
   }
   Allocator* pinned_host_allocator() override { return &pinned_allocator(); }
   void copy_from_host_async(const Tensor& dst, const Tensor& host_src) override {
+    refuse_in_capture(dst.device().index, "an upload from pinned memory");
     async_uploads(dst.device().index).upload(dst, host_src);
   }
 
@@ -62,6 +67,7 @@ class CudaBackend final : public Backend {
   // Waits for the copy: the caller reads host_dst as soon as this returns.
   void copy_to_host(void* host_dst, const Tensor& src) override {
     const int dev = src.device().index;
+    refuse_in_capture(dev, "a read from the device (item, tolist, to(cpu))");
     DeviceGuard g(dev);
     if (src.nbytes() == 0) return;
     WANWU_CUDA_CHECK(cudaMemcpyAsync(host_dst, src.data_ptr(), src.nbytes(), cudaMemcpyDeviceToHost, stream(dev)));
@@ -70,11 +76,18 @@ class CudaBackend final : public Backend {
   // Waits too: the caller may free or reuse host_src as soon as this returns.
   void copy_from_host(const Tensor& dst, const void* host_src) override {
     const int dev = dst.device().index;
+    refuse_in_capture(dev, "a copy from host memory (a tensor made from host values)");
     DeviceGuard g(dev);
     if (dst.nbytes() == 0) return;
     WANWU_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), host_src, dst.nbytes(), cudaMemcpyHostToDevice, stream(dev)));
     WANWU_CUDA_CHECK(cudaStreamSynchronize(stream(dev)));
   }
+  void begin_capture(int device_index) override { cuda::begin_capture(device_index); }
+  std::unique_ptr<DeviceGraph> end_capture(int device_index, const Tensor& live) override {
+    return cuda::end_capture(device_index, live);
+  }
+  void abort_capture(int device_index) noexcept override { cuda::abort_capture(device_index); }
+
   void fill(const Tensor& dst, Scalar value) override {
     DeviceGuard g(dst.device().index);
     cuda::fill(dst, value);

@@ -92,8 +92,9 @@ __device__ __forceinline__ void multi_tensor_rounds(int n, Load&& load, Update&&
 }
 
 template <class T, class G>
-__global__ void sgd_multi_kernel(const __grid_constant__ MultiTensorArgs<3> a, const SgdStepParams s) {
+__global__ void sgd_multi_kernel(const __grid_constant__ MultiTensorArgs<3> a, const SgdStepParams s_in) {
   using C = compute_t<T>;
+  const SgdStepParams s = with_live(s_in);  // a graph replay's values
   const MultiTensorChunk<3> ch(a);
   T* p = ch.template ptr<T>(0);
   const G* g = ch.template ptr<const G>(1);
@@ -114,8 +115,9 @@ __global__ void sgd_multi_kernel(const __grid_constant__ MultiTensorArgs<3> a, c
 }
 
 template <class T, class G>
-__global__ void adam_multi_kernel(const __grid_constant__ MultiTensorArgs<5> a, const AdamStepParams s) {
+__global__ void adam_multi_kernel(const __grid_constant__ MultiTensorArgs<5> a, const AdamStepParams s_in) {
   using C = compute_t<T>;
+  const AdamStepParams s = with_live(s_in);  // a graph replay's values
   const MultiTensorChunk<5> ch(a);
   T* p = ch.template ptr<T>(0);
   const G* g = ch.template ptr<const G>(1);

@@ -9,6 +9,7 @@ namespace wanwu::cuda {
 
 template <class T>
 __global__ void random_kernel(T* out, int64_t n, RandomParams p, bool wide) {
+  if (p.offset_shift) p.offset += static_cast<uint64_t>(*p.offset_shift);  // a graph replay's draw
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     if (p.kind == RandomKind::randint) out[i] = cv<T>(random_int(p, i, wide));
     else out[i] = cv<T>(random_value(p, i, wide));

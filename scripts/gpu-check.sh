@@ -183,7 +183,7 @@ sanitize() {  # sanitize TOOL OWN_LIMIT RESERVE FILTER [extra sanitizer flags...
 if [[ -n "$SAN" ]]; then
   # reserves: each later tool keeps at least its 20 s minimum (racecheck 20 + synccheck 20 + slack)
   sanitize memcheck 150 50 \
-    '*CUDA backend*,*copies*,*casts*,*allocator*,*stream is ordered*,*bad indices*,*pinned*,*host threads*,*reductions over*,*argmax*,*matmul*,*softmax*,*layer_norm*,*batch_norm*,*index_select*,*pooling*,*max_pool2d*,*conv2d*,*attention*,*multi-tensor*,*every row ignored*' \
+    '*CUDA backend*,*copies*,*casts*,*allocator*,*stream is ordered*,*bad indices*,*pinned*,*host threads*,*reductions over*,*argmax*,*matmul*,*softmax*,*layer_norm*,*batch_norm*,*index_select*,*pooling*,*max_pool2d*,*conv2d*,*attention*,*multi-tensor*,*every row ignored*,*captured*,*StepGraph*' \
     --leak-check no
   SHARED='*softmax*,*layer_norm*,*batch_norm*,*reductions*,*cross_entropy*,*argmax*,*multi-tensor*,*attention*'
   sanitize racecheck 60 30 "$SHARED" --racecheck-report hazard

@@ -96,3 +96,36 @@ TEST_CASE("random factories reject bad arguments") {
   CHECK_THROWS_AS(rand({3}, DType::i64), DTypeError);
   CHECK_THROWS_AS(normal({3}, 0.0, -1.0), ValueError);
 }
+
+// The bookkeeping a CUDA graph's replays rely on (core/capture.hpp), on host values alone: the
+// recording draws nothing, and each replay advances the generator by what the recorded step drew
+// and reports how far past the capture's start the replay's draws begin.
+TEST_CASE("GraphCapture: a capture draws nothing; each replay's shift is where its eager twin would draw") {
+  Generator gen(17), other(3);
+  gen.reserve(10);  // the step starts at offset 10
+  GraphCapture cap(Device::cpu(), zeros({int64_t(GraphCapture::kMaxLive)}, DType::f64));
+  const double* base = static_cast<const double*>(cap.live_buffer().data_ptr());
+  int refreshed = 0;
+  const double* lr = cap.live_values(2, [&](double* v) { v[0] = 0.5 + refreshed, v[1] = -1, ++refreshed; }, "test");
+  CHECK(lr == base);
+  CHECK(cap.rng_shift(gen) == base + 2);
+  gen.reserve(4);  // the recorded step's draws: 4 + 3 blocks
+  CHECK(cap.rng_shift(gen) == base + 2);  // one slot per generator
+  gen.reserve(3);
+  CHECK(cap.rng_shift(other) == base + 3);
+  cap.finish();
+  CHECK(gen.offset() == 10);  // rolled back
+  CHECK(other.offset() == 0);
+  const std::vector<double> v1 = cap.refresh();
+  CHECK(v1 == std::vector<double>{0.5, -1, 0, 0});  // replay 1 draws from 10, as the first eager step
+  CHECK(gen.offset() == 17);
+  const std::vector<double> v2 = cap.refresh();
+  CHECK(v2 == std::vector<double>{1.5, -1, 7, 0});  // replay 2 from 17 = 10 + 7
+  CHECK(gen.offset() == 24);
+  gen.reserve(5);  // an eager draw between replays moves the next replay's draws along
+  CHECK(cap.refresh()[2] == 19);
+  gen.manual_seed(18);
+  CHECK_THROWS_WITH_AS(cap.refresh(), doctest::Contains("was reseeded after the capture"), ValueError);
+  CHECK_THROWS_WITH_AS(cap.live_values(GraphCapture::kMaxLive, [](double*) {}, "Adam"),
+                       doctest::Contains("Adam: a graph holds at most 480 per-replay values"), ValueError);
+}

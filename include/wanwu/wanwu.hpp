@@ -6,6 +6,7 @@
 
 // core: dtypes (with f16/bf16), devices, shapes, storage and allocators, random numbers, Tensor
 #include "core/allocator.hpp"
+#include "core/capture.hpp"
 #include "core/device.hpp"
 #include "core/dims.hpp"
 #include "core/dtype.hpp"
@@ -24,6 +25,7 @@
 // the Backend interface, per-element functors shared by CPU and CUDA
 #include "backend/backend.hpp"
 #include "backend/functors.hpp"
+#include "backend/step_graph.hpp"
 
 // differentiable ops, one family per header
 #include "ops/factory.hpp"

@@ -6,7 +6,7 @@
 // shuffles, so barriers and shuffles have CUDA's meaning, and a kernel that diverges around one
 // (a lane that leaves a shuffle's mask, a barrier not every thread reaches) stops with an error
 // instead of a silent wrong answer. Launches run to completion before they return (one stream
-// order for all). rewrite_kernels.py turns `k<<<g, b, s, st>>>(args)` into `launch_named("k", g, b, s, st)(calls k)(args)`.
+// order for all), or, on a stream being captured into a graph, at each replay of the graph. rewrite_kernels.py turns `k<<<g, b, s, st>>>(args)` into `launch_named("k", g, b, s, st)(calls k)(args)`.
 // What a GPU adds and this cannot show: timing, memory-model races between blocks, and the
 // libraries (emu_runtime.cpp answers cuBLAS(Lt) and cuDNN calls with reference loops).
 #pragma once
@@ -50,6 +50,12 @@ struct LaunchConfig {
 // Runs `body` once per thread of every block of `c`, blocks in order; sets the launch error
 // (cudaGetLastError) for a configuration CUDA would refuse, as a real launch does.
 void run_kernel(const LaunchConfig& c, const std::function<void()>& body);
+// Stream capture (CUDA graphs): when `stream` is being recorded, keeps `op` for the graph's
+// replays and returns true; otherwise returns false and the caller runs the work now. Throws when
+// the capturing thread sends work to another stream (it would run now on a GPU, not at replay).
+bool record(cudaStream_t stream, std::function<void()> op, const char* what);
+// Whether CUDA would refuse `c` (sets the launch error as run_kernel does).
+bool launch_config_ok(const LaunchConfig& c);
 
 const uint3& thread_idx();
 const uint3& block_idx();
@@ -98,6 +104,10 @@ struct Launch {
     LaunchConfig cfg = c;
     if (profiling())
       std::apply([&cfg](const auto&... x) { ((cfg.bytes += argument_extent(x)), ...); }, args);
+    if (launch_config_ok(cfg) &&
+        record(cfg.stream, [cfg, call = call, args] { run_kernel(cfg, [&] { std::apply(call, args); }); },
+               cfg.name ? cfg.name : "a kernel"))
+      return;
     run_kernel(cfg, [&] { std::apply(call, args); });
   }
 };

@@ -13,17 +13,20 @@
 #include <cudnn.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <initializer_list>
 #include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "emu_device.hpp"
@@ -325,13 +328,19 @@ std::vector<ProfileRow> profile_stop() {
   return rows;
 }
 
-void run_kernel(const LaunchConfig& c, const std::function<void()>& body) {
+bool launch_config_ok(const LaunchConfig& c) {
   const uint64_t threads = uint64_t(c.block.x) * c.block.y * c.block.z;
   if (threads == 0 || threads > kMaxThreads || c.block.z > 64 || c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 ||
       c.grid.x > 0x7fffffffu || c.grid.y > 65535 || c.grid.z > 65535 || c.smem > 48 * 1024) {
     g_last_error = cudaErrorInvalidConfiguration;
-    return;
+    return false;
   }
+  return true;
+}
+
+void run_kernel(const LaunchConfig& c, const std::function<void()>& body) {
+  const uint64_t threads = uint64_t(c.block.x) * c.block.y * c.block.z;
+  if (!launch_config_ok(c)) return;
   if (g_block) throw std::logic_error("CUDA emulator: a kernel launched from inside a kernel");
   if (c.name) profile_record(c.name, threads * c.grid.x * c.grid.y * c.grid.z, c.bytes);
   Block& b = block_for_thread();
@@ -476,7 +485,64 @@ cudaError_t set_error(cudaError_t e) {
   return e;
 }
 
+// Stream capture: one stream recorded at a time (wanwu records one device's stream). Work sent to
+// it is kept, in order, for the graph's replays; the calls CUDA refuses on a capturing thread (a
+// wait, cudaMalloc outside the relaxed mode) invalidate the capture, as on a GPU, so that the
+// capture's end reports it.
+struct EmuGraph {
+  std::vector<std::function<void()>> ops;
+};
+struct Capture {
+  cudaStream_t stream = nullptr;
+  std::thread::id thread;
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
+  EmuGraph* graph = nullptr;
+  cudaError_t invalid = cudaSuccess;
+};
+std::mutex g_capture_mu;
+Capture g_capture;
+thread_local cudaStreamCaptureMode t_capture_mode = cudaStreamCaptureModeGlobal;
+
+bool capturing_stream(cudaStream_t s) {
+  std::lock_guard<std::mutex> lock(g_capture_mu);
+  return g_capture.graph && g_capture.stream == s;
+}
+// For a call CUDA prohibits on a thread that is capturing in the global or thread-local mode.
+cudaError_t unsafe_call() {
+  std::lock_guard<std::mutex> lock(g_capture_mu);
+  if (!g_capture.graph || g_capture.thread != std::this_thread::get_id() ||
+      g_capture.mode == cudaStreamCaptureModeRelaxed || t_capture_mode == cudaStreamCaptureModeRelaxed)
+    return cudaSuccess;
+  g_capture.invalid = cudaErrorStreamCaptureUnsupported;
+  return set_error(cudaErrorStreamCaptureUnsupported);
+}
+// A wait for, or query of, the stream being captured: illegal in every mode.
+cudaError_t sync_call(cudaStream_t s) {
+  std::lock_guard<std::mutex> lock(g_capture_mu);
+  if (!g_capture.graph || (s != g_capture.stream && g_capture.thread != std::this_thread::get_id()))
+    return cudaSuccess;
+  if (s != g_capture.stream && g_capture.mode == cudaStreamCaptureModeRelaxed) return cudaSuccess;
+  g_capture.invalid = cudaErrorStreamCaptureUnsupported;
+  return set_error(cudaErrorStreamCaptureUnsupported);
+}
+
 }  // namespace
+
+namespace wanwu::emu {
+bool record(cudaStream_t stream, std::function<void()> op, const char* what) {
+  std::lock_guard<std::mutex> lock(g_capture_mu);
+  if (!g_capture.graph) return false;
+  if (g_capture.stream != stream) {
+    if (g_capture.thread == std::this_thread::get_id())
+      throw std::logic_error(std::string("CUDA emulator: ") + what +
+                             " was sent to another stream during a capture: on a GPU it would run now, once, not "
+                             "at each replay of the graph");
+    return false;
+  }
+  g_capture.graph->ops.push_back(std::move(op));
+  return true;
+}
+}  // namespace wanwu::emu
 
 namespace wanwu::emu {
 uint64_t pointer_extent(const void* p) {
@@ -554,18 +620,84 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorNotReady: return "device not ready";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureIsolation: return "dependency created on uncaptured work in another stream";
     default: return "unknown error (CUDA emulator)";
   }
 }
 
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+  std::lock_guard<std::mutex> lock(g_capture_mu);
+  if (g_capture.graph) return set_error(cudaErrorIllegalState);
+  g_capture = Capture{s, std::this_thread::get_id(), mode, new EmuGraph, cudaSuccess};
+  t_capture_mode = mode;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
+  std::lock_guard<std::mutex> lock(g_capture_mu);
+  if (!g_capture.graph || g_capture.stream != s) return set_error(cudaErrorIllegalState);
+  const cudaError_t invalid = g_capture.invalid;
+  EmuGraph* g = g_capture.graph;
+  g_capture = Capture{};
+  t_capture_mode = cudaStreamCaptureModeGlobal;
+  if (invalid != cudaSuccess) {
+    delete g;
+    *graph = nullptr;
+    return set_error(cudaErrorStreamCaptureInvalidated);
+  }
+  *graph = reinterpret_cast<cudaGraph_t>(g);
+  return cudaSuccess;
+}
+cudaError_t cudaThreadExchangeStreamCaptureMode(cudaStreamCaptureMode* mode) {
+  std::swap(*mode, t_capture_mode);
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  if (!graph) return set_error(cudaErrorInvalidValue);
+  *exec = reinterpret_cast<cudaGraphExec_t>(new EmuGraph(*reinterpret_cast<EmuGraph*>(graph)));
+  return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete reinterpret_cast<EmuGraph*>(graph);
+  return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete reinterpret_cast<EmuGraph*>(exec);
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+  if (!exec) return set_error(cudaErrorInvalidValue);
+  if (capturing_stream(s)) return set_error(cudaErrorStreamCaptureUnsupported);  // wanwu never nests graphs
+  wanwu::emu::profile_record("cudaGraphLaunch", 0, 0);
+  for (const auto& op : reinterpret_cast<EmuGraph*>(exec)->ops) op();
+  return cudaSuccess;
+}
+
 cudaError_t cudaMalloc(void** p, size_t n) {
+  if (const cudaError_t e = unsafe_call()) return e;
   *p = emu_alloc(n);
   return *p ? cudaSuccess : set_error(cudaErrorMemoryAllocation);
 }
-cudaError_t cudaMallocAsync(void** p, size_t n, cudaStream_t) { return cudaMalloc(p, n); }
-cudaError_t cudaFree(void* p) { return set_error(emu_free(p)); }
-cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return set_error(emu_free(p)); }
+// wanwu's allocator serves a capture from the graph's own pool (kernels/graph_pool.cuh): a stream
+// allocation on the captured stream would be a graph memory node, which it never means to make.
+cudaError_t cudaMallocAsync(void** p, size_t n, cudaStream_t s) {
+  if (capturing_stream(s)) throw std::logic_error("CUDA emulator: cudaMallocAsync on a stream being captured");
+  void* q = emu_alloc(n);
+  if (!q) return set_error(cudaErrorMemoryAllocation);
+  *p = q;
+  return cudaSuccess;
+}
+cudaError_t cudaFree(void* p) {
+  if (const cudaError_t e = unsafe_call()) return e;
+  return set_error(emu_free(p));
+}
+cudaError_t cudaFreeAsync(void* p, cudaStream_t s) {
+  if (capturing_stream(s)) throw std::logic_error("CUDA emulator: cudaFreeAsync on a stream being captured");
+  return set_error(emu_free(p));
+}
 cudaError_t cudaHostAlloc(void** p, size_t n, unsigned int) {
+  if (const cudaError_t e = unsafe_call()) return e;
   if (posix_memalign(p, 256, std::max<size_t>(n, 1)) != 0) return set_error(cudaErrorMemoryAllocation);
   std::lock_guard<std::mutex> lock(g_mem_mu);
   g_pinned[*p] = std::max<size_t>(n, 1);
@@ -593,7 +725,8 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* p) {
 }
 // The direction must match where the pointers are, as on a GPU, where a host address handed over
 // as device memory faults: here the copy would succeed and hide it.
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+namespace {
+cudaError_t copy_now(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
   if (n == 0) return cudaSuccess;
   const bool dd = is_device(dst), sd = is_device(src);
   const bool ok = kind == cudaMemcpyDefault || (kind == cudaMemcpyHostToDevice && dd && !sd) ||
@@ -605,15 +738,30 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind
   std::memmove(dst, src, n);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind k, cudaStream_t) {
-  return cudaMemcpy(dst, src, n, k);
-}
-cudaError_t cudaMemset(void* p, int v, size_t n) {
+void set_now(void* p, int v, size_t n) {
   wanwu::emu::profile_record("cudaMemset", 0, n);
   if (n) std::memset(p, v, n);
+}
+}  // namespace
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
+  if (const cudaError_t e = unsafe_call()) return e;
+  return copy_now(dst, src, n, kind);
+}
+// Recorded, a copy reads its source when the graph runs, as a memcpy node does.
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind k, cudaStream_t s) {
+  if (wanwu::emu::record(s, [=] { (void)copy_now(dst, src, n, k); }, "cudaMemcpyAsync")) return cudaSuccess;
+  return copy_now(dst, src, n, k);
+}
+cudaError_t cudaMemset(void* p, int v, size_t n) {
+  if (const cudaError_t e = unsafe_call()) return e;
+  set_now(p, v, n);
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t) { return cudaMemset(p, v, n); }
+cudaError_t cudaMemsetAsync(void* p, int v, size_t n, cudaStream_t s) {
+  if (!wanwu::emu::record(s, [=] { set_now(p, v, n); }, "cudaMemsetAsync")) set_now(p, v, n);
+  return cudaSuccess;
+}
 
 cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int) {
   *pool = reinterpret_cast<cudaMemPool_t>(&g_pool_dummy);
@@ -634,10 +782,16 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
   *s = reinterpret_cast<cudaStream_t>(new int(0));
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { return sync_call(s); }
+cudaError_t cudaStreamQuery(cudaStream_t s) { return sync_call(s); }
+// Waiting on an event recorded outside the capture would tie the graph to work outside it.
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t, unsigned int) {
+  if (!capturing_stream(s)) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_capture_mu);
+  g_capture.invalid = cudaErrorStreamCaptureIsolation;
+  return set_error(cudaErrorStreamCaptureIsolation);
+}
+cudaError_t cudaDeviceSynchronize(void) { return unsafe_call(); }
 
 cudaError_t cudaEventCreate(cudaEvent_t* e) {
   *e = reinterpret_cast<cudaEvent_t>(new EmuEvent);
@@ -648,11 +802,13 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
   delete reinterpret_cast<EmuEvent*>(e);
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
-  reinterpret_cast<EmuEvent*>(e)->t = std::chrono::steady_clock::now();
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  auto* ev = reinterpret_cast<EmuEvent*>(e);
+  if (!wanwu::emu::record(s, [ev] { ev->t = std::chrono::steady_clock::now(); }, "cudaEventRecord"))
+    ev->t = std::chrono::steady_clock::now();
   return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return unsafe_call(); }
 cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
   *ms = std::chrono::duration<float, std::milli>(reinterpret_cast<EmuEvent*>(b)->t -
@@ -753,8 +909,16 @@ struct LtLayout {
 
 }  // namespace
 
-struct cublasContext {};
+struct cublasContext {
+  cudaStream_t stream = nullptr;
+};
 struct cublasLtContext {};
+
+// A library call's work: now, or at each replay when its stream is being captured.
+template <class F>
+void run_on(cudaStream_t s, const char* what, F&& work) {
+  if (!wanwu::emu::record(s, std::function<void()>(work), what)) work();
+}
 
 extern "C" {
 
@@ -762,7 +926,10 @@ cublasStatus_t cublasCreate(cublasHandle_t* h) {
   *h = new cublasContext;
   return CUBLAS_STATUS_SUCCESS;
 }
-cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
+  h->stream = s;
+  return CUBLAS_STATUS_SUCCESS;
+}
 cublasStatus_t cublasLtCreate(cublasLtHandle_t* h) {
   *h = new cublasLtContext;
   return CUBLAS_STATUS_SUCCESS;
@@ -771,28 +938,33 @@ const char* cublasGetStatusString(cublasStatus_t s) {
   return s == CUBLAS_STATUS_SUCCESS ? "CUBLAS_STATUS_SUCCESS" : "CUBLAS_STATUS_INVALID_VALUE (CUDA emulator)";
 }
 
-cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+cublasStatus_t cublasDgemmStridedBatched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                          int k, const double* alpha, const double* A, int lda, long long sa,
                                          const double* B, int ldb, long long sb, const double* beta, double* C,
                                          int ldc, long long sc, int batch) {
   wanwu::emu::profile_call("cublasDgemmStridedBatched", {A, B, C});
   if (!blas_sizes_ok(ta, tb, m, n, k, lda, ldb, ldc, batch)) return CUBLAS_STATUS_INVALID_VALUE;
-  ref_gemm(m, n, k, batch, Operand{A, CUDA_R_64F, ta == CUBLAS_OP_T, lda, sa},
-           Operand{B, CUDA_R_64F, tb == CUBLAS_OP_T, ldb, sb}, C, CUDA_R_64F, ldc, sc, *alpha, *beta, false,
-           nullptr, Act::none);
+  run_on(h->stream, "cublasDgemmStridedBatched", [=, al = *alpha, be = *beta] {
+    ref_gemm(m, n, k, batch, Operand{A, CUDA_R_64F, ta == CUBLAS_OP_T, lda, sa},
+             Operand{B, CUDA_R_64F, tb == CUBLAS_OP_T, ldb, sb}, C, CUDA_R_64F, ldc, sc, al, be, false, nullptr,
+             Act::none);
+  });
   return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                           int k, const void* alpha, const void* A, cudaDataType_t at, int lda,
                                           long long sa, const void* B, cudaDataType_t bt, int ldb, long long sb,
                                           const void* beta, void* C, cudaDataType_t ct, int ldc, long long sc,
                                           int batch, cublasComputeType_t compute, cublasGemmAlgo_t) {
   wanwu::emu::profile_call("cublasGemmStridedBatchedEx", {A, B, C});
   if (!blas_sizes_ok(ta, tb, m, n, k, lda, ldb, ldc, batch)) return CUBLAS_STATUS_INVALID_VALUE;
-  ref_gemm(m, n, k, batch, Operand{A, at, ta == CUBLAS_OP_T, lda, sa}, Operand{B, bt, tb == CUBLAS_OP_T, ldb, sb},
-           C, ct, ldc, sc, *static_cast<const float*>(alpha), *static_cast<const float*>(beta),
-           compute == CUBLAS_COMPUTE_32F_FAST_TF32, nullptr, Act::none);
+  run_on(h->stream, "cublasGemmStridedBatchedEx",
+         [=, al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta)] {
+           ref_gemm(m, n, k, batch, Operand{A, at, ta == CUBLAS_OP_T, lda, sa},
+                    Operand{B, bt, tb == CUBLAS_OP_T, ldb, sb}, C, ct, ldc, sc, al, be,
+                    compute == CUBLAS_COMPUTE_32F_FAST_TF32, nullptr, Act::none);
+         });
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -897,7 +1069,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
                               cublasLtMatrixLayout_t Adesc, const void* B, cublasLtMatrixLayout_t Bdesc,
                               const void* beta, const void* C, cublasLtMatrixLayout_t Cdesc, void* D,
                               cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t* algo, void* ws,
-                              size_t ws_bytes, cudaStream_t) {
+                              size_t ws_bytes, cudaStream_t stream) {
   wanwu::emu::profile_call("cublasLtMatmul", {A, B, C == D ? nullptr : C, D});
   const LtDesc& d = *reinterpret_cast<const LtDesc*>(desc);
   const LtLayout &la = *reinterpret_cast<const LtLayout*>(Adesc), &lb = *reinterpret_cast<const LtLayout*>(Bdesc);
@@ -938,9 +1110,13 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
     default: return CUBLAS_STATUS_NOT_SUPPORTED;
   }
   if (bias && !d.bias) return CUBLAS_STATUS_INVALID_VALUE;
-  ref_gemm(m, n, k, ld.batch, Operand{A, la.t, at, la.ld, la.stride}, Operand{B, lb.t, bt, lb.ld, lb.stride}, D, ld.t,
-           ld.ld, ld.stride, *static_cast<const float*>(alpha), *static_cast<const float*>(beta),
-           d.compute == CUBLAS_COMPUTE_32F_FAST_TF32, bias ? d.bias : nullptr, act);
+  run_on(stream, "cublasLtMatmul",
+         [=, A_ = Operand{A, la.t, at, la.ld, la.stride}, B_ = Operand{B, lb.t, bt, lb.ld, lb.stride},
+          batch = ld.batch, dt = ld.t, ldd = ld.ld, sd = ld.stride, al = *static_cast<const float*>(alpha),
+          be = *static_cast<const float*>(beta), tf32 = d.compute == CUBLAS_COMPUTE_32F_FAST_TF32,
+          bias_ptr = bias ? d.bias : nullptr] {
+           ref_gemm(m, n, k, batch, A_, B_, D, dt, ldd, sd, al, be, tf32, bias_ptr, act);
+         });
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -948,7 +1124,9 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t, cublasLtMatmulDesc_t desc, const
 
 // ---------------------------------------------------------------------------------------------
 // cuDNN: the legacy convolution API with NHWC reference loops; the graph (backend) API declines.
-struct cudnnContext {};
+struct cudnnContext {
+  cudaStream_t stream = nullptr;
+};
 struct cudnnTensorStruct {
   cudnnDataType_t t = CUDNN_DATA_FLOAT;
   int n = 0, c = 0, h = 0, w = 0;
@@ -982,7 +1160,8 @@ enum class ConvPass { forward, data, filter };
 // + beta y; data: dx = alpha conv^T(dy, w) + beta dx; filter: dw = alpha sum(dy x) + beta dw.
 cudnnStatus_t ref_conv(ConvPass pass, const cudnnTensorStruct& xd, const cudnnFilterStruct& wd,
                        const cudnnConvolutionStruct& cd, const cudnnTensorStruct& yd, const void* alpha_p,
-                       const void* beta_p, void* x, void* w, void* y, int algo, void* ws, size_t ws_bytes) {
+                       const void* beta_p, void* x, void* w, void* y, int algo, void* ws, size_t ws_bytes,
+                       bool check_only = false) {
   if (algo != 0) return CUDNN_STATUS_NOT_SUPPORTED;
   if (!ws || ws_bytes < kConvWorkspace) return CUDNN_STATUS_BAD_PARAM;
   const int G = cd.groups, N = xd.n, H = xd.h, W = xd.w, C = xd.c, O = wd.k, KH = wd.h, KW = wd.w, Cg = wd.c;
@@ -990,6 +1169,7 @@ cudnnStatus_t ref_conv(ConvPass pass, const cudnnTensorStruct& xd, const cudnnFi
   if (yd.n != N || yd.c != O || C != Cg * G || O % G != 0 || xd.t != wd.t || xd.t != yd.t) return CUDNN_STATUS_BAD_PARAM;
   if (Ho != (H + 2 * cd.ph - cd.dh * (KH - 1) - 1) / cd.sh + 1 || Wo != (W + 2 * cd.pw - cd.dw * (KW - 1) - 1) / cd.sw + 1)
     return CUDNN_STATUS_BAD_PARAM;
+  if (check_only) return CUDNN_STATUS_SUCCESS;
   const cudaDataType_t t = blas_type(xd.t);
   const double alpha = t == CUDA_R_64F ? *static_cast<const double*>(alpha_p) : *static_cast<const float*>(alpha_p);
   const double beta = t == CUDA_R_64F ? *static_cast<const double*>(beta_p) : *static_cast<const float*>(beta_p);
@@ -1039,6 +1219,26 @@ cudnnStatus_t ref_conv(ConvPass pass, const cudnnTensorStruct& xd, const cudnnFi
   return CUDNN_STATUS_SUCCESS;
 }
 
+// A convolution now, or, on a stream being captured, checked now and run at each replay with
+// the descriptors and scaling factors the call had (the caller may change or destroy them).
+cudnnStatus_t conv_on(cudnnHandle_t h, const char* what, ConvPass pass, const cudnnTensorStruct& xd,
+                      const cudnnFilterStruct& wd, const cudnnConvolutionStruct& cd, const cudnnTensorStruct& yd,
+                      const void* alpha_p, const void* beta_p, void* x, void* w, void* y, int algo, void* ws,
+                      size_t ws_bytes) {
+  if (!capturing_stream(h->stream))
+    return ref_conv(pass, xd, wd, cd, yd, alpha_p, beta_p, x, w, y, algo, ws, ws_bytes);
+  const cudnnStatus_t st = ref_conv(pass, xd, wd, cd, yd, alpha_p, beta_p, x, w, y, algo, ws, ws_bytes, true);
+  if (st != CUDNN_STATUS_SUCCESS) return st;
+  const size_t scale_bytes = xd.t == CUDNN_DATA_DOUBLE ? sizeof(double) : sizeof(float);
+  std::array<unsigned char, sizeof(double)> alpha{}, beta{};
+  std::memcpy(alpha.data(), alpha_p, scale_bytes);
+  std::memcpy(beta.data(), beta_p, scale_bytes);
+  wanwu::emu::record(h->stream, [=] {
+    (void)ref_conv(pass, xd, wd, cd, yd, alpha.data(), beta.data(), x, w, y, algo, ws, ws_bytes);
+  }, what);
+  return CUDNN_STATUS_SUCCESS;
+}
+
 template <class Perf>
 cudnnStatus_t ranked(const cudnnConvolutionStruct& cd, int requested, int* returned, Perf* perf) {
   // a first candidate cuDNN declines, then one that runs with a workspace: the choice's loop and
@@ -1063,7 +1263,10 @@ cudnnStatus_t cudnnCreate(cudnnHandle_t* h) {
   *h = new cudnnContext;
   return CUDNN_STATUS_SUCCESS;
 }
-cudnnStatus_t cudnnSetStream(cudnnHandle_t, cudaStream_t) { return CUDNN_STATUS_SUCCESS; }
+cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s) {
+  h->stream = s;
+  return CUDNN_STATUS_SUCCESS;
+}
 const char* cudnnGetErrorString(cudnnStatus_t s) {
   switch (s) {
     case CUDNN_STATUS_SUCCESS: return "CUDNN_STATUS_SUCCESS";
@@ -1146,32 +1349,32 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const
                                                             cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
   return ranked(*c, requested, returned, perf);
 }
-cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, const cudnnTensorDescriptor_t xd,
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const cudnnTensorDescriptor_t xd,
                                       const void* x, const cudnnFilterDescriptor_t wd, const void* w,
                                       const cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t algo,
                                       void* ws, size_t ws_bytes, const void* beta,
                                       const cudnnTensorDescriptor_t yd, void* y) {
   wanwu::emu::profile_call("cudnnConvolutionForward", {x, w, y});
-  return ref_conv(ConvPass::forward, *xd, *wd, *cd, *yd, alpha, beta, const_cast<void*>(x), const_cast<void*>(w), y,
-                  static_cast<int>(algo), ws, ws_bytes);
+  return conv_on(h, "cudnnConvolutionForward", ConvPass::forward, *xd, *wd, *cd, *yd, alpha, beta,
+                 const_cast<void*>(x), const_cast<void*>(w), y, static_cast<int>(algo), ws, ws_bytes);
 }
-cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, const cudnnFilterDescriptor_t wd,
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, const cudnnFilterDescriptor_t wd,
                                            const void* w, const cudnnTensorDescriptor_t dyd, const void* dy,
                                            const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdDataAlgo_t algo,
                                            void* ws, size_t ws_bytes, const void* beta,
                                            const cudnnTensorDescriptor_t dxd, void* dx) {
   wanwu::emu::profile_call("cudnnConvolutionBackwardData", {w, dy, dx});
-  return ref_conv(ConvPass::data, *dxd, *wd, *cd, *dyd, alpha, beta, dx, const_cast<void*>(w),
-                  const_cast<void*>(dy), static_cast<int>(algo), ws, ws_bytes);
+  return conv_on(h, "cudnnConvolutionBackwardData", ConvPass::data, *dxd, *wd, *cd, *dyd, alpha, beta, dx,
+                 const_cast<void*>(w), const_cast<void*>(dy), static_cast<int>(algo), ws, ws_bytes);
 }
-cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void* alpha, const cudnnTensorDescriptor_t xd,
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha, const cudnnTensorDescriptor_t xd,
                                              const void* x, const cudnnTensorDescriptor_t dyd, const void* dy,
                                              const cudnnConvolutionDescriptor_t cd,
                                              cudnnConvolutionBwdFilterAlgo_t algo, void* ws, size_t ws_bytes,
                                              const void* beta, const cudnnFilterDescriptor_t dwd, void* dw) {
   wanwu::emu::profile_call("cudnnConvolutionBackwardFilter", {x, dy, dw});
-  return ref_conv(ConvPass::filter, *xd, *dwd, *cd, *dyd, alpha, beta, const_cast<void*>(x), dw,
-                  const_cast<void*>(dy), static_cast<int>(algo), ws, ws_bytes);
+  return conv_on(h, "cudnnConvolutionBackwardFilter", ConvPass::filter, *xd, *dwd, *cd, *dyd, alpha, beta,
+                 const_cast<void*>(x), dw, const_cast<void*>(dy), static_cast<int>(algo), ws, ws_bytes);
 }
 
 // The graph API: no engine here, so every f16/bf16 convolution takes the legacy path above.

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Copies kernels/*.cuh for the CUDA emulator (tests/emu): g++ cannot parse a kernel launch, so
 each `kernel<args><<<grid, block, smem, stream>>>(params)` becomes
-`::wanwu::emu::launch(grid, block, smem, stream)([&](auto... a) { kernel<args>(a...); })(params)`
-(a call, so template arguments are deduced from the parameters as a launch deduces them), and
-runtime.cuh includes
+`::wanwu::emu::launch(grid, block, smem, stream)([=](auto... a) { kernel<args>(a...); })(params)`
+(a call, so template arguments are deduced from the parameters as a launch deduces them; the
+lambda copies what names the kernel, a local function pointer included, because a launch on a
+stream being captured into a graph runs again at each replay, after the launching function has
+returned), and runtime.cuh includes
 the emulator's device header after the CUDA headers. Nothing else changes: the emulated test runs
 the kernels' own code. Usage: rewrite_kernels.py KERNELS_DIR OUT_DIR
 """
@@ -57,7 +59,7 @@ def rewrite(text: str, name: str) -> str:
         # numbers (in compiler errors and the emulator's file:line sites) are the original's
         breaks = "\n" * text[s:a].count("\n")
         base = re.match(r"[A-Za-z_:][A-Za-z_0-9:]*", kernel).group(0)
-        out.append(f'::wanwu::emu::launch_named("{base}", {cfg})([&](auto... a) {{ {kernel}(a...); }}){breaks}')
+        out.append(f'::wanwu::emu::launch_named("{base}", {cfg})([=](auto... a) {{ {kernel}(a...); }}){breaks}')
         pos = b + 3
         count += 1
     out.append(text[pos:])

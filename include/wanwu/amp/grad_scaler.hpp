@@ -55,6 +55,10 @@ class GradScaler {
     for (auto& g : opt.param_groups())
       for (auto& p : g.params)
         if (p.grad().defined()) grads.push_back(p.grad());
+    for (const Tensor& g : grads)
+      WANWU_CHECK_T(DeviceError, active_capture(g.device()) == nullptr, "GradScaler: fp16 loss scaling reads its "
+                    "inf/NaN check on the host every step, which a graph capture on ", g.device(),
+                    " cannot record (StepGraph); train such a step without a graph, or in bf16 or f32");
     // Marked unscaled first: if the check's read raises (a bad target found on the device), the
     // gradients are divided already, and a step() after the caller catches it must neither divide
     // them again nor apply them.

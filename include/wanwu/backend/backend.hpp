@@ -10,8 +10,11 @@
 #pragma once
 
 #include <array>
+#include <memory>
 #include <string>
+#include <vector>
 
+#include "../core/capture.hpp"
 #include "../core/conv_algorithm.hpp"
 #include "../core/matmul_precision.hpp"
 #include "../core/rng.hpp"
@@ -90,6 +93,15 @@ struct AttentionParams {
   double dropout_p = 0.0;
   bool causal = false;
   uint64_t seed = 0, offset = 0;  // Philox stream of the dropout mask
+  const double* offset_shift = nullptr;  // as RandomParams::offset_shift
+};
+
+// A device's work recorded once and replayed as one launch (a CUDA graph; backend/step_graph.hpp).
+class DeviceGraph {
+ public:
+  virtual ~DeviceGraph() = default;
+  // Writes `live` to the capture's live buffer (core/capture.hpp), then enqueues the recorded work.
+  virtual void replay(const std::vector<double>& live) = 0;
 };
 
 class Backend {
@@ -104,6 +116,21 @@ class Backend {
   // Waits like synchronize() but leaves such an error pending for the next read: for waits that
   // must not throw it, like a profiler's timing inside a backward pass.
   virtual void drain(int /*device_index*/) {}
+  // ---- graphs (DESIGN §5: CUDA graphs for fixed-shape steps) ----
+  // Starts recording the calling thread's work on the device instead of running it: until
+  // end_capture, work enqueued there is recorded, a read from the device or a wait for it throws,
+  // and memory comes from a pool that belongs to the graph. A backend without graphs throws.
+  virtual void begin_capture(int device_index) {
+    throw DeviceError(detail::str("graph capture: ", Device(device_type(), device_index), " has no graphs"));
+  }
+  // `live` is the capture's f64 live buffer (core/capture.hpp), which each replay fills first.
+  virtual std::unique_ptr<DeviceGraph> end_capture(int device_index, const Tensor& /*live*/) {
+    throw DeviceError(detail::str("graph capture: ", Device(device_type(), device_index), " has no graphs"));
+  }
+  // Ends a capture that failed (the step threw): the recording is dropped and the device runs
+  // work again as it comes.
+  virtual void abort_capture(int /*device_index*/) noexcept {}
+
   // Whether every op queued on the device so far has finished (PyTorch's Stream.query()); never
   // waits. A CPU op has finished when it returns.
   virtual bool is_idle(int /*device_index*/) { return true; }

@@ -631,7 +631,19 @@ struct SgdStepParams {
   double lr = 0.0, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
   bool nesterov = false;
   bool init_buffer = false;  // first step: the momentum buffer becomes the gradient
+  // Inside a CUDA graph (core/capture.hpp): device address of the doubles that replace the
+  // fields above at each replay, in sgd_live_store's order; a kernel applies them once with
+  // with_live. Null outside a capture, and always on the CPU.
+  const double* live = nullptr;
 };
+inline constexpr size_t kSgdLive = 4;
+WANWU_HD inline void sgd_live_store(const SgdStepParams& s, double* v) {
+  v[0] = s.lr, v[1] = s.momentum, v[2] = s.dampening, v[3] = s.weight_decay;
+}
+WANWU_HD inline SgdStepParams with_live(SgdStepParams s) {
+  if (s.live) s.lr = s.live[0], s.momentum = s.live[1], s.dampening = s.live[2], s.weight_decay = s.live[3];
+  return s;
+}
 
 // PyTorch's SGD: d = g + wd * p; buf = momentum * buf + (1 - dampening) * d (or d on the first
 // step); d = nesterov ? d + momentum * buf : buf; p -= lr * d.
@@ -652,7 +664,20 @@ struct AdamStepParams {
   bool amsgrad = false;
   double step_size = 0.0;              // lr / (1 - beta1^step)
   double bias_correction2_sqrt = 1.0;  // sqrt(1 - beta2^step)
+  const double* live = nullptr;        // as SgdStepParams::live, in adam_live_store's order
 };
+inline constexpr size_t kAdamLive = 7;
+WANWU_HD inline void adam_live_store(const AdamStepParams& s, double* v) {
+  v[0] = s.lr, v[1] = s.beta1, v[2] = s.beta2, v[3] = s.eps, v[4] = s.weight_decay, v[5] = s.step_size;
+  v[6] = s.bias_correction2_sqrt;
+}
+WANWU_HD inline AdamStepParams with_live(AdamStepParams s) {
+  if (s.live) {
+    s.lr = s.live[0], s.beta1 = s.live[1], s.beta2 = s.live[2], s.eps = s.live[3], s.weight_decay = s.live[4];
+    s.step_size = s.live[5], s.bias_correction2_sqrt = s.live[6];
+  }
+  return s;
+}
 
 // PyTorch's Adam / AdamW (single-tensor path), in its order of operations.
 template <class C>

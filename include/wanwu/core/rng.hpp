@@ -63,6 +63,9 @@ struct RandomParams {
   int64_t lo = 0, hi = 2;
   uint64_t seed = 0;
   uint64_t offset = 0;  // first Philox block of this op
+  // Inside a CUDA graph (core/capture.hpp): device address of a shift the kernel adds to `offset`
+  // at each replay. Null outside a capture, and always on the CPU.
+  const double* offset_shift = nullptr;
 };
 
 // How many Philox blocks an op of n elements uses (wide: 64-bit values, two per block).

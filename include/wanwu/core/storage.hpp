@@ -47,4 +47,14 @@ class Storage {
   std::atomic<uint32_t> version_{0};
 };
 
+namespace detail {
+// While this thread records a graph (core/capture.hpp): every storage the recorded work changes in
+// place, so that each replay marks it changed again. A cache keyed by versions (the folded
+// conv-bn weights of eval mode) must see a replayed optimizer step as the change it is.
+inline std::vector<std::weak_ptr<Storage>>*& capture_write_log() {
+  thread_local std::vector<std::weak_ptr<Storage>>* log = nullptr;
+  return log;
+}
+}  // namespace detail
+
 }  // namespace wanwu

@@ -114,7 +114,10 @@ class Tensor {
     return true;
   }
   uint32_t version() const { return storage()->version(); }
-  void bump_version() const { storage()->bump_version(); }
+  void bump_version() const {
+    storage()->bump_version();
+    if (auto* log = detail::capture_write_log()) log->push_back(storage());
+  }
 
   // ---- raw data (CPU) ----
   void* data_ptr() const {

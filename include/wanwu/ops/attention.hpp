@@ -53,9 +53,10 @@ inline Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_i
   }
   if (p.dropout_p > 0.0) {
     Generator& g = o.generator ? *o.generator : default_generator();
-    auto [seed, offset] = g.reserve(random_blocks(B * H * L * S, false));
-    p.seed = seed;
-    p.offset = offset;
+    const RandomDraw r = reserve_random(g, random_blocks(B * H * L * S, false), q.device());
+    p.seed = r.seed;
+    p.offset = r.offset;
+    p.offset_shift = r.shift;
   }
   // GEMMs read q, k, v through their strides; only the last axis must be contiguous.
   auto rows = [](const Tensor& t) { return t.stride(3) == 1 ? t.detach() : detail::copy_as(t, t.dtype()); };

@@ -155,9 +155,10 @@ inline Tensor random_tensor(const Shape& shape, const TensorOptions& o, RandomPa
   const uint64_t range = static_cast<uint64_t>(p.hi - p.lo);
   const bool wide = o.dtype_ == DType::f64 || (p.kind == RandomKind::randint && range > (uint64_t(1) << 32));
   Generator& g = gen ? *gen : default_generator();
-  auto [seed, offset] = g.reserve(random_blocks(t.numel(), wide));
-  p.seed = seed;
-  p.offset = offset;
+  const RandomDraw r = reserve_random(g, random_blocks(t.numel(), wide), o.device_);
+  p.seed = r.seed;
+  p.offset = r.offset;
+  p.offset_shift = r.shift;
   backend_for(o.device_).random(t, p, wide);
   return finish_factory(t, o);
 }

@@ -56,29 +56,24 @@ class AdamBase : public Optimizer {
         if (!grad.defined()) continue;
         WANWU_CHECK_VALUE(p.is_contiguous(), name(), ": parameters must be contiguous, got strides ", p.strides());
         ParamState& st = state_for(p);
+        const bool capturing = active_capture(p.device()) != nullptr;
+        WANWU_CHECK_VALUE(!capturing || !st.tensors.empty(), name(), ": a parameter's state would be created inside a "
+                          "graph capture, and every replay would reset it; run one step before capturing it "
+                          "(StepGraph::capture)");
         if (st.tensors.empty()) {
           st.tensors["exp_avg"] = zeros_like(p);
           st.tensors["exp_avg_sq"] = zeros_like(p);
         }
         if (g.amsgrad == AmsGrad::yes && !st.tensors.count("max_exp_avg_sq"))
           st.tensors["max_exp_avg_sq"] = zeros_like(p);
-        st.step += 1;
-        batches.add(p.device(), st.step,
+        if (!capturing) st.step += 1;  // a capture's step counts advance at each replay (live_params)
+        batches.add(p.device(), capturing ? st.step + 1 : st.step,
                     AdamTensors{p, detail::contiguous_no_grad(grad), st.tensors["exp_avg"], st.tensors["exp_avg_sq"],
                                 g.amsgrad == AmsGrad::yes ? st.tensors["max_exp_avg_sq"] : Tensor()});
       }
       for (const auto& b : batches.batches) {
-        AdamStepParams s;
-        s.lr = g.lr;
-        s.beta1 = g.beta1;
-        s.beta2 = g.beta2;
-        s.eps = g.eps;
-        s.weight_decay = g.weight_decay;
-        s.decoupled = wd_ == WeightDecay::decoupled;
-        s.amsgrad = g.amsgrad == AmsGrad::yes;
-        const double step = static_cast<double>(b.key);
-        s.step_size = g.lr / (1.0 - std::pow(g.beta1, step));
-        s.bias_correction2_sqrt = std::sqrt(1.0 - std::pow(g.beta2, step));
+        AdamStepParams s = params_of(g, b.key);
+        if (GraphCapture* cap = active_capture(b.device)) s.live = live_params(*cap, g, b.tensors);
         backend_for(b.device).adam_step_multi(b.tensors, s);
         for (const AdamTensors& t : b.tensors) t.param.bump_version();
       }
@@ -86,6 +81,36 @@ class AdamBase : public Optimizer {
   }
 
  private:
+  AdamStepParams params_of(const ParamGroup& g, int64_t step_count) const {
+    AdamStepParams s;
+    s.lr = g.lr;
+    s.beta1 = g.beta1;
+    s.beta2 = g.beta2;
+    s.eps = g.eps;
+    s.weight_decay = g.weight_decay;
+    s.decoupled = wd_ == WeightDecay::decoupled;
+    s.amsgrad = g.amsgrad == AmsGrad::yes;
+    const double step = static_cast<double>(step_count);
+    s.step_size = g.lr / (1.0 - std::pow(g.beta1, step));
+    s.bias_correction2_sqrt = std::sqrt(1.0 - std::pow(g.beta2, step));
+    return s;
+  }
+  // Inside a graph capture: each replay counts the batch's parameters' step, as the eager step
+  // does, and its kernels read the hyper-parameters and bias corrections of that step.
+  const double* live_params(GraphCapture& cap, const ParamGroup& g, const std::vector<AdamTensors>& batch) {
+    const size_t gi = static_cast<size_t>(&g - groups_.data());
+    std::vector<Tensor> params;
+    for (const AdamTensors& t : batch) params.push_back(t.param);
+    return cap.live_values(
+        kAdamLive,
+        [this, gi, params](double* v) {
+          int64_t step = 0;
+          for (const Tensor& p : params) step = state_for(p).step += 1;
+          adam_live_store(params_of(groups_.at(gi), step), v);
+        },
+        wd_ == WeightDecay::decoupled ? "AdamW" : "Adam");
+  }
+
   WeightDecay wd_;
 };
 

@@ -67,17 +67,42 @@ class SGD : public Optimizer {
         batches.add(p.device(), init, SgdTensors{p, detail::contiguous_no_grad(grad), buf});
       }
       for (const auto& b : batches.batches) {
-        SgdStepParams s;
-        s.lr = g.lr;
-        s.momentum = g.momentum;
-        s.dampening = g.dampening;
-        s.weight_decay = g.weight_decay;
-        s.nesterov = g.nesterov == Nesterov::yes;
+        SgdStepParams s = params_of(g);
         s.init_buffer = b.key;
+        if (GraphCapture* cap = active_capture(b.device)) s.live = live_params(*cap, g, b.key);
         backend_for(b.device).sgd_step_multi(b.tensors, s);
         for (const SgdTensors& t : b.tensors) t.param.bump_version();
       }
     }
+  }
+
+ private:
+  static SgdStepParams params_of(const ParamGroup& g) {
+    SgdStepParams s;
+    s.lr = g.lr;
+    s.momentum = g.momentum;
+    s.dampening = g.dampening;
+    s.weight_decay = g.weight_decay;
+    s.nesterov = g.nesterov == Nesterov::yes;
+    return s;
+  }
+  // Inside a graph capture: the hyper-parameters each replay reads, taken from the group as it is
+  // at that replay (a schedule changes lr between replays). Which tensors the step touches is
+  // fixed by the capture, so a momentum buffer cannot start in one and momentum cannot turn on.
+  const double* live_params(GraphCapture& cap, const ParamGroup& g, bool init_buffer) {
+    WANWU_CHECK_VALUE(!init_buffer, "SGD: momentum buffers would start inside a graph capture, and every replay "
+                      "would start them again; run one step before capturing it (StepGraph::capture)");
+    const size_t gi = static_cast<size_t>(&g - groups_.data());
+    const bool momentum = g.momentum != 0.0;
+    return cap.live_values(
+        kSgdLive,
+        [this, gi, momentum](double* v) {
+          const ParamGroup& now = groups_.at(gi);
+          WANWU_CHECK_VALUE((now.momentum != 0.0) == momentum, "SGD: group '", now.name, "' turned momentum ",
+                            momentum ? "off" : "on", " after its step was captured into a graph; capture it again");
+          sgd_live_store(params_of(now), v);
+        },
+        "SGD");
   }
 };
 
