@@ -48,11 +48,11 @@ const std::vector<FlagSpec> kSweepOnly = {
     {"resume", Takes::value, "continue the sweep in SWEEPDIR with its saved plan", "SWEEPDIR"},
 };
 // Train flags that are not dimensions: they say where things are or how the program runs.
-const std::set<std::string> kNotDimensions = {"data",   "out",         "resume", "max-steps",
-                                              "workers", "device", "conv-search", "tf32"};
+const std::set<std::string> kNotDimensions = {"data",   "out",         "resume", "max-steps",   "workers",
+                                              "device", "conv-search", "tf32",   "cuda-graph"};
 // Flags that may change between a sweep and its continuation: they do not change any trial's
 // recipe, only where and how fast it runs (passed to every trial, and to a resumed one).
-const std::set<std::string> kRuntimeFlags = {"workers", "device", "conv-search", "tf32"};
+const std::set<std::string> kRuntimeFlags = {"workers", "device", "conv-search", "tf32", "cuda-graph"};
 const std::set<std::string> kIntegerFlags = {"epochs", "batch-size", "accum-steps", "img-size", "seed"};
 
 std::vector<FlagSpec> sweep_flags() {

@@ -58,10 +58,14 @@ const std::vector<FlagSpec> kTrainFlags = {
      "on first use, as torch.backends.cudnn.benchmark (default heuristic)", "MODE"},
     {"tf32", Takes::nothing,
      "CUDA f32 matrix products and convolutions may use TF32 tensor cores (about 1e-3 relative error)"},
+    {"cuda-graph", Takes::nothing,
+     "on CUDA, replay each training step from one captured CUDA graph (same results, fewer launches; not with "
+     "--amp fp16 or --accum-steps above 1)"},
 };
 
 // Flags that may accompany --resume: they do not change the recipe (how fast the GPU runs it, where).
-const std::vector<std::string> kResumeFlags = {"resume", "max-steps", "workers", "device", "out", "conv-search", "tf32"};
+const std::vector<std::string> kResumeFlags = {"resume", "max-steps", "workers", "device", "out", "conv-search", "tf32",
+                                               "cuda-graph"};
 
 // --conv-search and --tf32 (per-thread settings, set for the thread that trains).
 ConvAlgorithmSearch conv_search_flag(const Args& a) {
@@ -160,6 +164,35 @@ Config parse_config(const Args& a) {
   c.seed = a.integer("seed", 0, 0);
   if (c.nesterov && c.optimizer != "sgd") throw UsageError("train: --nesterov needs --optimizer sgd");
   return c;
+}
+
+Tensor train_forward(models::Classifier& model, const Tensor& x, const Tensor& y, const std::optional<DType>& autocast,
+                     const CrossEntropyOptions& ce) {
+  std::optional<amp::Autocast> ac;
+  if (autocast) ac.emplace(*autocast);
+  return cross_entropy(model.forward(x), y, ce);
+}
+
+// One training step captured into a CUDA graph (backend/step_graph.hpp) with its own input
+// tensors: a replay copies the batch in and reruns the step's device work.
+struct GraphedStep {
+  StepGraph graph;
+  Tensor x, y, loss;
+  explicit GraphedStep(Device d) : graph(d) {}
+  const Tensor& replay(const data::Batch& b) {
+    x.copy_(b.images, NonBlocking::yes);
+    y.copy_(b.labels, NonBlocking::yes);
+    graph.replay();
+    return loss;
+  }
+};
+template <class Step>
+std::unique_ptr<GraphedStep> capture_train_step(Device device, const data::Batch& b, Step step) {
+  auto g = std::make_unique<GraphedStep>(device);
+  g->x = empty_tensor(b.images.shape(), b.images.dtype(), device);
+  g->y = empty_tensor(b.labels.shape(), b.labels.dtype(), device);
+  g->graph.capture([gp = g.get(), step] { gp->loss = step(gp->x, gp->y); });
+  return g;
 }
 
 data::AugmentPreset augment_preset(const std::string& s) {
@@ -496,6 +529,13 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
   const std::optional<DType> autocast = c.amp == "fp16"   ? std::optional<DType>(DType::f16)
                                         : c.amp == "bf16" ? std::optional<DType>(DType::bf16)
                                                           : std::nullopt;
+  // --cuda-graph (docs/cuda.md): the CPU has no graphs and ignores it, as it does --tf32.
+  const bool graph_steps = a.has("cuda-graph") && device.is_cuda();
+  if (graph_steps && c.amp == "fp16")
+    throw UsageError("train: --cuda-graph cannot be used with --amp fp16 (loss scaling reads the GPU every step); "
+                     "use --amp bf16");
+  if (graph_steps && c.accum_steps != 1)
+    throw UsageError("train: --cuda-graph needs --accum-steps 1, got " + std::to_string(c.accum_steps));
 
   RunState st;
   std::vector<json> history;
@@ -532,6 +572,8 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
   Progress progress(stdout_is_terminal() ? ProgressStyle::bar : ProgressStyle::lines);
   PendingLosses losses(device.is_cuda() ? LossReads::batched : LossReads::each,
                        scaler.enabled() ? NonFiniteLoss::skipped : NonFiniteLoss::diverged);
+  int64_t eager_steps = 0;
+  std::unique_ptr<GraphedStep> graphed;  // after the model, optimizer and scaler: it replays their work
   const auto run_t0 = std::chrono::steady_clock::now();
   double train_seconds_total = 0;
   int64_t images_total = 0;
@@ -551,25 +593,38 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
         ++i;
         continue;
       }
-      // the loader's batch is fresh and nothing writes it: the upload need not wait
-      Tensor x = b.images.to(device, NonBlocking::yes), y = b.labels.to(device, NonBlocking::yes);
+      // With --cuda-graph, a full batch after the run's first step (which creates the optimizer's
+      // state) replays the captured step; its loss is copied out before the next replay rewrites it.
+      const bool replay = graph_steps && eager_steps > 0 && b.labels.size(0) == c.batch_size;
       Tensor loss;
-      if (autocast) {
-        amp::Autocast ac(*autocast);
-        loss = cross_entropy(model->forward(x), y, ce);
+      if (replay) {
+        if (!graphed) graphed = capture_train_step(device, b, [&](const Tensor& x, const Tensor& y) {
+            const Tensor l = train_forward(*model, x, y, autocast, ce);
+            scaler.scale(l * acc.loss_scale(0)).backward();
+            scaler.step(*opt);
+            scaler.update();
+            opt->zero_grad();
+            return l;
+          });
+        loss = graphed->replay(b).clone();
       } else {
-        loss = cross_entropy(model->forward(x), y, ce);
+        // the loader's batch is fresh and nothing writes it: the upload need not wait
+        loss = train_forward(*model, b.images.to(device, NonBlocking::yes), b.labels.to(device, NonBlocking::yes),
+                             autocast, ce);
       }
       losses.add(loss, b.labels.size(0), st.epoch + 1, st.global_step + 1);
       if (losses.full()) losses.read_into(st.loss_sum, st.loss_count);
-      scaler.scale(loss * acc.loss_scale(i)).backward();
+      if (!replay) scaler.scale(loss * acc.loss_scale(i)).backward();
       images_epoch += b.labels.size(0);
       ++i;
       st.batch = i;
       if (!acc.is_step(i - 1)) continue;
-      scaler.step(*opt);
-      scaler.update();
-      opt->zero_grad();
+      if (!replay) {
+        scaler.step(*opt);
+        scaler.update();
+        opt->zero_grad();
+        ++eager_steps;
+      }
       ++st.global_step;
       sched.step(st.global_step);
       if (st.global_step % std::max<int64_t>(1, steps_per_epoch / 25) == 0)

@@ -289,13 +289,24 @@ def case_cuda_train(wanwu, work):
     check(probe.returncode == 0, f"cuda probe run failed:\n{probe.stderr}")
     res = {}
     # and with cuDNN's algorithms timed per shape and TF32 products (both settings of the training thread)
+    # and every step after the first replayed from a CUDA graph, which must compute what the eager steps do
     for name, flags in (("cpu", cpu_flags), ("cuda", cuda_flags), ("cuda_bf16", cuda_flags + ["--amp", "bf16"]),
-                        ("cuda_benchmark_tf32", cuda_flags + ["--conv-search", "benchmark", "--tf32"])):
+                        ("cuda_benchmark_tf32", cuda_flags + ["--conv-search", "benchmark", "--tf32"]),
+                        ("cuda_graph", cuda_flags + ["--cuda-graph"]),
+                        ("cuda_bf16_graph", cuda_flags + ["--amp", "bf16", "--cuda-graph"])):
         out = os.path.join(work, name)
         run(wanwu, "train", *base, "--out", out, *flags)
         res[name] = read_jsonl(os.path.join(out, "metrics.jsonl"))
     l_cpu, l_gpu = res["cpu"][0]["train_loss"], res["cuda"][0]["train_loss"]
     check(abs(l_cpu - l_gpu) <= 0.02 * abs(l_cpu), f"epoch-1 train loss cpu {l_cpu} vs cuda {l_gpu}")
+    for eager, graph in (("cuda", "cuda_graph"), ("cuda_bf16", "cuda_bf16_graph")):
+        for e, g in zip(res[eager], res[graph]):
+            for key in ("train_loss", "val_loss", "lr"):
+                check(abs(e[key] - g[key]) <= 1e-4 * abs(e[key]) + 1e-7,
+                      f"epoch {e['epoch']} {key}: eager {e[key]} vs graph-replayed {g[key]} ({graph})")
+    r = run(wanwu, "train", *base, "--out", os.path.join(work, "fp16_graph"), *cuda_flags, "--amp", "fp16",
+            "--cuda-graph", expect=2)
+    check("--cuda-graph cannot be used with --amp fp16" in r.stderr, f"fp16 with --cuda-graph: {r.stderr}")
     for name, m in res.items():
         best = max(r["val_acc"] for r in m)
         check(best >= 0.60, f"{name}: val_acc {best} not above chance by the required margin")
@@ -307,7 +318,8 @@ def case_cuda_train(wanwu, work):
         probs[dev] = {t["class_id"]: t["prob"] for t in o["topk"]}
     for c, p in probs["cpu"].items():
         check(abs(p - probs["cuda"][c]) < 1e-3, f"predict on cpu vs cuda: class {c}: {p} vs {probs['cuda'][c]}")
-    print(f"ok: cuda train loss {l_gpu:.5f} vs cpu {l_cpu:.5f}; bf16 learns; predict agrees to 1e-3")
+    print(f"ok: cuda train loss {l_gpu:.5f} vs cpu {l_cpu:.5f}; bf16 learns; graph-replayed steps match the eager "
+          f"ones; predict agrees to 1e-3")
 
 
 def file_hash(p):
