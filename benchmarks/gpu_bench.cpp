@@ -6,8 +6,10 @@
 // step; f32 GEMM with TF32 allowed; ViT-B's MLP input projection with its bias and tanh-GELU in the
 // GEMM's epilogue; the fused cross-entropy forward + backward; AdamW and SGD steps over
 // ResNet-50's 161 parameters (the multi-tensor kernels); training batch norm + ReLU forward and
-// backward at ResNet-50 shapes; and a whole ResNet-50 training step in bf16 autocast at batch 256
-// with its peak memory, its phases, and its backward pass op by op (autograd/profile.hpp).
+// backward at ResNet-50 shapes; resnet18 training steps at 32x32, eager and replayed from a CUDA
+// graph, and ResNet-50's step replayed from one; and a whole ResNet-50 training step in bf16
+// autocast at batch 256 with its peak memory, its phases, and its backward pass op by op
+// (autograd/profile.hpp).
 // Wall-clock time over many iterations between two device synchronizations, so launch overheads
 // count as they do in training. benchmarks/gpu_compare.py runs the same work in PyTorch and writes
 // the table.
@@ -165,6 +167,55 @@ void optimizer_bench() {
         [&] { (void)optim::scale_all_(grads, 1.0 / 65536, optim::CheckNonfinite::yes); }, 2.0 * 4 * np);
 }
 
+// The training steps' set-up: a seeded torchvision model on the device in train mode, and SGD
+// with momentum and weight decay over its parameters (torchvision's reference recipe).
+std::pair<std::shared_ptr<models::Classifier>, std::unique_ptr<optim::SGD>> sgd_training(const std::string& arch,
+                                                                                          int64_t classes) {
+  Generator g(0);
+  models::ModelOptions mo;
+  mo.num_classes = classes;
+  mo.layer.device = kDev;
+  mo.layer.generator = &g;
+  auto model = models::create_model(arch, mo);
+  model->train();
+  optim::SGDOptions so;
+  so.lr = 0.1;
+  so.momentum = 0.9;
+  so.weight_decay = 1e-4;
+  auto opt = std::make_unique<optim::SGD>(model->parameters(), so);
+  return {model, std::move(opt)};
+}
+
+// A bf16 autocast training step (SGD with momentum, synthetic data on the device) run eagerly or
+// replayed from a CUDA graph (backend/step_graph.hpp), against PyTorch's eager step and its
+// torch.cuda.graph replay. At small images and batches a step is hundreds of launches of little
+// work each, and the host's launch time, not the GPU, sets its pace: what graphs remove.
+void graph_step_bench(const std::string& arch, int64_t batch, int64_t side, int iters, bool graph) {
+  const auto setup = sgd_training(arch, 10);
+  const auto& model = setup.first;
+  optim::SGD& opt = *setup.second;
+  const Tensor x = dev_randn({sz(batch, batch / 2), side, side, 3}, DType::f32);
+  const Tensor y = randint(0, 10, {sz(batch, batch / 2)}, TensorOptions(DType::i64).device(kDev));
+  auto step = [&] {
+    opt.zero_grad();
+    Tensor loss;
+    {
+      amp::Autocast ac(DType::bf16);
+      loss = cross_entropy((*model)(x), y);
+    }
+    loss.backward();
+    opt.step();
+  };
+  step();  // optimizer state and the convolutions' algorithms exist before the capture
+  StepGraph sg(kDev);
+  if (graph) sg.capture(step);
+  bench(detail::str(arch, " train step bf16, batch ", batch, ", ", side, "x", side, graph ? ", cuda graph" : ", eager"),
+        iters, [&] {
+          if (graph) sg.replay();
+          else step();
+        });
+}
+
 // torchvision's ResNet-50 training step as a user writes it: bf16 autocast forward, cross-entropy,
 // backward, SGD with momentum and weight decay; synthetic data already on the GPU. With
 // ConvAlgorithmSearch::benchmark (PyTorch's cudnn.benchmark) the first step times the cuDNN
@@ -172,17 +223,9 @@ void optimizer_bench() {
 void resnet50_train_step(int64_t batch, int iters, ConvAlgorithmSearch search) {
   ConvAlgorithmSearchGuard search_guard(search);
   const bool bench_mode = search == ConvAlgorithmSearch::benchmark;
-  Generator g(0);
-  models::ModelOptions mo;
-  mo.layer.device = kDev;
-  mo.layer.generator = &g;
-  auto model = models::create_model("resnet50", mo);
-  model->train();
-  optim::SGDOptions so;
-  so.lr = 0.1;
-  so.momentum = 0.9;
-  so.weight_decay = 1e-4;
-  optim::SGD opt(model->parameters(), so);
+  const auto setup = sgd_training("resnet50", 1000);
+  const auto& model = setup.first;
+  optim::SGD& opt = *setup.second;
   // the emulator's convolutions are reference loops: its dry run takes 32x32 images
   const int64_t side = kBenchDevice == "cuda-dry" ? 32 : 224;
   const Tensor x = dev_randn({batch, side, side, 3}, DType::f32);
@@ -315,6 +358,10 @@ int main() {
   batch_norm_bench(56, 64);
   batch_norm_bench(56, 256);
   batch_norm_bench(14, 1024);
+  for (bool graph : {false, true})
+    guarded("resnet18 train step", [graph] { graph_step_bench("resnet18", 64, 32, 50, graph); });
+  guarded("resnet50 train step, cuda graph",
+          [] { graph_step_bench("resnet50", 256, kDry ? 32 : 224, 10, true); });
   guarded("resnet50 train step", [] { resnet50_train_step(sz(256, 128), 10, ConvAlgorithmSearch::heuristic); });
   guarded("resnet50 train step, conv benchmark mode",
           [] { resnet50_train_step(sz(256, 128), 10, ConvAlgorithmSearch::benchmark); });

@@ -190,6 +190,11 @@ def torch_times():
         except Exception as e:  # noqa: BLE001 - keep the other rows
             print(f"torch batch_norm {hw}x{c}: {e!r}", file=sys.stderr)
 
+    try:
+        graph_steps(torch, F, dev, bench)
+    except Exception as e:  # noqa: BLE001 - the rows show as missing; say why
+        print(f"torch graph steps: {e!r}", file=sys.stderr)
+
     train = {}
     try:
         import torchvision
@@ -246,6 +251,55 @@ def torch_times():
         train["error"] = repr(e)
     torch.backends.cudnn.benchmark = False
     return out, train, torch.__version__, "the CPU (dry run)" if DRY else torch.cuda.get_device_name()
+
+
+def graph_steps(torch, F, dev, bench):
+    """gpu_bench's graph_step_bench rows: a bf16 autocast SGD step, eager and replayed from a
+    torch.cuda.graph capture as PyTorch's whole-network example does it (warm-up on a side stream,
+    autocast's cast cache off, which capture requires). The dry run has no CUDA: it times the eager
+    step under both names, so that the table's plumbing is checked."""
+    import torchvision
+    cl = torch.channels_last
+    for arch, batch, img, iters, graphs in (("resnet18", 64, 32, 50, (False, True)),
+                                            ("resnet50", 256, 32 if DRY else 224, 10, (True,))):
+        for graph in graphs:
+            torch.manual_seed(0)
+            model = getattr(torchvision.models, arch)(num_classes=10).to(dev).to(memory_format=cl).train()
+            opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+            n = sz(batch, batch // 2)
+            x = torch.randn(n, 3, img, img, device=dev).to(memory_format=cl)
+            y = torch.randint(0, 10, (n,), device=dev)
+
+            def step():
+                opt.zero_grad(set_to_none=True)
+                with torch.autocast(dev, dtype=torch.bfloat16, cache_enabled=False):
+                    loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+
+            f, g = step, None
+            if graph and not DRY:
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    for _ in range(3):
+                        step()
+                torch.cuda.current_stream().wait_stream(side)
+                g = torch.cuda.CUDAGraph()
+                opt.zero_grad(set_to_none=True)
+                with torch.cuda.graph(g):
+                    with torch.autocast(dev, dtype=torch.bfloat16, cache_enabled=False):
+                        loss = F.cross_entropy(model(x), y)
+                    loss.backward()
+                    opt.step()
+                f = g.replay
+            else:
+                step()
+            name = f"{arch} train step bf16, batch {batch}, {img}x{img}, {'cuda graph' if graph else 'eager'}"
+            bench(name, iters, f)
+            del model, opt, x, y, f, g
+            if not DRY:
+                torch.cuda.empty_cache()
 
 
 def torch_backward_ops(model, x, y, dev, top=25):
