@@ -184,6 +184,46 @@ TEST_CASE("random draws in a captured step advance at each replay as the eager d
   CHECK_THROWS_WITH_AS(g.replay(), doctest::Contains("was reseeded after the capture"), ValueError);
 }
 
+TEST_CASE("attention dropout in a captured step draws each replay's mask as the eager step does, forward and backward") {
+  // q, k, v [B,H,L,D] leaves; the step's output and the gradients of q and v depend on the mask
+  Generator g(8);
+  Tensor q = randn({2, 2, 5, 8}, DType::f32, &g).to(kCuda).requires_grad_(true);
+  Tensor k = randn({2, 2, 7, 8}, DType::f32, &g).to(kCuda);
+  Tensor v = randn({2, 2, 7, 8}, DType::f32, &g).to(kCuda).requires_grad_(true);
+  AttentionOptions ao;
+  ao.dropout_p = 0.3;
+  Tensor out;
+  auto step = [&] {
+    q.set_grad(Tensor());
+    v.set_grad(Tensor());
+    out = scaled_dot_product_attention(q, k, v, ao);
+    out.sum().backward();
+  };
+  auto snapshot = [&] {
+    return std::vector<std::vector<double>>{cp::host_values(out), cp::host_values(q.grad()), cp::host_values(v.grad())};
+  };
+  manual_seed(12);
+  std::vector<std::vector<std::vector<double>>> eager;
+  for (int i = 0; i < 3; ++i) {
+    step();
+    eager.push_back(snapshot());
+  }
+  CHECK(eager[0][0] != eager[1][0]);  // a new mask each step
+  manual_seed(12);
+  StepGraph graph(kCuda);
+  graph.capture(step);
+  for (int i = 0; i < 3; ++i) {
+    graph.replay();
+    const auto got = snapshot();
+    CAPTURE(i);
+    for (size_t t = 0; t < got.size(); ++t) {
+      REQUIRE(got[t].size() == eager[i][t].size());
+      for (size_t e = 0; e < got[t].size(); ++e)
+        CHECK(got[t][e] == doctest::Approx(eager[i][t][e]).epsilon(1e-5).scale(1.0));
+    }
+  }
+}
+
 TEST_CASE("StepGraph: replay before capture and a second capture are errors") {
   StepGraph g(kCuda);
   CHECK_THROWS_WITH_AS(g.replay(), doctest::Contains("nothing captured yet"), ValueError);
