@@ -84,7 +84,10 @@ inline std::unique_ptr<DeviceGraph> end_capture(int device, const Tensor& live) 
   cudaGraphExec_t exec = nullptr;
   cudaError_t inst = err;
   if (err == cudaSuccess) {
-    inst = cudaGraphInstantiate(&exec, graph, 0);
+    // A library may allocate with cudaMallocAsync on the captured stream (cuBLAS's workspace since
+    // CUDA 12.2) and free it after the capture: auto-free lets the graph launch again (PyTorch's
+    // CUDAGraph instantiates with the same flag).
+    inst = cudaGraphInstantiate(&exec, graph, cudaGraphInstantiateFlagAutoFreeOnLaunch);
     (void)cudaGraphDestroy(graph);  // the executable graph is independent of it
   }
   if (inst != cudaSuccess) {
