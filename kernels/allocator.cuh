@@ -83,11 +83,9 @@ class CudaAllocator final : public Allocator {
       }
     }
     // noexcept: during process exit the runtime may already be torn down; the memory goes with it.
-    int prev = 0;
-    if (cudaGetDevice(&prev) != cudaSuccess) return (void)cudaGetLastError();
-    if (prev != device_) (void)cudaSetDevice(device_);
+    const DeviceGuardNoThrow g(device_);
+    if (!g.ok()) return;
     if (cudaFreeAsync(p, context_stream()) != cudaSuccess) (void)cudaGetLastError();
-    if (prev != device_) (void)cudaSetDevice(prev);
   }
 
   // Graph capture (graph.cuh): the calling thread's allocations on this device come from a new
@@ -124,12 +122,10 @@ class CudaAllocator final : public Allocator {
       }
       update_reserved_locked();
     }
-    int prev = 0;
-    if (cudaGetDevice(&prev) != cudaSuccess) return (void)cudaGetLastError();
-    if (prev != device_) (void)cudaSetDevice(device_);
+    const DeviceGuardNoThrow g(device_);
+    if (!g.ok()) return;
     for (const auto& [owner, p] : held)
       if (!owner && cudaFreeAsync(p, context_stream()) != cudaSuccess) (void)cudaGetLastError();
-    if (prev != device_) (void)cudaSetDevice(prev);
   }
 
   MemoryStats stats() const override {

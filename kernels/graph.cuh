@@ -102,15 +102,12 @@ inline std::unique_ptr<DeviceGraph> end_capture(int device, const Tensor& live) 
 
 // After the step threw: the recording is dropped.
 inline void abort_capture(int device) noexcept {
-  int prev = 0;
-  if (cudaGetDevice(&prev) != cudaSuccess) prev = device;
-  if (prev != device) (void)cudaSetDevice(device);
+  const DeviceGuardNoThrow g(device);
   cudaGraph_t graph = nullptr;
   if (cudaStreamEndCapture(context(device).stream, &graph) == cudaSuccess && graph) (void)cudaGraphDestroy(graph);
   (void)cudaGetLastError();
   auto [pool, held] = allocator(device).end_capture();
   if (pool) allocator(device).release_graph(pool, held);
-  if (prev != device) (void)cudaSetDevice(prev);
 }
 
 }  // namespace wanwu::cuda

@@ -84,14 +84,12 @@ class GraphPool {
   void give_back(void* p) noexcept {
     reserved_ -= blocks_.at(p);
     blocks_.erase(p);
-    int prev = 0;
-    if (cudaGetDevice(&prev) != cudaSuccess) prev = device_;
-    if (prev != device_) (void)cudaSetDevice(device_);
+    const DeviceGuardNoThrow g(device_);
+    if (!g.ok()) return;
     cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;  // another graph may be recording
     (void)cudaThreadExchangeStreamCaptureMode(&mode);
     if (cudaFree(p) != cudaSuccess) (void)cudaGetLastError();
     (void)cudaThreadExchangeStreamCaptureMode(&mode);
-    if (prev != device_) (void)cudaSetDevice(prev);
   }
 
   int device_;

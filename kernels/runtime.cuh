@@ -93,6 +93,32 @@ class DeviceGuard {
   int prev_ = 0, cur_ = 0;
 };
 
+// DeviceGuard for code that must not throw (frees, destructors, unwinding): when the runtime
+// cannot say which device is current (it is torn down during process exit) `ok()` is false and
+// nothing is switched; the caller then leaves the memory to go with the process.
+class DeviceGuardNoThrow {
+ public:
+  explicit DeviceGuardNoThrow(int index) noexcept : cur_(index) {
+    ok_ = cudaGetDevice(&prev_) == cudaSuccess;
+    if (!ok_) {
+      (void)cudaGetLastError();
+      prev_ = index;
+    } else if (prev_ != index) {
+      (void)cudaSetDevice(index);
+    }
+  }
+  ~DeviceGuardNoThrow() {
+    if (prev_ != cur_) (void)cudaSetDevice(prev_);
+  }
+  DeviceGuardNoThrow(const DeviceGuardNoThrow&) = delete;
+  DeviceGuardNoThrow& operator=(const DeviceGuardNoThrow&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  int prev_ = 0, cur_ = 0;
+  bool ok_ = false;
+};
+
 // The first bad value a validating kernel met (an index out of bounds, a class target out of
 // range) since the host last looked; in device memory, read back at the backend's sync points
 // (device_check.cuh). `claimed` is 0 while nothing is pending.

@@ -13,6 +13,7 @@
 // bounds them (the live-value write and the graph launch).
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <string>
 
 #include <wanwu/wanwu.hpp>
@@ -61,37 +62,33 @@ int main(int argc, char** argv) {
   optim::SGD opt(model->parameters(), so);
   const Tensor x = randn({batch, side, side, 3}, TensorOptions(DType::f32).device(dev));
   const Tensor y = randint(0, 10, {batch}, TensorOptions(DType::i64).device(dev));
-  // the second step is the steady state: momentum buffers exist, the plan caches are warm
-  for (int step = 0; step < 2; ++step) {
-    const bool show = step == 1;
+  // One step; `phase_done(k)` after phase k (forward + loss, backward, optimizer step).
+  auto step = [&](const std::function<void(int)>& phase_done) {
     opt.zero_grad();
-    if (show) emu::profile_start();
     Tensor loss;
     {
       std::optional<amp::Autocast> ac;
       if (amp_mode == "bf16") ac.emplace(DType::bf16);
       loss = cross_entropy((*model)(x), y);
     }
-    if (show) calls[0] = print("forward + loss", emu::profile_stop()), emu::profile_start();
+    phase_done(0);
     loss.backward();
-    if (show) calls[1] = print("backward", emu::profile_stop()), emu::profile_start();
+    phase_done(1);
     opt.step();
-    if (show) calls[2] = print("optimizer step", emu::profile_stop());
-  }
+    phase_done(2);
+  };
+  const char* phases[4] = {"forward + loss", "backward", "optimizer step", "a step replayed from a graph (host calls)"};
+  step([](int) {});  // the second step is the steady state: momentum buffers exist, the plan caches are warm
+  emu::profile_start();
+  step([&](int k) {
+    calls[k] = print(phases[k], emu::profile_stop());
+    if (k < 2) emu::profile_start();
+  });
   // The same step from a CUDA graph: the replay's recorded work runs inside the graph launch, so
   // the host's calls are what a replayed step costs it.
   {
-    Tensor loss;
     StepGraph graph(dev);
-    graph.capture([&] {
-      opt.zero_grad();
-      std::optional<amp::Autocast> ac;
-      if (amp_mode == "bf16") ac.emplace(DType::bf16);
-      loss = cross_entropy((*model)(x), y);
-      ac.reset();
-      loss.backward();
-      opt.step();
-    });
+    graph.capture([&] { step([](int) {}); });
     emu::profile_start();
     graph.replay();
     uint64_t host = 0;
@@ -102,7 +99,6 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(host),
                 static_cast<unsigned long long>(calls[0] + calls[1] + calls[2]));
   }
-  const char* phases[4] = {"forward + loss", "backward", "optimizer step", "a step replayed from a graph (host calls)"};
   int rc = 0;
   for (int i = 0; i < 4; ++i)
     if (calls[i] > budget[i]) {
