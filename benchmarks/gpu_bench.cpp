@@ -186,30 +186,42 @@ std::pair<std::shared_ptr<models::Classifier>, std::unique_ptr<optim::SGD>> sgd_
   return {model, std::move(opt)};
 }
 
-// A bf16 autocast training step (SGD with momentum, synthetic data on the device) run eagerly or
-// replayed from a CUDA graph (backend/step_graph.hpp), against PyTorch's eager step and its
-// torch.cuda.graph replay. At small images and batches a step is hundreds of launches of little
-// work each, and the host's launch time, not the GPU, sets its pace: what graphs remove.
-void graph_step_bench(const std::string& arch, int64_t batch, int64_t side, int iters, bool graph) {
+// A bf16 or fp16 autocast training step (SGD with momentum, synthetic data on the device; fp16
+// with a GradScaler that keeps its scale on the device) run eagerly or replayed from a CUDA graph
+// (backend/step_graph.hpp), against PyTorch's eager step and its torch.cuda.graph replay (for
+// fp16, PyTorch's documented pattern: forward, loss and backward captured, its GradScaler's step
+// and update eager, since they read the inf check on the host). At small images and batches a
+// step is hundreds of launches of little work each, and the host's launch time, not the GPU,
+// sets its pace: what graphs remove.
+void graph_step_bench(const std::string& arch, int64_t batch, int64_t side, int iters, bool graph,
+                      DType precision = DType::bf16) {
   const auto setup = sgd_training(arch, 10);
   const auto& model = setup.first;
   optim::SGD& opt = *setup.second;
   const Tensor x = dev_randn({sz(batch, batch / 2), side, side, 3}, DType::f32);
   const Tensor y = randint(0, 10, {sz(batch, batch / 2)}, TensorOptions(DType::i64).device(kDev));
+  amp::GradScalerOptions so;
+  so.mode = precision == DType::f16 ? amp::ScalerMode::on : amp::ScalerMode::off;
+  so.sync = amp::ScalerSync::device;
+  amp::GradScaler scaler(so);
   auto step = [&] {
     opt.zero_grad();
     Tensor loss;
     {
-      amp::Autocast ac(DType::bf16);
+      amp::Autocast ac(precision);
       loss = cross_entropy((*model)(x), y);
     }
-    loss.backward();
-    opt.step();
+    scaler.scale(loss).backward();
+    scaler.step(opt);
+    scaler.update();
   };
-  step();  // optimizer state and the convolutions' algorithms exist before the capture
+  // optimizer state and the convolutions' algorithms exist before the capture (an fp16 step
+  // whose gradients overflow starts no momentum buffer)
+  for (int w = 0; w == 0 || (!opt.can_gate() && w < 30); ++w) step();
   StepGraph sg(kDev);
   if (graph) sg.capture(step);
-  bench(detail::str(arch, " train step bf16, batch ", batch, ", ", side, "x", side, graph ? ", cuda graph" : ", eager"),
+  bench(detail::str(arch, " train step ", precision == DType::f16 ? "fp16" : "bf16", ", batch ", batch, ", ", side,
+                    "x", side, graph ? ", cuda graph" : ", eager"),
         iters, [&] {
           if (graph) sg.replay();
           else step();
@@ -358,8 +370,10 @@ int main() {
   batch_norm_bench(56, 64);
   batch_norm_bench(56, 256);
   batch_norm_bench(14, 1024);
-  for (bool graph : {false, true})
-    guarded("resnet18 train step", [graph] { graph_step_bench("resnet18", 64, 32, 50, graph); });
+  for (DType precision : {DType::bf16, DType::f16})
+    for (bool graph : {false, true})
+      guarded("resnet18 train step",
+              [graph, precision] { graph_step_bench("resnet18", 64, 32, 50, graph, precision); });
   guarded("resnet50 train step, cuda graph",
           [] { graph_step_bench("resnet50", 256, kDry ? 32 : 224, 10, true); });
   guarded("resnet50 train step", [] { resnet50_train_step(sz(256, 128), 10, ConvAlgorithmSearch::heuristic); });

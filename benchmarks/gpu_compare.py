@@ -254,28 +254,41 @@ def torch_times():
 
 
 def graph_steps(torch, F, dev, bench):
-    """gpu_bench's graph_step_bench rows: a bf16 autocast SGD step, eager and replayed from a
-    torch.cuda.graph capture as PyTorch's whole-network example does it (warm-up on a side stream,
-    autocast's cast cache off, which capture requires). The dry run has no CUDA: it times the eager
-    step under both names, so that the table's plumbing is checked."""
+    """gpu_bench's graph_step_bench rows: a bf16 or fp16 autocast SGD step, eager and replayed from
+    a torch.cuda.graph capture as PyTorch's whole-network example does it (warm-up on a side stream,
+    autocast's cast cache off, which capture requires). fp16 uses torch's GradScaler; its step and
+    update read the inf check on the host and cannot be captured, so the fp16 graph holds the
+    forward, loss and backward, and the scaler's step and update run after each replay (the pattern
+    PyTorch's CUDA-graph notes give for AMP). The dry run has no CUDA: it times the eager step under
+    both names (bf16, without a scaler), so that the table's plumbing is checked."""
     import torchvision
     cl = torch.channels_last
-    for arch, batch, img, iters, graphs in (("resnet18", 64, 32, 50, (False, True)),
-                                            ("resnet50", 256, 32 if DRY else 224, 10, (True,))):
+    for arch, batch, img, iters, prec, graphs in (("resnet18", 64, 32, 50, "bf16", (False, True)),
+                                                  ("resnet18", 64, 32, 50, "fp16", (False, True)),
+                                                  ("resnet50", 256, 32 if DRY else 224, 10, "bf16", (True,))):
+        adt = torch.float16 if prec == "fp16" and not DRY else torch.bfloat16
         for graph in graphs:
             torch.manual_seed(0)
             model = getattr(torchvision.models, arch)(num_classes=10).to(dev).to(memory_format=cl).train()
             opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+            scaler = torch.cuda.amp.GradScaler(enabled=prec == "fp16" and not DRY)
             n = sz(batch, batch // 2)
             x = torch.randn(n, 3, img, img, device=dev).to(memory_format=cl)
             y = torch.randint(0, 10, (n,), device=dev)
 
+            def forward_backward():
+                with torch.autocast(dev, dtype=adt, cache_enabled=False):
+                    loss = F.cross_entropy(model(x), y)
+                scaler.scale(loss).backward()
+
+            def optimizer_step():
+                scaler.step(opt)
+                scaler.update()
+
             def step():
                 opt.zero_grad(set_to_none=True)
-                with torch.autocast(dev, dtype=torch.bfloat16, cache_enabled=False):
-                    loss = F.cross_entropy(model(x), y)
-                loss.backward()
-                opt.step()
+                forward_backward()
+                optimizer_step()
 
             f, g = step, None
             if graph and not DRY:
@@ -288,16 +301,20 @@ def graph_steps(torch, F, dev, bench):
                 g = torch.cuda.CUDAGraph()
                 opt.zero_grad(set_to_none=True)
                 with torch.cuda.graph(g):
-                    with torch.autocast(dev, dtype=torch.bfloat16, cache_enabled=False):
-                        loss = F.cross_entropy(model(x), y)
-                    loss.backward()
-                    opt.step()
-                f = g.replay
+                    forward_backward()
+                    if not scaler.is_enabled():
+                        opt.step()
+                if scaler.is_enabled():
+                    def f():
+                        g.replay()
+                        optimizer_step()
+                else:
+                    f = g.replay
             else:
                 step()
-            name = f"{arch} train step bf16, batch {batch}, {img}x{img}, {'cuda graph' if graph else 'eager'}"
+            name = f"{arch} train step {prec}, batch {batch}, {img}x{img}, {'cuda graph' if graph else 'eager'}"
             bench(name, iters, f)
-            del model, opt, x, y, f, g
+            del model, opt, scaler, x, y, f, g
             if not DRY:
                 torch.cuda.empty_cache()
 

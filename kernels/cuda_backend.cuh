@@ -282,14 +282,20 @@ class CudaBackend final : public Backend {
     DeviceGuard g(ts[0].param.device().index);
     cuda::adam_step_multi(ts, p);
   }
-  void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite) override {
+  void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite,
+                   const Tensor& divisor) override {
     if (ts.empty()) return;
     DeviceGuard g(ts[0].device().index);
-    cuda::scale_multi(ts, factor, found_nonfinite);
+    cuda::scale_multi(ts, factor, found_nonfinite, divisor);
   }
   void norm_multi(const std::vector<Tensor>& ts, const NormParams& p, const Tensor& out) override {
     DeviceGuard g(out.device().index);
     cuda::norm_multi(ts, p, out);
+  }
+  void amp_update_scale(const Tensor& scale, const Tensor& growth_tracker, const Tensor& found_inf,
+                        const AmpScaleParams& p) override {
+    DeviceGuard g(scale.device().index);
+    cuda::amp_update_scale(scale, growth_tracker, found_inf, p);
   }
 };
 

@@ -94,6 +94,7 @@ __device__ __forceinline__ void multi_tensor_rounds(int n, Load&& load, Update&&
 template <class T, class G>
 __global__ void sgd_multi_kernel(const __grid_constant__ MultiTensorArgs<3> a, const SgdStepParams s_in) {
   using C = compute_t<T>;
+  if (step_skipped(s_in)) return;  // a gated step that the device skips
   const SgdStepParams s = with_live(s_in);  // a graph replay's values
   const MultiTensorChunk<3> ch(a);
   T* p = ch.template ptr<T>(0);
@@ -117,7 +118,8 @@ __global__ void sgd_multi_kernel(const __grid_constant__ MultiTensorArgs<3> a, c
 template <class T, class G>
 __global__ void adam_multi_kernel(const __grid_constant__ MultiTensorArgs<5> a, const AdamStepParams s_in) {
   using C = compute_t<T>;
-  const AdamStepParams s = with_live(s_in);  // a graph replay's values
+  if (step_skipped(s_in)) return;  // a gated step that the device skips
+  const AdamStepParams s = with_live(s_in);  // a graph replay's values, a gated step's bias corrections
   const MultiTensorChunk<5> ch(a);
   T* p = ch.template ptr<T>(0);
   const G* g = ch.template ptr<const G>(1);
@@ -239,7 +241,8 @@ inline void adam_step_multi(const std::vector<AdamTensors>& ts, const AdamStepPa
 
 struct ScaleMultiParams {
   double factor;
-  float* found;  // null: no check
+  float* found;           // null: no check
+  const float* divisor;  // non-null: the factor is float(1 / double(*divisor))
 };
 
 template <class T>
@@ -247,7 +250,7 @@ __global__ void scale_multi_kernel(const __grid_constant__ MultiTensorArgs<1> a,
   using C = compute_t<T>;
   const MultiTensorChunk<1> ch(a);
   T* x = ch.template ptr<T>(0);
-  const C f = C(s.factor);
+  const C f = s.divisor ? C(static_cast<float>(1.0 / static_cast<double>(*s.divisor))) : C(s.factor);
   C xc[kMultiIlp] = {};
   bool bad = false;
   multi_tensor_rounds(
@@ -296,8 +299,10 @@ inline std::vector<MultiTensorEntry<1>> single_list_entries(const std::vector<Te
   return es;
 }
 
-inline void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite) {
-  const ScaleMultiParams s{factor, found_nonfinite.defined() ? static_cast<float*>(found_nonfinite.data_ptr()) : nullptr};
+inline void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite,
+                        const Tensor& divisor) {
+  const ScaleMultiParams s{factor, found_nonfinite.defined() ? static_cast<float*>(found_nonfinite.data_ptr()) : nullptr,
+                           divisor.defined() ? static_cast<const float*>(divisor.data_ptr()) : nullptr};
   multi_tensor_apply<1>(single_list_entries(ts), "scale_multi", s,
                         [](auto pt, auto) { return &scale_multi_kernel<typename decltype(pt)::type>; });
 }
@@ -314,6 +319,20 @@ inline void norm_multi(const std::vector<Tensor>& ts, const NormParams& p, const
                         [](auto pt, auto) { return &norm_multi_kernel<typename decltype(pt)::type>; });
   norm_finish_kernel<<<1, kThreads, 0, stream(out.device().index)>>>(ptr<double>(out), ptr<const double>(partial),
                                                                       blocks, p);
+  WANWU_CUDA_LAUNCH_CHECK();
+}
+
+// GradScaler's scale update: one thread, so that the update stays in the stream's order and a
+// graph can record it.
+static __global__ void amp_update_scale_kernel(float* scale, int32_t* growth_tracker, const float* found_inf,
+                                               const AmpScaleParams p) {
+  wanwu::amp_update_scale(*scale, *growth_tracker, *found_inf, p);
+}
+
+inline void amp_update_scale(const Tensor& scale, const Tensor& growth_tracker, const Tensor& found_inf,
+                             const AmpScaleParams& p) {
+  amp_update_scale_kernel<<<1, 1, 0, stream(scale.device().index)>>>(ptr<float>(scale), ptr<int32_t>(growth_tracker),
+                                                                     ptr<const float>(found_inf), p);
   WANWU_CUDA_LAUNCH_CHECK();
 }
 

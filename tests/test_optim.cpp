@@ -401,6 +401,115 @@ TEST_CASE("GradScaler: skips steps with inf gradients, backs off, grows after th
   CHECK_THROWS_AS(scaler.update(), ValueError);
 }
 
+namespace scaled {
+// Ten fp16-style steps of two parameters under a GradScaler (init scale 8, growth every 2 clean
+// steps). Step k's loss is sum(a * ga[k]) + sum(b * gb[k]), so the unscaled gradients are ga[k]
+// and gb[k] exactly; an inf there makes the step one to skip, and an empty gb[k] leaves b without a
+// gradient (the set of parameters a step updates changes: Adam must settle its skipped counts).
+const double kInf = INFINITY;
+const std::vector<std::vector<double>> ga = {{kInf, 1.0}, {0.5, -1.0}, {0.25, 2.0}, {1.0, 1.0},  {-0.5, 0.75},
+                                             {2.0, -0.25}, {1.0, kInf}, {-1.0, 0.5}, {0.5, 0.5}, {kInf, 0.0}};
+const std::vector<std::vector<double>> gb = {{1.0, 2.0, 3.0}, {-1.0, 0.5, 2.0}, {0.5, 0.5, -0.5}, {1.0, kInf, 0.0},
+                                             {0.25, -2.0, 1.0}, {},             {1.0, 1.0, 1.0},  {0.5, 2.0, -1.0},
+                                             {-0.25, 0.5, 0.75}, {1.0, 1.0, 1.0}};
+// The scale after each step: skips at 0, 3, 6, 9 halve it; two clean steps double it.
+const std::vector<double> kScales = {4, 4, 8, 4, 4, 8, 4, 4, 8, 4};
+
+enum class Opt { sgd, adamw };
+struct Setup {
+  Tensor a = tensor({1.0, -2.0}, DType::f64).requires_grad_(), b = tensor({0.5, 3.0, -1.5}, DType::f64).requires_grad_();
+  std::unique_ptr<optim::Optimizer> opt;
+  amp::GradScaler scaler;
+  Setup(Opt kind, amp::ScalerSync sync) : scaler(options(sync)) {
+    if (kind == Opt::sgd) {
+      optim::SGDOptions o;
+      o.lr = 0.1;
+      o.momentum = 0.9;
+      o.dampening = 0.1;
+      o.weight_decay = 0.01;
+      opt = std::make_unique<optim::SGD>(std::vector<Tensor>{a, b}, o);
+    } else {
+      optim::AdamOptions o = optim::AdamW::defaults();
+      o.lr = 0.1;
+      opt = std::make_unique<optim::AdamW>(std::vector<Tensor>{a, b}, o);
+    }
+  }
+  static amp::GradScalerOptions options(amp::ScalerSync sync) {
+    amp::GradScalerOptions so;
+    so.init_scale = 8.0;
+    so.growth_interval = 2;
+    so.sync = sync;
+    return so;
+  }
+  void step(size_t k) {
+    opt->zero_grad();
+    Tensor loss = (a * from_vector(ga[k], {2}, DType::f64)).sum();
+    if (!gb[k].empty()) loss = loss + (b * from_vector(gb[k], {3}, DType::f64)).sum();
+    scaler.scale(loss).backward();
+    scaler.step(*opt);
+    scaler.update();
+  }
+};
+}  // namespace scaled
+
+TEST_CASE("GradScaler with the scale on the device (ScalerSync::device): the host way's steps, step for step") {
+  using namespace scaled;
+  for (Opt kind : {Opt::sgd, Opt::adamw}) {
+    const std::string name = kind == Opt::sgd ? "SGD" : "AdamW";
+    CAPTURE(name);
+    Setup host(kind, amp::ScalerSync::host), dev(kind, amp::ScalerSync::device);
+    for (size_t k = 0; k < ga.size(); ++k) {
+      CAPTURE(k);
+      host.step(k);
+      dev.step(k);
+      // the same f64 arithmetic on either way: equal to the last bit
+      check_close(dev.a, host.a, 0, 0);
+      check_close(dev.b, host.b, 0, 0);
+      CHECK(host.scaler.get_scale() == kScales[k]);
+      CHECK(dev.scaler.get_scale() == kScales[k]);
+    }
+    const nn::StateDict h = host.opt->state_dict(), d = dev.opt->state_dict();
+    for (const auto& [key, t] : h) {
+      CAPTURE(key);
+      REQUIRE(d.contains(key));
+      check_close(d.at(key), t, 0, 0);
+    }
+    if (kind == Opt::adamw) {  // a was stepped at 1, 2, 4, 5, 7, 8; b at 1, 2, 4, 7, 8
+      CHECK(d.at("state.0.step").item<int64_t>() == 6);
+      CHECK(d.at("state.1.step").item<int64_t>() == 5);
+    }
+    CHECK(dev.scaler.state_dict().at("scale").item<double>() == 4.0);
+    CHECK(dev.scaler.state_dict().at("growth_tracker").item<int64_t>() == 0);
+  }
+}
+
+TEST_CASE("GradScaler with the scale on the device: a run saved after skipped gated steps resumes as it would have gone on") {
+  using namespace scaled;
+  for (Opt kind : {Opt::sgd, Opt::adamw}) {
+    const std::string name = kind == Opt::sgd ? "SGD" : "AdamW";
+    CAPTURE(name);
+    Setup whole(kind, amp::ScalerSync::device), first(kind, amp::ScalerSync::device);
+    for (size_t k = 0; k < ga.size(); ++k) whole.step(k);
+    for (size_t k = 0; k < 7; ++k) first.step(k);  // step 6 was skipped on the device
+    const nn::StateDict opt_sd = first.opt->state_dict(), scaler_sd = first.scaler.state_dict();
+    if (kind == Opt::adamw) CHECK(opt_sd.at("state.0.step").item<int64_t>() == 4);  // steps 1, 2, 4, 5
+    CHECK(scaler_sd.at("scale").item<double>() == 4.0);
+    Setup resumed(kind, amp::ScalerSync::device);
+    resumed.a.detach().copy_(first.a.detach());
+    resumed.b.detach().copy_(first.b.detach());
+    resumed.opt->load_state_dict(opt_sd);
+    resumed.scaler.load_state_dict(scaler_sd);
+    for (size_t k = 7; k < ga.size(); ++k) resumed.step(k);
+    check_close(resumed.a, whole.a, 0, 0);
+    check_close(resumed.b, whole.b, 0, 0);
+    CHECK(resumed.scaler.get_scale() == whole.scaler.get_scale());
+  }
+  amp::GradScalerOptions big;
+  big.sync = amp::ScalerSync::device;
+  big.growth_interval = int64_t(1) << 40;
+  CHECK_THROWS_WITH_AS(amp::GradScaler{big}, doctest::Contains("growth_interval is counted in 32 bits"), ValueError);
+}
+
 TEST_CASE("Adam and SGD batch parameters by step: a parameter that joins late follows its own step count") {
   // p2 gets no gradient at step 1, so from then on it is one Adam step behind p1 (bias
   // corrections of step 1, 2 where p1 has 2, 3) and its momentum buffer starts a step later: the

@@ -60,7 +60,7 @@ const std::vector<FlagSpec> kTrainFlags = {
      "CUDA f32 matrix products and convolutions may use TF32 tensor cores (about 1e-3 relative error)"},
     {"cuda-graph", Takes::nothing,
      "on CUDA, replay each training step from one captured CUDA graph (same results, fewer launches; not with "
-     "--amp fp16 or --accum-steps above 1)"},
+     "--accum-steps above 1)"},
 };
 
 // Flags that may accompany --resume: they do not change the recipe (how fast the GPU runs it, where).
@@ -525,15 +525,13 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
   Schedules sched = make_schedules(c, *opt, steps_per_epoch);
   amp::GradScalerOptions so;
   so.mode = c.amp == "fp16" ? amp::ScalerMode::on : amp::ScalerMode::off;
+  so.sync = amp::ScalerSync::device;  // no wait for the GPU per step, and fp16 steps can be graphs
   amp::GradScaler scaler(so);
   const std::optional<DType> autocast = c.amp == "fp16"   ? std::optional<DType>(DType::f16)
                                         : c.amp == "bf16" ? std::optional<DType>(DType::bf16)
                                                           : std::nullopt;
   // --cuda-graph (docs/cuda.md): the CPU has no graphs and ignores it, as it does --tf32.
   const bool graph_steps = a.has("cuda-graph") && device.is_cuda();
-  if (graph_steps && c.amp == "fp16")
-    throw UsageError("train: --cuda-graph cannot be used with --amp fp16 (loss scaling reads the GPU every step); "
-                     "use --amp bf16");
   if (graph_steps && c.accum_steps != 1)
     throw UsageError("train: --cuda-graph needs --accum-steps 1, got " + std::to_string(c.accum_steps));
 
@@ -593,9 +591,11 @@ TrainOutcome train(const Args& a, const TrainHooks& hooks) {
         ++i;
         continue;
       }
-      // With --cuda-graph, a full batch after the run's first step (which creates the optimizer's
-      // state) replays the captured step; its loss is copied out before the next replay rewrites it.
-      const bool replay = graph_steps && eager_steps > 0 && b.labels.size(0) == c.batch_size;
+      // With --cuda-graph, a full batch after the run's first step that created the optimizer's
+      // state (with fp16, a step whose gradients overflowed creates none) replays the captured
+      // step; its loss is copied out before the next replay rewrites it.
+      const bool replay = graph_steps && (graphed || (eager_steps > 0 && opt->can_gate())) &&
+                          b.labels.size(0) == c.batch_size;
       Tensor loss;
       if (replay) {
         if (!graphed) graphed = capture_train_step(device, b, [&](const Tensor& x, const Tensor& y) {

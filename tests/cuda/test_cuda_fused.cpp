@@ -349,9 +349,17 @@ TEST_CASE("multi-tensor gradient passes: scale_multi's values and inf/NaN flag, 
     for (const Tensor& t : c) cc.push_back(t.clone());
     for (const Tensor& t : d) dd.push_back(t.clone());
     Tensor fc = zeros({1}, TensorOptions(DType::f32)), fd = zeros({1}, TensorOptions(DType::f32).device(kCuda));
-    cpu_backend().scale_multi(cc, 0.37, fc);
-    backend_for(kCuda).scale_multi(dd, 0.37, fd);
+    cpu_backend().scale_multi(cc, 0.37, fc, Tensor());
+    backend_for(kCuda).scale_multi(dd, 0.37, fd, Tensor());
     CHECK(fd.item<float>() == 0.0f);
+    for (int i = 0; i < count; ++i) {
+      CAPTURE(i);
+      CHECK(cp::host_values(dd[i]) == cp::host_values(cc[i]));
+    }
+    // by a divisor read on the device (GradScaler's scale there): float(1 / 3.0), as a host factor
+    const Tensor div = full({}, 3.0, TensorOptions(DType::f32).device(kCuda));
+    backend_for(kCuda).scale_multi(dd, 0.0, fd, div);
+    cpu_backend().scale_multi(cc, static_cast<double>(static_cast<float>(1.0 / 3.0)), fc, Tensor());
     for (int i = 0; i < count; ++i) {
       CAPTURE(i);
       CHECK(cp::host_values(dd[i]) == cp::host_values(cc[i]));
@@ -368,7 +376,7 @@ TEST_CASE("multi-tensor gradient passes: scale_multi's values and inf/NaN flag, 
     REQUIRE(at < u[k].numel());
     u[k].narrow(0, at, 1).fill_(std::numeric_limits<double>::quiet_NaN());
     Tensor fd = zeros({1}, TensorOptions(DType::f32).device(kCuda));
-    backend_for(kCuda).scale_multi(u, 0.5, fd);
+    backend_for(kCuda).scale_multi(u, 0.5, fd, Tensor());
     CHECK(fd.item<float>() == 1.0f);
     for (double p : {2.0, std::numeric_limits<double>::infinity()}) {
       Tensor rd = empty({1}, TensorOptions(DType::f64).device(kCuda));
@@ -394,6 +402,55 @@ TEST_CASE("multi-tensor gradient passes: scale_multi's values and inf/NaN flag, 
     w.set_grad(full({5000}, 1.0, TensorOptions(DType::f32).device(kCuda)));
     CHECK(optim::clip_grad_norm_({w}, 1.0) == doctest::Approx(std::sqrt(5000.0)).epsilon(1e-12));
     CHECK(cp::host_values(w.grad())[17] == doctest::Approx(1.0 / std::sqrt(5000.0)).epsilon(1e-6));
+  }
+  // the same with the scale on the device: the kernels skip the inf step, nothing is read back
+  {
+    Tensor w = zeros({5000}, TensorOptions(DType::f32).device(kCuda)).requires_grad_();
+    optim::SGDOptions o;
+    o.lr = 1.0;
+    optim::SGD sgd({w}, o);
+    amp::GradScalerOptions so;
+    so.sync = amp::ScalerSync::device;
+    amp::GradScaler scaler(so);
+    (scaler.scale((w * 0.25).sum())).backward();  // grad = 65536 * 0.25
+    CHECK(scaler.step(sgd));
+    scaler.update();
+    CHECK(cp::host_values(w)[4999] == -0.25);
+    w.grad().narrow(0, 4321, 1).fill_(std::numeric_limits<double>::infinity());
+    CHECK(scaler.step(sgd));  // gated: the device decides
+    scaler.update();
+    CHECK(cp::host_values(w)[4999] == -0.25);  // skipped there
+    CHECK(scaler.get_scale() == 32768.0);
+  }
+}
+
+TEST_CASE("amp_update_scale: torch's _amp_update_scale_ rules on the device, as on the CPU and by hand") {
+  // (scale, tracker, found_inf) -> (scale, tracker) with growth 2, backoff 0.5, interval 3
+  struct Case {
+    float scale;
+    int32_t tracker;
+    float found;
+    float want_scale;
+    int32_t want_tracker;
+  };
+  const float big = std::numeric_limits<float>::max();
+  const std::vector<Case> cases = {{1024.0f, 0, 0.0f, 1024.0f, 1}, {1024.0f, 2, 0.0f, 2048.0f, 0},
+                                   {1024.0f, 2, 1.0f, 512.0f, 0},  {1024.0f, 1, 2.0f, 512.0f, 0},
+                                   {big, 2, 0.0f, big, 0},          {3.0f, 1, 0.0f, 3.0f, 2}};
+  AmpScaleParams p;
+  p.growth_interval = 3;
+  for (const Case& c : cases) {
+    CAPTURE(c.scale);
+    CAPTURE(c.tracker);
+    CAPTURE(c.found);
+    for (Device dev : {Device::cpu(), kCuda}) {
+      Tensor scale = full({}, static_cast<double>(c.scale), TensorOptions(DType::f32).device(dev));
+      Tensor tracker = full({}, static_cast<double>(c.tracker), TensorOptions(DType::i32).device(dev));
+      Tensor found = full({1}, static_cast<double>(c.found), TensorOptions(DType::f32).device(dev));
+      backend_for(dev).amp_update_scale(scale, tracker, found, p);
+      CHECK(scale.item<float>() == c.want_scale);
+      CHECK(tracker.item<int32_t>() == c.want_tracker);
+    }
   }
 }
 

@@ -46,7 +46,11 @@ Batches make_batches(int n) {
   return b;
 }
 
-enum class Recipe { sgd_f32, adamw_bf16 };
+// adamw_fp16: f16 autocast under a GradScaler whose scale doubles after every clean step until the
+// f16 gradients overflow, so some steps are skipped. The eager run keeps the scale on the host
+// (ScalerSync::host: it reads each step's check, the independent reference); the captured run
+// keeps it on the device, where the optimizer's kernels skip the step.
+enum class Recipe { sgd_f32, adamw_bf16, adamw_fp16 };
 
 std::unique_ptr<optim::Optimizer> make_optimizer(TinyNet& m, Recipe r) {
   if (r == Recipe::sgd_f32) {
@@ -76,6 +80,9 @@ struct Trained {
   uint64_t generator_offset;
   Tensor first_moment;  // SGD's momentum buffer or Adam's exp_avg of the conv weight
   uint32_t weight_versions, running_mean_versions;  // how often the loop marked them changed
+  std::vector<double> scales;  // adamw_fp16: the loss scale after each step
+  int64_t adam_steps = 0;      // Adam's step count of the conv weight (steps taken)
+  uint32_t taken = 0;          // steps not skipped
 };
 
 // One eager step, then `steps` more: eagerly, or replayed from one capture.
@@ -86,22 +93,33 @@ Trained train(Recipe r, int steps, bool graph) {
   auto opt = make_optimizer(m, r);
   const Batches data = make_batches(steps + 1);
   Tensor x = data.x[0].clone(), y = data.y[0].clone(), loss;
+  amp::GradScalerOptions so;
+  so.mode = r == Recipe::adamw_fp16 ? amp::ScalerMode::on : amp::ScalerMode::off;
+  so.growth_interval = 1;
+  so.sync = graph ? amp::ScalerSync::device : amp::ScalerSync::host;
+  amp::GradScaler scaler(so);
   auto step = [&] {
     opt->zero_grad();
     {
       std::optional<amp::Autocast> ac;
-      if (r == Recipe::adamw_bf16) ac.emplace(DType::bf16);
+      if (r != Recipe::sgd_f32) ac.emplace(r == Recipe::adamw_bf16 ? DType::bf16 : DType::f16);
       loss = cross_entropy(m(x), y);
     }
-    loss.backward();
-    opt->step();
+    scaler.scale(loss).backward();
+    scaler.step(*opt);
+    scaler.update();
   };
   set_lr(*opt, 0);
-  step();  // the warm-up: optimizer state exists before any capture
+  // the warm-up: optimizer state exists before any capture (an fp16 step may be skipped)
+  for (int w = 0; w == 0 || !opt->can_gate(); ++w) {
+    REQUIRE(w < 20);
+    step();
+  }
   Trained t;
   StepGraph g(kCuda);
   if (graph) g.capture(step);
   const uint32_t w0 = m.conv->weight.version(), rm0 = m.bn->running_mean.version();
+  double scale_before = scaler.get_scale();
   for (int k = 1; k <= steps; ++k) {
     x.copy_(data.x[k]);
     y.copy_(data.y[k]);
@@ -109,6 +127,9 @@ Trained train(Recipe r, int steps, bool graph) {
     if (graph) g.replay();
     else step();
     t.losses.push_back(loss.item<double>());
+    t.scales.push_back(scaler.get_scale());
+    t.taken += t.scales.back() >= scale_before ? 1 : 0;  // a skipped step halves the scale
+    scale_before = t.scales.back();
   }
   if (graph) CHECK(g.replays() == steps);
   t.weight_versions = m.conv->weight.version() - w0;
@@ -119,6 +140,7 @@ Trained train(Recipe r, int steps, bool graph) {
   const nn::StateDict sd = opt->state_dict();
   t.first_moment = sd.at(r == Recipe::sgd_f32 ? "state.0.momentum_buffer" : "state.0.exp_avg").detach().clone();
   if (r == Recipe::adamw_bf16) CHECK(sd.at("state.0.step").item<int64_t>() == steps + 1);
+  if (r != Recipe::sgd_f32) t.adam_steps = sd.at("state.0.step").item<int64_t>();
   return t;
 }
 
@@ -137,10 +159,12 @@ void check_same(const Trained& eager, const Trained& replayed) {
     cp::compare(eager.state[i].first, replayed.state[i].second, eager.state[i].second, tol);
   cp::compare("optimizer state", replayed.first_moment, eager.first_moment, tol);
   CHECK(replayed.generator_offset == eager.generator_offset);
+  CHECK(replayed.scales == eager.scales);
+  CHECK(replayed.adam_steps == eager.adam_steps);
   // every step, replayed or not, marks what it wrote as changed (caches keyed by versions, like
   // eval mode's folded conv-bn weights, depend on it)
   const uint32_t steps = static_cast<uint32_t>(eager.losses.size());
-  CHECK(eager.weight_versions >= steps);
+  CHECK(eager.weight_versions >= eager.taken);  // a step skipped on the host writes nothing
   CHECK(eager.running_mean_versions >= steps);
   if (!cp::on_cpu()) {  // a CPU replay is the eager step
     CHECK(replayed.weight_versions == steps);
@@ -159,6 +183,15 @@ TEST_CASE("a captured SGD step (momentum, weight decay, a new lr every step, dro
 
 TEST_CASE("a captured AdamW step under bf16 autocast (two groups, bias corrections, dropout) replays as its eager twin") {
   const Trained eager = train(Recipe::adamw_bf16, 3, false), replayed = train(Recipe::adamw_bf16, 3, true);
+  check_same(eager, replayed);
+}
+
+TEST_CASE("a captured fp16 AdamW step with the loss scale on the device replays as the host-scaled eager steps, skips included") {
+  const Trained eager = train(Recipe::adamw_fp16, 6, false), replayed = train(Recipe::adamw_fp16, 6, true);
+  // the check is only worth something if both kinds of step happened among the replays
+  CHECK(eager.taken >= 1);
+  CHECK(eager.taken < 6);
+  CHECK(eager.adam_steps < 7);
   check_same(eager, replayed);
 }
 
@@ -260,13 +293,26 @@ TEST_CASE("a step that reads from the device, or would start optimizer state, fa
       opt.step();
     }),
                          doctest::Contains("momentum buffers would start inside a graph capture"), ValueError);
-    amp::GradScaler scaler;
+    CHECK_FALSE(opt.state_dict().contains("state.0.momentum_buffer"));  // the failed capture left none
+    amp::GradScaler scaler;  // ScalerSync::host
     CHECK_THROWS_WITH_AS(g.capture([&] {
       opt.zero_grad();
       scaler.scale((p * p).sum()).backward();
       scaler.step(opt);
     }),
-                         doctest::Contains("GradScaler: fp16 loss scaling reads its inf/NaN check"), DeviceError);
+                         doctest::Contains("ScalerSync::host reads its inf/NaN check"), DeviceError);
+    amp::GradScalerOptions so;
+    so.sync = amp::ScalerSync::device;
+    amp::GradScaler on_device(so);
+    CHECK_THROWS_WITH_AS(g.capture([&] { (void)on_device.scale(p.sum()); }),
+                         doctest::Contains("the loss scale would be made inside a graph capture"), DeviceError);
+    (void)on_device.scale(p.sum());  // the scale is on the device now
+    CHECK_THROWS_WITH_AS(g.capture([&] {
+      opt.zero_grad();
+      on_device.scale((p * p).sum()).backward();
+      on_device.step(opt);  // SGD's momentum buffer would start here
+    }),
+                         doctest::Contains("SGD's state would start at this step"), DeviceError);
   }
   // eager work runs as before, and a capture after the failed ones works
   CHECK(cp::host_values(t * 3.0) == std::vector<double>{3, 3, 3, 3});

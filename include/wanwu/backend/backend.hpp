@@ -295,12 +295,20 @@ class Backend {
   // Multiplies every tensor in place by `factor` in the compute type (f32 for f16/bf16, the
   // factor not rounded to the tensor's dtype first, as torch's foreach and unscale kernels). Where
   // `found_nonfinite` is defined (f32, one element, on this device), sets it to 1 if any element
-  // was inf or NaN before the multiplication; it is never cleared here.
-  virtual void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite) = 0;
+  // was inf or NaN before the multiplication; it is never cleared here. Where `divisor` is defined
+  // (f32, one element, on this device), the factor is float(1 / double(its value)) instead, read
+  // on the device: GradScaler's unscale with the scale kept there (ScalerSync::device).
+  virtual void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite,
+                           const Tensor& divisor) = 0;
   // out (f64, one element, on this device) = the sum over every element of norm_term (|x|^p), or
   // the largest |x| for the max norm (functors.hpp); 0 for no elements. Partial sums in a fixed
   // order, so the result does not depend on the thread count or on timing.
   virtual void norm_multi(const std::vector<Tensor>& ts, const NormParams& p, const Tensor& out) = 0;
+  // GradScaler's scale update on the device (amp_update_scale in functors.hpp, torch's
+  // _amp_update_scale_): scale f32, growth_tracker i32, found_inf f32, one element each, all on
+  // this device; scale and growth_tracker are updated in place.
+  virtual void amp_update_scale(const Tensor& scale, const Tensor& growth_tracker, const Tensor& found_inf,
+                                const AmpScaleParams& p) = 0;
 };
 
 // ---- registry ----

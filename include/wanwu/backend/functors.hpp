@@ -635,6 +635,10 @@ struct SgdStepParams {
   // fields above at each replay, in sgd_live_store's order; a kernel applies them once with
   // with_live. Null outside a capture, and always on the CPU.
   const double* live = nullptr;
+  // A gated step (GradScaler with ScalerSync::device): the address, on the step's device, of an
+  // f32 flag; where it is nonzero the kernel leaves every tensor as it is. The device decides, so
+  // the host need not read the flag. Null: the step runs.
+  const float* skip = nullptr;
 };
 inline constexpr size_t kSgdLive = 4;
 WANWU_HD inline void sgd_live_store(const SgdStepParams& s, double* v) {
@@ -664,19 +668,38 @@ struct AdamStepParams {
   bool amsgrad = false;
   double step_size = 0.0;              // lr / (1 - beta1^step)
   double bias_correction2_sqrt = 1.0;  // sqrt(1 - beta2^step)
+  double step = 0.0;                   // the step count the two above were computed from
   const double* live = nullptr;        // as SgdStepParams::live, in adam_live_store's order
+  const float* skip = nullptr;         // as SgdStepParams::skip
+  // With skip: the address of the f32 count of this optimizer's steps that the device skipped
+  // since the host last counted (optim/adam.hpp). The bias corrections are then those of step
+  // `step - *skipped`, computed on the device, since the host's count includes steps it never saw
+  // skipped.
+  const float* skipped = nullptr;
 };
-inline constexpr size_t kAdamLive = 7;
+inline constexpr size_t kAdamLive = 8;
 WANWU_HD inline void adam_live_store(const AdamStepParams& s, double* v) {
   v[0] = s.lr, v[1] = s.beta1, v[2] = s.beta2, v[3] = s.eps, v[4] = s.weight_decay, v[5] = s.step_size;
-  v[6] = s.bias_correction2_sqrt;
+  v[6] = s.bias_correction2_sqrt, v[7] = s.step;
+}
+// lr / (1 - beta1^t) and sqrt(1 - beta2^t) in double, as torch.optim.Adam computes them on the host.
+WANWU_HD inline void adam_bias_corrections(AdamStepParams& s, double t) {
+  s.step = t;
+  s.step_size = s.lr / (1.0 - fm::pow(s.beta1, t));
+  s.bias_correction2_sqrt = fm::sqrt(1.0 - fm::pow(s.beta2, t));
 }
 WANWU_HD inline AdamStepParams with_live(AdamStepParams s) {
   if (s.live) {
     s.lr = s.live[0], s.beta1 = s.live[1], s.beta2 = s.live[2], s.eps = s.live[3], s.weight_decay = s.live[4];
-    s.step_size = s.live[5], s.bias_correction2_sqrt = s.live[6];
+    s.step_size = s.live[5], s.bias_correction2_sqrt = s.live[6], s.step = s.live[7];
   }
+  if (s.skipped) adam_bias_corrections(s, s.step - static_cast<double>(*s.skipped));
   return s;
+}
+// Whether a gated step was skipped on its device (read once per block or per call).
+template <class P>
+WANWU_HD inline bool step_skipped(const P& s) {
+  return s.skip != nullptr && *s.skip != 0.0f;
 }
 
 // PyTorch's Adam / AdamW (single-tensor path), in its order of operations.
@@ -693,6 +716,32 @@ WANWU_HD inline void adam_update(C& p, C g, C& m, C& v, C& vmax, const AdamStepP
   }
   const C denom = fm::sqrt(denom_src) / C(s.bias_correction2_sqrt) + C(s.eps);
   p = p - C(s.step_size) * (m / denom);
+}
+
+// ---- dynamic loss scaling on the device (GradScaler with ScalerSync::device) ----
+
+struct AmpScaleParams {
+  double growth_factor = 2.0, backoff_factor = 0.5;
+  int32_t growth_interval = 2000;
+};
+// torch's _amp_update_scale_: after a step with an inf/NaN gradient the scale backs off and the
+// count of clean steps restarts; after growth_interval clean steps it grows (unless that
+// overflows f32). Products in double, rounded once to f32, as the host's GradScaler.
+WANWU_HD inline void amp_update_scale(float& scale, int32_t& growth_tracker, float found_inf,
+                                      const AmpScaleParams& p) {
+  if (found_inf != 0.0f) {
+    scale = static_cast<float>(static_cast<double>(scale) * p.backoff_factor);
+    growth_tracker = 0;
+    return;
+  }
+  const int32_t clean = growth_tracker + 1;
+  if (clean == p.growth_interval) {
+    const float grown = static_cast<float>(static_cast<double>(scale) * p.growth_factor);
+    if (IsFiniteF()(grown)) scale = grown;
+    growth_tracker = 0;
+  } else {
+    growth_tracker = clean;
+  }
 }
 
 // ---- gradient norms (clip_grad_norm_), element by element (both backends run these) ----

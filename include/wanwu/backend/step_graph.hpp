@@ -16,11 +16,12 @@
 //   the captured inputs); tensors the step returns or assigns (the loss, gradients) are rewritten
 //   by each replay at the same addresses. Keep the inputs, the model and the optimizer alive as
 //   long as the graph.
-// - No reads from the device and no waits inside the step (item(), printing, fp16 loss scaling's
-//   inf check): they throw during the capture, naming the call.
+// - No reads from the device and no waits inside the step (item(), printing, the inf check of fp16
+//   loss scaling with the scale on the host): they throw during the capture, naming the call. A
+//   GradScaler with ScalerSync::device keeps its scale and check on the device and captures.
 // - Optimizer hyper-parameters (a schedule's learning rate), Adam's step counts and the Philox
 //   offsets of dropout are refreshed before every replay (core/capture.hpp), so replay k computes
-//   what the k-th eager step would have, bit for bit; the version counters of what the step
+//   what the k-th eager step would have; the version counters of what the step
 //   writes in place (parameters, running statistics) advance as the eager step's do.
 // - One eager step before the capture: state created inside a capture (momentum buffers, Adam's
 //   moments) would be recreated by every replay, so optimizers refuse it.

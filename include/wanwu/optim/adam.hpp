@@ -3,8 +3,17 @@
 // update one fused pass per parameter. The parameters of a group that share a device and a step
 // count go to the backend together (adam_step_multi: a few multi-tensor launches on CUDA for a
 // whole model, not one per parameter).
+//
+// Gated steps (Optimizer::step_unless, under a GradScaler that keeps its scale on the device) may
+// be skipped on the device without the host knowing, yet the bias corrections depend on how many
+// steps were taken. So each device keeps a count of the gated steps it skipped, and the kernels
+// compute the corrections of step `host count - skipped` there (as torch's capturable Adam keeps
+// its step counts on the device). The host settles the counts — one read — only when it must:
+// before a step that is not gated, before a gated step that updates another set of parameters
+// than the gated steps before it (the skipped count applies to that set), and in state_dict().
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "../ops/conv.hpp"
@@ -46,9 +55,16 @@ class AdamBase : public Optimizer {
     }
   }
   std::string name() const override { return wd_ == WeightDecay::decoupled ? "AdamW" : "Adam"; }
+  bool can_gate() const override {
+    for (const auto& g : groups_)
+      for (const auto& p : g.params)
+        if (p.requires_grad() && !has_state_tensor(p, "exp_avg")) return false;
+    return true;
+  }
 
   void step() override {
     NoGradGuard ng;
+    track_skips();
     for (auto& g : groups_) {
       StepBatches<int64_t, AdamTensors> batches;  // by step count
       for (auto& p : g.params) {
@@ -63,6 +79,7 @@ class AdamBase : public Optimizer {
         if (st.tensors.empty()) {
           st.tensors["exp_avg"] = zeros_like(p);
           st.tensors["exp_avg_sq"] = zeros_like(p);
+          skip_count(p.device());  // made here, outside any capture, for the gated steps to come
         }
         if (g.amsgrad == AmsGrad::yes && !st.tensors.count("max_exp_avg_sq"))
           st.tensors["max_exp_avg_sq"] = zeros_like(p);
@@ -74,10 +91,27 @@ class AdamBase : public Optimizer {
       for (const auto& b : batches.batches) {
         AdamStepParams s = params_of(g, b.key);
         if (GraphCapture* cap = active_capture(b.device)) s.live = live_params(*cap, g, b.tensors);
+        if ((s.skip = skip_flag(b.device))) s.skipped = static_cast<const float*>(skip_count(b.device).data_ptr());
         backend_for(b.device).adam_step_multi(b.tensors, s);
         for (const AdamTensors& t : b.tensors) t.param.bump_version();
       }
     }
+    if (gate())  // after every kernel of the step has read the counts
+      for (const auto& [d, flag] : gate()->flags)
+        if (Tensor* c = find_count(d)) c->add_(flag);
+  }
+
+ protected:
+  int64_t saved_step(const Tensor& param, const ParamState& st) const override {
+    if (!unsettled_) return st.step;
+    for (const Tensor& q : gated_)
+      if (q.is_same(param)) return st.step - static_cast<int64_t>(find_count(param.device())->item<float>());
+    return st.step;
+  }
+  void state_loaded() override {  // the loaded counts are the steps taken
+    for (auto& [d, c] : skipped_) c.zero_();
+    gated_.clear();
+    unsettled_ = false;
   }
 
  private:
@@ -90,11 +124,59 @@ class AdamBase : public Optimizer {
     s.weight_decay = g.weight_decay;
     s.decoupled = wd_ == WeightDecay::decoupled;
     s.amsgrad = g.amsgrad == AmsGrad::yes;
-    const double step = static_cast<double>(step_count);
-    s.step_size = g.lr / (1.0 - std::pow(g.beta1, step));
-    s.bias_correction2_sqrt = std::sqrt(1.0 - std::pow(g.beta2, step));
+    adam_bias_corrections(s, static_cast<double>(step_count));
     return s;
   }
+  // The device's count of skipped gated steps (f32, one element), made at zero when missing.
+  // Counts are never replaced, only zeroed in place: a captured graph holds their addresses.
+  Tensor& skip_count(const Device& d) {
+    if (Tensor* c = find_count(d)) return *c;
+    WANWU_CHECK_T(DeviceError, active_capture(d) == nullptr, name(), ": the count of skipped steps on ", d,
+                  " would be made inside a graph capture, which sets no value; run one step before capturing");
+    skipped_.emplace_back(d, zeros({1}, TensorOptions(DType::f32).device(d)));
+    return skipped_.back().second;
+  }
+  Tensor* find_count(const Device& d) {
+    for (auto& [dev, c] : skipped_)
+      if (dev == d) return &c;
+    return nullptr;
+  }
+  const Tensor* find_count(const Device& d) const { return const_cast<AdamBase*>(this)->find_count(d); }
+  // Keeps the skipped counts meaningful for this step (see the header): a gated step over the same
+  // parameters as the gated steps since the last settling goes on counting; anything else settles.
+  void track_skips() {
+    std::vector<Tensor> now;
+    if (gate())
+      for (const auto& g : groups_)
+        for (const auto& p : g.params)
+          if (p.grad().defined()) now.push_back(p);
+    const bool same = now.size() == gated_.size() &&
+                      std::equal(now.begin(), now.end(), gated_.begin(), [](const Tensor& a, const Tensor& b) {
+                        return a.is_same(b);
+                      });
+    if (unsettled_ && !(gate() && same)) {
+      for (auto& [d, c] : skipped_)
+        WANWU_CHECK_T(DeviceError, active_capture(d) == nullptr, name(), ": a captured step would read the count "
+                      "of skipped steps on the host (the gated steps before it updated other parameters, or it is "
+                      "not gated); capture a step like the ones before it");
+      for (auto& [d, c] : skipped_) {
+        const int64_t n = static_cast<int64_t>(c.item<float>());
+        if (n == 0) continue;
+        for (const Tensor& p : gated_)
+          if (p.device() == d) state_for(p).step -= n;
+        c.zero_();
+      }
+      unsettled_ = false;
+    }
+    if (gate()) {
+      gated_ = std::move(now);
+      unsettled_ = true;
+    }
+  }
+
+  std::vector<std::pair<Device, Tensor>> skipped_;
+  std::vector<Tensor> gated_;  // the parameters of the gated steps since the counts were settled
+  bool unsettled_ = false;     // gated steps happened since then
   // Inside a graph capture: each replay counts the batch's parameters' step, as the eager step
   // does, and its kernels read the hyper-parameters and bias corrections of that step.
   const double* live_params(GraphCapture& cap, const ParamGroup& g, const std::vector<AdamTensors>& batch) {

@@ -46,25 +46,57 @@ namespace optim {
 
 enum class CheckNonfinite : uint8_t { no, yes };
 
+// One f32 flag of one element per device, left there: 1 where an inf or NaN was seen.
+struct DeviceFlags {
+  std::vector<std::pair<Device, Tensor>> flags;
+  // The flag on `d`, or null.
+  const Tensor* find(const Device& d) const {
+    for (const auto& [dev, f] : flags)
+      if (dev == d) return &f;
+    return nullptr;
+  }
+  // Whether any flag is set: one read per device, after every device's work is queued.
+  bool any() const {
+    bool found = false;
+    for (const auto& [d, f] : flags) found = f.item<float>() != 0.0f || found;
+    return found;
+  }
+};
+
+// scale_all_ and unscale_all_: one scale_multi per device, each device's flag left there.
+inline DeviceFlags scale_by_device(const std::vector<Tensor>& ts, double factor, CheckNonfinite check,
+                                   const Tensor& divisor) {
+  NoGradGuard ng;
+  DeviceFlags out;
+  for (auto& g : detail::group_by_device(ts, "scale_all_")) {
+    const Tensor flag = check == CheckNonfinite::yes ? zeros({1}, TensorOptions(DType::f32).device(g.device)) : Tensor();
+    const Tensor div = !divisor.defined() || divisor.device() == g.device ? divisor : divisor.to(g.device);
+    backend_for(g.device).scale_multi(g.work, factor, flag, div);
+    g.write_back();
+    if (flag.defined()) out.flags.emplace_back(g.device, flag);
+  }
+  return out;
+}
+
 // x *= factor for every tensor, in its dtype's compute type: f32 for f16/bf16, with the factor
 // not rounded to the dtype first, as torch's foreach and unscale kernels (x.mul_(factor) rounds it
 // to a bf16 tensor's dtype). With CheckNonfinite::yes, returns whether any element was inf or NaN
 // before the multiplication (torch's _amp_foreach_non_finite_check_and_unscale_); otherwise
 // false, with nothing read back.
 inline bool scale_all_(const std::vector<Tensor>& ts, double factor, CheckNonfinite check = CheckNonfinite::no) {
-  NoGradGuard ng;
-  std::vector<detail::DeviceGroup> groups = detail::group_by_device(ts, "scale_all_");
-  std::vector<Tensor> flags;
-  for (auto& g : groups) {
-    const Tensor flag = check == CheckNonfinite::yes ? zeros({1}, TensorOptions(DType::f32).device(g.device)) : Tensor();
-    backend_for(g.device).scale_multi(g.work, factor, flag);
-    g.write_back();
-    flags.push_back(flag);
-  }
-  bool found = false;
-  for (const Tensor& f : flags)  // one wait per device, after every device's work is queued
-    if (f.defined()) found = f.item<float>() != 0.0f || found;
-  return found;
+  return scale_by_device(ts, factor, check, Tensor()).any();
+}
+
+// The check and the division of GradScaler's unscale with the scale kept on the device: every
+// tensor is multiplied by float(1 / double(divisor)) (divisor: f32, one element; read on the
+// device, and copied to each other device that holds tensors), and each device's inf/NaN flag is
+// returned where it is, nothing read back.
+inline DeviceFlags unscale_all_(const std::vector<Tensor>& ts, const Tensor& divisor) {
+  WANWU_CHECK_DTYPE(divisor.defined() && divisor.dtype() == DType::f32 && divisor.numel() == 1,
+                    "unscale_all_: the divisor must be one f32 element, got ",
+                    divisor.defined() ? divisor.dtype() : DType::f32, " of shape ",
+                    divisor.defined() ? divisor.shape() : Shape{});
+  return scale_by_device(ts, 1.0, CheckNonfinite::yes, divisor);
 }
 
 // The p-norm of all the tensors' elements together, as if concatenated: (sum |x|^p)^(1/p) for

@@ -15,6 +15,7 @@
 
 #include "../autograd/grad_mode.hpp"
 #include "../nn/module.hpp"
+#include "foreach.hpp"
 
 namespace wanwu::optim {
 
@@ -72,6 +73,27 @@ class Optimizer {
     groups_.push_back(std::move(g));
   }
 
+  // A gated step (GradScaler with ScalerSync::device; PyTorch's fused optimizers given found_inf):
+  // the step is queued on every device, and each device's kernels skip it where its flag in
+  // `found_inf` is nonzero, so the host never waits to read the flags. Only an optimizer whose
+  // can_gate() is true takes one.
+  void step_unless(const DeviceFlags& found_inf) {
+    WANWU_CHECK_VALUE(can_gate(), name(), ": this step cannot be gated on the device (",
+                      "a parameter's state would start at it, or the optimizer does not gate its steps); read the "
+                      "flags on the host and call step() when none is set");
+    struct Reset {
+      const DeviceFlags*& gate;
+      ~Reset() { gate = nullptr; }
+    } reset{gate_};
+    gate_ = &found_inf;
+    step();
+  }
+  // Whether the next step can be gated: every parameter that requires a gradient already has the
+  // state the optimizer keeps (a state that starts at a step depends on whether that step is
+  // taken: SGD's momentum buffer copies the first gradient, Adam counts steps from it). False for
+  // an optimizer that does not read the flags (the default).
+  virtual bool can_gate() const { return false; }
+
   // Gradients set to none (PyTorch's default set_to_none=True).
   void zero_grad() {
     for (auto& g : groups_)
@@ -100,7 +122,7 @@ class Optimizer {
         if (it != state_.end()) {
           const std::string s = "state." + std::to_string(idx) + ".";
           for (const auto& [k, t] : it->second.tensors) sd.set(s + k, t.detach());
-          sd.set(s + "step", scalar_tensor(it->second.step, DType::i64));
+          sd.set(s + "step", scalar_tensor(saved_step(param, it->second), DType::i64));
         }
         ++idx;
       }
@@ -144,6 +166,7 @@ class Optimizer {
         state_[param.impl()] = std::move(ps);
       }
     }
+    state_loaded();
   }
 
  protected:
@@ -162,6 +185,23 @@ class Optimizer {
     return st;
   }
   bool has_state(const Tensor& p) const { return state_.count(p.impl()) > 0; }
+  // A parameter's state under `key` exists (for can_gate), without moving it.
+  bool has_state_tensor(const Tensor& p, const char* key) const {
+    auto it = state_.find(p.impl());
+    return it != state_.end() && it->second.tensors.count(key) > 0;
+  }
+  // The step count state_dict() saves (Adam corrects its host count for steps the device skipped).
+  virtual int64_t saved_step(const Tensor& /*param*/, const ParamState& st) const { return st.step; }
+  // Called at the end of load_state_dict().
+  virtual void state_loaded() {}
+  // Inside step_unless: the address of the flag that gates the step on `d`; null in step().
+  const float* skip_flag(const Device& d) const {
+    if (!gate_) return nullptr;
+    const Tensor* f = gate_->find(d);
+    WANWU_CHECK_T(DeviceError, f != nullptr, name(), ": a gated step has no inf/NaN flag for the parameters on ", d);
+    return static_cast<const float*>(f->data_ptr());
+  }
+  const DeviceFlags* gate() const { return gate_; }
   std::vector<ParamGroup> groups_;
 
  private:
@@ -171,6 +211,7 @@ class Optimizer {
     return n;
   }
   std::unordered_map<const TensorImpl*, ParamState> state_;
+  const DeviceFlags* gate_ = nullptr;
 };
 
 // Splits a module's parameters into the usual two fine-tuning groups: with weight decay, and

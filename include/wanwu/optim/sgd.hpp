@@ -1,7 +1,8 @@
 // SGD with momentum, dampening, Nesterov and (coupled) weight decay, step for step PyTorch's
 // torch.optim.SGD. The update is one fused pass per parameter; a group's parameters on one device
 // go to the backend together (sgd_step_multi: multi-tensor launches on CUDA), apart from those
-// whose momentum buffer starts this step.
+// whose momentum buffer starts this step. Under a GradScaler that keeps its scale on the device,
+// the step is gated there (Optimizer::step_unless): the kernels skip it where a gradient was inf.
 #pragma once
 
 #include "../ops/conv.hpp"
@@ -42,6 +43,15 @@ class SGD : public Optimizer {
     }
   }
   std::string name() const override { return "SGD"; }
+  // Gated steps need every momentum buffer to exist: the first step sets it to the gradient, and a
+  // step the device skips must not count as that first step.
+  bool can_gate() const override {
+    for (const auto& g : groups_)
+      if (g.momentum != 0.0)
+        for (const auto& p : g.params)
+          if (p.requires_grad() && !has_state_tensor(p, "momentum_buffer")) return false;
+    return true;
+  }
 
   void step() override {
     NoGradGuard ng;
@@ -57,6 +67,10 @@ class SGD : public Optimizer {
           ParamState& st = state_for(p);
           auto it = st.tensors.find("momentum_buffer");
           if (it == st.tensors.end()) {
+            // checked before the buffer exists: a failed capture must leave no state behind
+            WANWU_CHECK_VALUE(active_capture(p.device()) == nullptr, "SGD: momentum buffers would start inside a "
+                              "graph capture, and every replay would start them again; run one step before "
+                              "capturing it (StepGraph::capture)");
             buf = empty_like(p);
             st.tensors["momentum_buffer"] = buf;
             init = true;
@@ -69,7 +83,8 @@ class SGD : public Optimizer {
       for (const auto& b : batches.batches) {
         SgdStepParams s = params_of(g);
         s.init_buffer = b.key;
-        if (GraphCapture* cap = active_capture(b.device)) s.live = live_params(*cap, g, b.key);
+        s.skip = skip_flag(b.device);
+        if (GraphCapture* cap = active_capture(b.device)) s.live = live_params(*cap, g);
         backend_for(b.device).sgd_step_multi(b.tensors, s);
         for (const SgdTensors& t : b.tensors) t.param.bump_version();
       }
@@ -89,9 +104,7 @@ class SGD : public Optimizer {
   // Inside a graph capture: the hyper-parameters each replay reads, taken from the group as it is
   // at that replay (a schedule changes lr between replays). Which tensors the step touches is
   // fixed by the capture, so a momentum buffer cannot start in one and momentum cannot turn on.
-  const double* live_params(GraphCapture& cap, const ParamGroup& g, bool init_buffer) {
-    WANWU_CHECK_VALUE(!init_buffer, "SGD: momentum buffers would start inside a graph capture, and every replay "
-                      "would start them again; run one step before capturing it (StepGraph::capture)");
+  const double* live_params(GraphCapture& cap, const ParamGroup& g) {
     const size_t gi = static_cast<size_t>(&g - groups_.data());
     const bool momentum = g.momentum != 0.0;
     return cap.live_values(

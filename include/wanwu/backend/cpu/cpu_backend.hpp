@@ -101,8 +101,11 @@ class CpuBackend final : public Backend {
                 const SgdStepParams& p) override;  // methods/optim.hpp
   void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                  const Tensor& max_exp_avg_sq, const AdamStepParams& p) override;
-  void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite) override;
+  void scale_multi(const std::vector<Tensor>& ts, double factor, const Tensor& found_nonfinite,
+                   const Tensor& divisor) override;
   void norm_multi(const std::vector<Tensor>& ts, const NormParams& p, const Tensor& out) override;
+  void amp_update_scale(const Tensor& scale, const Tensor& growth_tracker, const Tensor& found_inf,
+                        const AmpScaleParams& p) override;
 };
 
 }  // namespace wanwu

@@ -14,6 +14,7 @@ namespace wanwu::cpu {
 template <class T, class G>
 void sgd_step_typed(T* p, const G* g, T* buf, int64_t n, const SgdStepParams& s) {
   using C = compute_t<T>;
+  if (step_skipped(s)) return;
   parallel_for(n, 16384, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       C pc = static_cast<C>(p[i]), bc = buf ? static_cast<C>(buf[i]) : C(0);
@@ -25,8 +26,10 @@ void sgd_step_typed(T* p, const G* g, T* buf, int64_t n, const SgdStepParams& s)
 }
 
 template <class T, class G>
-void adam_step_typed(T* p, const G* g, T* m, T* v, T* vmax, int64_t n, const AdamStepParams& s) {
+void adam_step_typed(T* p, const G* g, T* m, T* v, T* vmax, int64_t n, const AdamStepParams& s_in) {
   using C = compute_t<T>;
+  if (step_skipped(s_in)) return;
+  const AdamStepParams s = with_live(s_in);  // a gated step's bias corrections
   parallel_for(n, 16384, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       C pc = static_cast<C>(p[i]), mc = static_cast<C>(m[i]), vc = static_cast<C>(v[i]);

@@ -34,7 +34,9 @@ WANWU_CPU_METHOD void CpuBackend::adam_step(const Tensor& param, const Tensor& g
 }
 
 WANWU_CPU_METHOD void CpuBackend::scale_multi(const std::vector<Tensor>& ts, double factor,
-                                              const Tensor& found_nonfinite) {
+                                              const Tensor& found_nonfinite, const Tensor& divisor) {
+  if (divisor.defined())
+    factor = static_cast<float>(1.0 / static_cast<double>(*static_cast<const float*>(divisor.data_ptr())));
   bool bad = false;
   for (const Tensor& t : ts)
     dispatch_floating(t.dtype(), "scale_multi", [&](auto tag) {
@@ -54,6 +56,12 @@ WANWU_CPU_METHOD void CpuBackend::norm_multi(const std::vector<Tensor>& ts, cons
   double total = 0.0;
   for (double v : partial) total = norm_combine(total, v, p);
   *static_cast<double*>(out.data_ptr()) = total;
+}
+
+WANWU_CPU_METHOD void CpuBackend::amp_update_scale(const Tensor& scale, const Tensor& growth_tracker,
+                                                   const Tensor& found_inf, const AmpScaleParams& p) {
+  wanwu::amp_update_scale(*static_cast<float*>(scale.data_ptr()), *static_cast<int32_t*>(growth_tracker.data_ptr()),
+                          *static_cast<const float*>(found_inf.data_ptr()), p);
 }
 
 }  // namespace wanwu
