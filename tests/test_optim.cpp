@@ -508,6 +508,15 @@ TEST_CASE("GradScaler with the scale on the device: a run saved after skipped ga
   big.sync = amp::ScalerSync::device;
   big.growth_interval = int64_t(1) << 40;
   CHECK_THROWS_WITH_AS(amp::GradScaler{big}, doctest::Contains("growth_interval is counted in 32 bits"), ValueError);
+  // the unscale's divisor is the scale: one f32 element
+  const std::vector<Tensor> grads = {tensor({2.0, 4.0}, DType::f32)};
+  CHECK_THROWS_WITH_AS(optim::unscale_all_(grads, Tensor()), doctest::Contains("the divisor is undefined"),
+                       ValueError);
+  CHECK_THROWS_WITH_AS(optim::unscale_all_(grads, tensor({2.0}, DType::f64)),
+                       doctest::Contains("the divisor must be one f32 element, got f64 of shape [1]"), DTypeError);
+  const optim::DeviceFlags flags = optim::unscale_all_(grads, full({}, 4.0, TensorOptions(DType::f32)));
+  check_close(grads[0], {0.5, 1.0}, 0, 0);
+  CHECK_FALSE(flags.any());
 }
 
 TEST_CASE("Adam and SGD batch parameters by step: a parameter that joins late follows its own step count") {

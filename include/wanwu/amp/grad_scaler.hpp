@@ -66,7 +66,7 @@ class GradScaler {
     if (!enabled()) return loss;
     if (o_.sync == ScalerSync::host) return loss * static_cast<double>(scale_);
     place(loss.device());
-    return loss * (loss.dtype() == DType::f64 ? scale_dev_.to(DType::f64) : scale_dev_);
+    return loss * scale_dev_;  // an f64 loss promotes the f32 scale, as in torch
   }
 
   // Divides this optimizer's gradients by the scale and records whether any was inf/NaN.

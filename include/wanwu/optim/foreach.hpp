@@ -92,10 +92,10 @@ inline bool scale_all_(const std::vector<Tensor>& ts, double factor, CheckNonfin
 // device, and copied to each other device that holds tensors), and each device's inf/NaN flag is
 // returned where it is, nothing read back.
 inline DeviceFlags unscale_all_(const std::vector<Tensor>& ts, const Tensor& divisor) {
-  WANWU_CHECK_DTYPE(divisor.defined() && divisor.dtype() == DType::f32 && divisor.numel() == 1,
-                    "unscale_all_: the divisor must be one f32 element, got ",
-                    divisor.defined() ? divisor.dtype() : DType::f32, " of shape ",
-                    divisor.defined() ? divisor.shape() : Shape{});
+  WANWU_CHECK_VALUE(divisor.defined(), "unscale_all_: the divisor is undefined");
+  WANWU_CHECK_DTYPE(divisor.dtype() == DType::f32 && divisor.numel() == 1,
+                    "unscale_all_: the divisor must be one f32 element, got ", divisor.dtype(), " of shape ",
+                    divisor.shape());
   return scale_by_device(ts, 1.0, CheckNonfinite::yes, divisor);
 }
 
