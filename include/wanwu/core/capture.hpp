@@ -85,13 +85,13 @@ class GraphCapture {
       d.consumed = d.gen->offset() - d.start;
       d.gen->set_state(d.seed, d.start);
     }
-    std::vector<std::weak_ptr<Storage>> unique;
-    for (const auto& w : written_) {
-      const auto s = w.lock();
-      if (s && std::none_of(unique.begin(), unique.end(), [&](const auto& u) { return u.lock() == s; }))
-        unique.push_back(s);
-    }
-    written_ = std::move(unique);
+    std::vector<std::shared_ptr<Storage>> alive;
+    for (const auto& w : written_)
+      if (auto s = w.lock()) alive.push_back(std::move(s));
+    const std::less<const Storage*> before;
+    std::sort(alive.begin(), alive.end(), [&](const auto& a, const auto& b) { return before(a.get(), b.get()); });
+    alive.erase(std::unique(alive.begin(), alive.end()), alive.end());
+    written_.assign(alive.begin(), alive.end());
   }
 
   // The live values of the next replay, with the host state their refreshers advance; the
