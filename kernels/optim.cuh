@@ -54,16 +54,24 @@ __device__ __forceinline__ int multi_tensor_index(const MultiTensorArgs<D>& a) {
 
 // The block's chunk of its tensor: `ptr(d)` is list d's pointer moved to the chunk's start (null
 // stays null), `n` its length; 32-bit indices within a chunk keep the address arithmetic cheap.
+// `packed`: every list's chunk starts on a 16-byte boundary, so a thread's kMultiIlp consecutive
+// values are one vector access (chunks start kMultiChunk elements apart, so this is the tensors'
+// own alignment: the allocator's blocks always, a view at an odd offset not).
 template <int D>
 struct MultiTensorChunk {
   const MultiTensorArgs<D>& a;
   int j, n;
   int64_t begin;
+  bool packed;
   __device__ __forceinline__ explicit MultiTensorChunk(const MultiTensorArgs<D>& args) : a(args) {
     j = multi_tensor_index(a);
     begin = (int64_t(blockIdx.x) - a.first_block[j]) * kMultiChunk;
     const int64_t left = a.numel[j] - begin;
     n = static_cast<int>(left < kMultiChunk ? left : kMultiChunk);
+    uintptr_t bits = 0;
+#pragma unroll
+    for (int d = 0; d < D; ++d) bits |= reinterpret_cast<uintptr_t>(a.ptr[d][j]);
+    packed = bits % 16 == 0;
   }
   template <class T>
   __device__ __forceinline__ T* ptr(int d) const {
@@ -72,22 +80,60 @@ struct MultiTensorChunk {
   }
 };
 
-// A chunk of n elements in rounds of kMultiIlp elements per thread: each round issues every
-// load(k, i) before the first update(k, i), so that enough loads are in flight to keep HBM busy
-// (k indexes the caller's per-thread register arrays, i the element).
-template <class Load, class Update>
-__device__ __forceinline__ void multi_tensor_rounds(int n, Load&& load, Update&& update) {
-  for (int base = 0; base < n; base += blockDim.x * kMultiIlp) {
+// kMultiIlp consecutive values of T: one 16-byte access for f32, one 8-byte access for f16/bf16,
+// two 16-byte accesses for f64.
+template <class T>
+struct alignas(sizeof(T) * kMultiIlp < 16 ? sizeof(T) * kMultiIlp : 16) IlpPack {
+  T v[kMultiIlp];
+};
+
+// A thread's values i0 .. i0 + kMultiIlp - 1 of a chunk of n into registers as C (zero past n or
+// for a null list): one vector load when the chunk is packed and the run is whole, else one load
+// per value.
+template <class C, class T>
+__device__ __forceinline__ void ilp_load(C (&r)[kMultiIlp], const T* p, int i0, int n, bool packed) {
+  if (!p) {
 #pragma unroll
-    for (int k = 0; k < kMultiIlp; ++k) {
-      const int i = base + threadIdx.x + k * blockDim.x;
-      if (i < n) load(k, i);
-    }
+    for (int k = 0; k < kMultiIlp; ++k) r[k] = C(0);
+  } else if (packed && i0 + kMultiIlp <= n) {
+    const IlpPack<T> pk = *reinterpret_cast<const IlpPack<T>*>(p + i0);
 #pragma unroll
-    for (int k = 0; k < kMultiIlp; ++k) {
-      const int i = base + threadIdx.x + k * blockDim.x;
-      if (i < n) update(k, i);
-    }
+    for (int k = 0; k < kMultiIlp; ++k) r[k] = cv<C>(pk.v[k]);
+  } else {
+#pragma unroll
+    for (int k = 0; k < kMultiIlp; ++k) r[k] = i0 + k < n ? cv<C>(p[i0 + k]) : C(0);
+  }
+}
+
+// The registers back to values i0 .. of a chunk of n (nothing for a null list), as ilp_load reads.
+template <class T, class C>
+__device__ __forceinline__ void ilp_store(T* p, const C (&r)[kMultiIlp], int i0, int n, bool packed) {
+  if (!p) return;
+  if (packed && i0 + kMultiIlp <= n) {
+    IlpPack<T> pk;
+#pragma unroll
+    for (int k = 0; k < kMultiIlp; ++k) pk.v[k] = cv<T>(r[k]);
+    *reinterpret_cast<IlpPack<T>*>(p + i0) = pk;
+  } else {
+#pragma unroll
+    for (int k = 0; k < kMultiIlp; ++k)
+      if (i0 + k < n) p[i0 + k] = cv<T>(r[k]);
+  }
+}
+
+// A chunk in rounds: each thread loads kMultiIlp consecutive values of every list (load(i0), with
+// ilp_load), updates them (update(k) for the values inside the chunk) and stores them (store(i0)),
+// so a warp moves 32 whole vectors per list and access (PyTorch's fused optimizers load alike):
+// loads of kMultiIlp single elements a block apart, as these kernels first did, issue four times
+// the load instructions for the same bytes.
+template <class Load, class Update, class Store>
+__device__ __forceinline__ void multi_tensor_rounds(int n, Load&& load, Update&& update, Store&& store) {
+  for (int i0 = threadIdx.x * kMultiIlp; i0 < n; i0 += blockDim.x * kMultiIlp) {
+    load(i0);
+#pragma unroll
+    for (int k = 0; k < kMultiIlp; ++k)
+      if (i0 + k < n) update(k);
+    store(i0);
   }
 }
 
@@ -100,18 +146,20 @@ __global__ void sgd_multi_kernel(const __grid_constant__ MultiTensorArgs<3> a, c
   T* p = ch.template ptr<T>(0);
   const G* g = ch.template ptr<const G>(1);
   T* buf = ch.template ptr<T>(2);
-  C pc[kMultiIlp] = {}, gc[kMultiIlp] = {}, bc[kMultiIlp] = {};
+  C pc[kMultiIlp], gc[kMultiIlp], bc[kMultiIlp];
+  const int n = ch.n;
+  const bool pk = ch.packed;
   multi_tensor_rounds(
-      ch.n,
-      [&](int k, int i) {
-        pc[k] = cv<C>(p[i]);
-        gc[k] = cv<C>(g[i]);
-        bc[k] = buf ? cv<C>(buf[i]) : C(0);  // each round starts from zero state, as the CPU's
+      n,
+      [&](int i0) {
+        ilp_load(pc, p, i0, n, pk);
+        ilp_load(gc, g, i0, n, pk);
+        ilp_load(bc, buf, i0, n, pk);  // each round starts from zero state, as the CPU's
       },
-      [&](int k, int i) {
-        sgd_update<C>(pc[k], gc[k], bc[k], s);
-        p[i] = cv<T>(pc[k]);
-        if (buf) buf[i] = cv<T>(bc[k]);
+      [&](int k) { sgd_update<C>(pc[k], gc[k], bc[k], s); },
+      [&](int i0) {
+        ilp_store(p, pc, i0, n, pk);
+        ilp_store(buf, bc, i0, n, pk);
       });
 }
 
@@ -126,22 +174,24 @@ __global__ void adam_multi_kernel(const __grid_constant__ MultiTensorArgs<5> a, 
   T* m = ch.template ptr<T>(2);
   T* v = ch.template ptr<T>(3);
   T* vmax = ch.template ptr<T>(4);
-  C pc[kMultiIlp] = {}, gc[kMultiIlp] = {}, mc[kMultiIlp] = {}, vc[kMultiIlp] = {}, xc[kMultiIlp] = {};
+  C pc[kMultiIlp], gc[kMultiIlp], mc[kMultiIlp], vc[kMultiIlp], xc[kMultiIlp];
+  const int n = ch.n;
+  const bool pk = ch.packed;
   multi_tensor_rounds(
-      ch.n,
-      [&](int k, int i) {
-        pc[k] = cv<C>(p[i]);
-        gc[k] = cv<C>(g[i]);
-        mc[k] = cv<C>(m[i]);
-        vc[k] = cv<C>(v[i]);
-        xc[k] = vmax ? cv<C>(vmax[i]) : C(0);
+      n,
+      [&](int i0) {
+        ilp_load(pc, p, i0, n, pk);
+        ilp_load(gc, g, i0, n, pk);
+        ilp_load(mc, m, i0, n, pk);
+        ilp_load(vc, v, i0, n, pk);
+        ilp_load(xc, vmax, i0, n, pk);
       },
-      [&](int k, int i) {
-        adam_update<C>(pc[k], gc[k], mc[k], vc[k], xc[k], s);
-        p[i] = cv<T>(pc[k]);
-        m[i] = cv<T>(mc[k]);
-        v[i] = cv<T>(vc[k]);
-        if (vmax) vmax[i] = cv<T>(xc[k]);
+      [&](int k) { adam_update<C>(pc[k], gc[k], mc[k], vc[k], xc[k], s); },
+      [&](int i0) {
+        ilp_store(p, pc, i0, n, pk);
+        ilp_store(m, mc, i0, n, pk);
+        ilp_store(v, vc, i0, n, pk);
+        ilp_store(vmax, xc, i0, n, pk);
       });
 }
 
@@ -251,14 +301,15 @@ __global__ void scale_multi_kernel(const __grid_constant__ MultiTensorArgs<1> a,
   const MultiTensorChunk<1> ch(a);
   T* x = ch.template ptr<T>(0);
   const C f = s.divisor ? C(static_cast<float>(1.0 / static_cast<double>(*s.divisor))) : C(s.factor);
-  C xc[kMultiIlp] = {};
+  C xc[kMultiIlp];
   bool bad = false;
   multi_tensor_rounds(
-      ch.n, [&](int k, int i) { xc[k] = cv<C>(x[i]); },
-      [&](int k, int i) {
+      ch.n, [&](int i0) { ilp_load(xc, x, i0, ch.n, ch.packed); },
+      [&](int k) {
         bad = bad || !IsFiniteF()(xc[k]);
-        x[i] = cv<T>(xc[k] * f);
-      });
+        xc[k] = xc[k] * f;
+      },
+      [&](int i0) { ilp_store(x, xc, i0, ch.n, ch.packed); });
   if (bad && s.found) *s.found = 1.0f;  // every writer stores the same value
 }
 
@@ -273,11 +324,11 @@ template <class T>
 __global__ void norm_multi_kernel(const __grid_constant__ MultiTensorArgs<1> a, const NormMultiParams s) {
   const MultiTensorChunk<1> ch(a);
   const T* x = ch.template ptr<const T>(0);
-  double xc[kMultiIlp] = {};
+  compute_t<T> xc[kMultiIlp];
   double acc = 0.0;
   multi_tensor_rounds(
-      ch.n, [&](int k, int i) { xc[k] = static_cast<double>(cv<compute_t<T>>(x[i])); },
-      [&](int k, int) { acc = norm_combine(acc, norm_term(xc[k], s.norm), s.norm); });
+      ch.n, [&](int i0) { ilp_load(xc, x, i0, ch.n, ch.packed); },
+      [&](int k) { acc = norm_combine(acc, norm_term(static_cast<double>(xc[k]), s.norm), s.norm); }, [](int) {});
   const NormParams np = s.norm;
   acc = block_reduce(acc, [np](double u, double v) { return norm_combine(u, v, np); });
   if (threadIdx.x == 0) s.partial[a.block_base + blockIdx.x] = acc;

@@ -9,6 +9,15 @@ using cp::kCuda;
 namespace {
 
 // Class indices in [0, C) with every `every`-th row (from row 1) set to ignore_index.
+// t's values on the device in a view one element into a larger buffer: not 16-byte aligned, so the
+// multi-tensor kernels move its chunks one value at a time instead of in vectors.
+Tensor misaligned_on_device(const Tensor& t) {
+  Tensor big = empty({t.numel() + 1}, TensorOptions(t.dtype()).device(kCuda));
+  Tensor v = big.narrow(0, 1, t.numel());
+  v.copy_(t);
+  return v;
+}
+
 Tensor class_targets(int64_t N, int64_t C, int64_t ignore_index, int64_t every, uint64_t seed) {
   Generator g(seed);
   std::vector<int64_t> t = randint(0, C, {N}, TensorOptions(DType::i64), &g).tolist<int64_t>();
@@ -215,8 +224,12 @@ TEST_CASE("multi-tensor SGD and Adam kernels: many tensors of mixed sizes and dt
   // 72 tensors: 40-odd non-empty f32 ones share a kernel, the rest split into bf16, f16 and f64
   // parameters, bf16 gradients of f32 parameters and entries without the optional state (whose
   // chunks of more than one round, 4097 and 100000 elements, must start each round from zero
-  // state). Launches hold at most 48 tensors, so some groups take more than one.
+  // state). Launches hold at most 48 tensors, so some groups take more than one. Every sixth
+  // entry's device tensors are misaligned views, and the gradient alone of the entry after it: their
+  // chunks take the one-value path, the others move 16-byte vectors.
   const std::vector<int64_t> sizes = {0, 1, 7, 4097, 100000, 4096, 33, 8193, 1000, 2, 12345, 513, 300};
+  auto on_dev = [](int i, const Tensor& t) { return i % 6 == 1 ? misaligned_on_device(t) : t.to(kCuda); };
+  auto grad_on_dev = [](int i, const Tensor& g) { return i % 6 == 1 || i % 6 == 2 ? misaligned_on_device(g) : g.to(kCuda); };
   const int count = 72;
   auto param_dtype = [](int i) {
     return i % 12 == 5 ? DType::bf16 : i % 12 == 7 ? DType::f16 : i % 12 == 11 ? DType::f64 : DType::f32;
@@ -238,9 +251,9 @@ TEST_CASE("multi-tensor SGD and Adam kernels: many tensors of mixed sizes and dt
     for (int i = 0; i < count; ++i) {
       const int64_t n = sizes[i % sizes.size()];
       pc.push_back(cp::rnd({n}, -1, 1, 900 + i).to(param_dtype(i)));
-      pd.push_back(pc.back().to(kCuda));
+      pd.push_back(on_dev(i, pc.back()));
       bc.push_back(has_state(i) ? zeros({n}, TensorOptions(param_dtype(i))) : Tensor());
-      bd.push_back(has_state(i) ? bc.back().to(kCuda) : Tensor());
+      bd.push_back(has_state(i) ? on_dev(i, bc.back()) : Tensor());
     }
     for (int step = 0; step < 3; ++step) {
       SgdStepParams s;
@@ -254,7 +267,7 @@ TEST_CASE("multi-tensor SGD and Adam kernels: many tensors of mixed sizes and dt
       for (int i = 0; i < count; ++i) {
         const Tensor g = grad(i, step);
         cpu_ts.push_back({pc[i], g, bc[i]});
-        dev_ts.push_back({pd[i], g.to(kCuda), bd[i]});
+        dev_ts.push_back({pd[i], grad_on_dev(i, g), bd[i]});
       }
       cpu_backend().sgd_step_multi(cpu_ts, s);
       backend_for(kCuda).sgd_step_multi(dev_ts, s);
@@ -273,13 +286,13 @@ TEST_CASE("multi-tensor SGD and Adam kernels: many tensors of mixed sizes and dt
       const int64_t n = sizes[i % sizes.size()];
       const TensorOptions o(param_dtype(i));
       pc.push_back(cp::rnd({n}, -1, 1, 900 + i).to(param_dtype(i)));
-      pd.push_back(pc.back().to(kCuda));
+      pd.push_back(on_dev(i, pc.back()));
       mc.push_back(zeros({n}, o));
-      md.push_back(mc.back().to(kCuda));
+      md.push_back(on_dev(i, mc.back()));
       vc.push_back(zeros({n}, o));
-      vd.push_back(vc.back().to(kCuda));
+      vd.push_back(on_dev(i, vc.back()));
       xc.push_back(amsgrad && has_state(i) ? zeros({n}, o) : Tensor());
-      xd.push_back(xc.back().defined() ? xc.back().to(kCuda) : Tensor());
+      xd.push_back(xc.back().defined() ? on_dev(i, xc.back()) : Tensor());
     }
     for (int step = 1; step <= 3; ++step) {
       AdamStepParams s;
@@ -293,7 +306,7 @@ TEST_CASE("multi-tensor SGD and Adam kernels: many tensors of mixed sizes and dt
       for (int i = 0; i < count; ++i) {
         const Tensor g = grad(i, step);
         cpu_ts.push_back({pc[i], g, mc[i], vc[i], xc[i]});
-        dev_ts.push_back({pd[i], g.to(kCuda), md[i], vd[i], xd[i]});
+        dev_ts.push_back({pd[i], grad_on_dev(i, g), md[i], vd[i], xd[i]});
       }
       cpu_backend().adam_step_multi(cpu_ts, s);
       backend_for(kCuda).adam_step_multi(dev_ts, s);
@@ -311,7 +324,8 @@ TEST_CASE("multi-tensor SGD and Adam kernels: many tensors of mixed sizes and dt
 
 TEST_CASE("multi-tensor gradient passes: scale_multi's values and inf/NaN flag, norm_multi's norms, over several launches") {
   // 96 tensors in four dtypes: the 51 non-empty f32 ones (more than one launch's 48) span two
-  // launches, so a norm's partial sums come from the blocks of several launches.
+  // launches, so a norm's partial sums come from the blocks of several launches. Every fifth device
+  // tensor is a misaligned view (one value at a time), the others move 16-byte vectors.
   const std::vector<int64_t> sizes = {0, 1, 7, 4097, 100000, 4096, 33, 8193, 1000, 2, 12345, 513};
   const DType dtypes[] = {DType::f32, DType::f32, DType::f32, DType::f32, DType::bf16, DType::f16, DType::f64};
   const int count = 96;
@@ -323,7 +337,7 @@ TEST_CASE("multi-tensor gradient passes: scale_multi's values and inf/NaN flag, 
   };
   auto to_dev = [](const std::vector<Tensor>& ts) {
     std::vector<Tensor> d;
-    for (const Tensor& t : ts) d.push_back(t.to(kCuda));
+    for (size_t i = 0; i < ts.size(); ++i) d.push_back(i % 5 == 3 ? misaligned_on_device(ts[i]) : ts[i].to(kCuda));
     return d;
   };
   const std::vector<Tensor> c = make(3000), d = to_dev(c);
@@ -347,7 +361,7 @@ TEST_CASE("multi-tensor gradient passes: scale_multi's values and inf/NaN flag, 
   {
     std::vector<Tensor> cc, dd;
     for (const Tensor& t : c) cc.push_back(t.clone());
-    for (const Tensor& t : d) dd.push_back(t.clone());
+    for (size_t i = 0; i < d.size(); ++i) dd.push_back(i % 5 == 3 ? misaligned_on_device(d[i]) : d[i].clone());
     Tensor fc = zeros({1}, TensorOptions(DType::f32)), fd = zeros({1}, TensorOptions(DType::f32).device(kCuda));
     cpu_backend().scale_multi(cc, 0.37, fc, Tensor());
     backend_for(kCuda).scale_multi(dd, 0.37, fd, Tensor());
