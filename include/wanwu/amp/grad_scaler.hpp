@@ -118,10 +118,7 @@ class GradScaler {
     if (!st.unscaled) unscale_(opt);
     st.stepped = true;
     if (o_.sync == ScalerSync::device) {
-      if (opt.can_gate()) {
-        opt.step_unless(st.flags);
-        return true;
-      }
+      if (opt.try_step_unless(st.flags)) return true;
       for (const auto& [d, f] : st.flags.flags)
         WANWU_CHECK_T(DeviceError, active_capture(d) == nullptr, "GradScaler: ", opt.name(), "'s state would start "
                       "at this step, which then depends on a read of the inf/NaN check; run one step with finite "

@@ -9,12 +9,14 @@
 // steps were taken. So each device keeps a count of the gated steps it skipped, and the kernels
 // compute the corrections of step `host count - skipped` there (as torch's capturable Adam keeps
 // its step counts on the device). The host settles the counts — one read — only when it must:
-// before a step that is not gated, before a gated step that updates another set of parameters
-// than the gated steps before it (the skipped count applies to that set), and in state_dict().
+// before a step that is not gated, and before a gated step that updates another set of parameters
+// than the gated steps before it (the skipped count applies to that set); state_dict() reads the
+// counts, once per device, without settling them.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_set>
 
 #include "../ops/conv.hpp"
 #include "optimizer.hpp"
@@ -102,11 +104,18 @@ class AdamBase : public Optimizer {
   }
 
  protected:
-  int64_t saved_step(const Tensor& param, const ParamState& st) const override {
-    if (!unsettled_) return st.step;
-    for (const Tensor& q : gated_)
-      if (q.is_same(param)) return st.step - static_cast<int64_t>(find_count(param.device())->item<float>());
-    return st.step;
+  SavedStep saved_steps() const override {
+    if (!unsettled_) return {};
+    std::vector<std::pair<Device, int64_t>> skipped;  // one read per device
+    for (const auto& [d, c] : skipped_) skipped.emplace_back(d, static_cast<int64_t>(c.item<float>()));
+    std::unordered_set<const TensorImpl*> gated;
+    for (const Tensor& q : gated_) gated.insert(q.impl());
+    return [skipped = std::move(skipped), gated = std::move(gated)](const Tensor& p, int64_t step) {
+      if (gated.count(p.impl()))
+        for (const auto& [d, n] : skipped)
+          if (d == p.device()) return step - n;
+      return step;
+    };
   }
   void state_loaded() override {  // the loaded counts are the steps taken
     for (auto& [d, c] : skipped_) c.zero_();
@@ -145,16 +154,8 @@ class AdamBase : public Optimizer {
   // Keeps the skipped counts meaningful for this step (see the header): a gated step over the same
   // parameters as the gated steps since the last settling goes on counting; anything else settles.
   void track_skips() {
-    std::vector<Tensor> now;
-    if (gate())
-      for (const auto& g : groups_)
-        for (const auto& p : g.params)
-          if (p.grad().defined()) now.push_back(p);
-    const bool same = now.size() == gated_.size() &&
-                      std::equal(now.begin(), now.end(), gated_.begin(), [](const Tensor& a, const Tensor& b) {
-                        return a.is_same(b);
-                      });
-    if (unsettled_ && !(gate() && same)) {
+    const bool same = gate() && unsettled_ && same_as_gated();
+    if (unsettled_ && !same) {
       for (auto& [d, c] : skipped_)
         WANWU_CHECK_T(DeviceError, active_capture(d) == nullptr, name(), ": a captured step would read the count "
                       "of skipped steps on the host (the gated steps before it updated other parameters, or it is "
@@ -169,9 +170,23 @@ class AdamBase : public Optimizer {
       unsettled_ = false;
     }
     if (gate()) {
-      gated_ = std::move(now);
+      if (!same) {
+        gated_.clear();
+        for (const auto& g : groups_)
+          for (const auto& p : g.params)
+            if (p.grad().defined()) gated_.push_back(p);
+      }
       unsettled_ = true;
     }
+  }
+  // Whether this step updates the parameters of the gated steps before it, in the same order
+  // (compared in place: the list is rebuilt only when it changes).
+  bool same_as_gated() const {
+    size_t i = 0;
+    for (const auto& g : groups_)
+      for (const auto& p : g.params)
+        if (p.grad().defined() && (i >= gated_.size() || !gated_[i++].is_same(p))) return false;
+    return i == gated_.size();
   }
 
   std::vector<std::pair<Device, Tensor>> skipped_;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -78,15 +79,22 @@ class Optimizer {
   // `found_inf` is nonzero, so the host never waits to read the flags. Only an optimizer whose
   // can_gate() is true takes one.
   void step_unless(const DeviceFlags& found_inf) {
-    WANWU_CHECK_VALUE(can_gate(), name(), ": this step cannot be gated on the device (",
+    const bool stepped = try_step_unless(found_inf);
+    WANWU_CHECK_VALUE(stepped, name(), ": this step cannot be gated on the device (",
                       "a parameter's state would start at it, or the optimizer does not gate its steps); read the "
                       "flags on the host and call step() when none is set");
+  }
+  // step_unless when can_gate(); otherwise no step and false (GradScaler then reads the flags), so
+  // a caller that has both paths asks can_gate() once.
+  bool try_step_unless(const DeviceFlags& found_inf) {
+    if (!can_gate()) return false;
     struct Reset {
       const DeviceFlags*& gate;
       ~Reset() { gate = nullptr; }
     } reset{gate_};
     gate_ = &found_inf;
     step();
+    return true;
   }
   // Whether the next step can be gated: every parameter that requires a gradient already has the
   // state the optimizer keeps (a state that starts at a step depends on whether that step is
@@ -104,6 +112,7 @@ class Optimizer {
   // the parameter's position across groups (PyTorch numbers state the same way).
   nn::StateDict state_dict() const {
     nn::StateDict sd;
+    const SavedStep saved = saved_steps();
     auto num = [](double v) { return scalar_tensor(v, DType::f64); };
     int64_t idx = 0;
     for (size_t gi = 0; gi < groups_.size(); ++gi) {
@@ -122,7 +131,7 @@ class Optimizer {
         if (it != state_.end()) {
           const std::string s = "state." + std::to_string(idx) + ".";
           for (const auto& [k, t] : it->second.tensors) sd.set(s + k, t.detach());
-          sd.set(s + "step", scalar_tensor(saved_step(param, it->second), DType::i64));
+          sd.set(s + "step", scalar_tensor(saved ? saved(param, it->second.step) : it->second.step, DType::i64));
         }
         ++idx;
       }
@@ -190,8 +199,11 @@ class Optimizer {
     auto it = state_.find(p.impl());
     return it != state_.end() && it->second.tensors.count(key) > 0;
   }
-  // The step count state_dict() saves (Adam corrects its host count for steps the device skipped).
-  virtual int64_t saved_step(const Tensor& /*param*/, const ParamState& st) const { return st.step; }
+  // The step counts state_dict() saves, from a parameter and its host count; empty: the host
+  // counts. Adam corrects its host counts for the gated steps the device skipped, which it reads
+  // once per device here rather than once per parameter.
+  using SavedStep = std::function<int64_t(const Tensor& param, int64_t host_step)>;
+  virtual SavedStep saved_steps() const { return {}; }
   // Called at the end of load_state_dict().
   virtual void state_loaded() {}
   // Inside step_unless: the address of the flag that gates the step on `d`; null in step().
