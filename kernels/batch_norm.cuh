@@ -34,10 +34,12 @@ void with_bn_pack(int64_t C, std::initializer_list<const void*> ptrs, F&& f) {
 // kUnroll values instead of one per value). The rows' partials meet in shared memory, and one
 // thread per channel group adds the block's sums with one atomic per channel.
 // forward (kGrad false): s1 += x - x[0], s2 += (x - x[0])^2
-// backward (kGrad true): s1 += g, s2 += g * (x - mean), g = dy, or dy masked by relu_out (kMask)
-template <class T, int V, bool kGrad, bool kMask>
-__global__ void channel_sums_kernel(double* s1, double* s2, const T* x, const T* gy, const T* relu_out,
+// backward (kGrad true): s1 += g, s2 += g * (x - mean), g = dy, or dy masked by relu_out (kMask),
+// and with kOut that masked g written to gout
+template <class T, int V, bool kGrad, bool kMask, bool kOut = false>
+__global__ void channel_sums_kernel(double* s1, double* s2, const T* x, const T* gy, const T* relu_out, T* gout,
                                     const stat_t<T>* center, int64_t M, int64_t C, int64_t rows_per_block) {
+  static_assert(!kOut || kMask, "channel_sums_kernel: only a masked gradient is written out");
   using A = stat_t<T>;
   const int bx = blockDim.x, by = blockDim.y;
   const int64_t c0 = (blockIdx.x * int64_t(bx) + threadIdx.x) * V;
@@ -61,7 +63,7 @@ __global__ void channel_sums_kernel(double* s1, double* s2, const T* x, const T*
     auto rows = [&](int64_t r, auto u) {
       constexpr int U = decltype(u)::value;
       Pack<T, V> xv[U];
-      [[maybe_unused]] Pack<T, V> gv[U], mv[U];
+      [[maybe_unused]] Pack<T, V> gv[U], mv[U], ov[U];
 #pragma unroll
       for (int k = 0; k < U; ++k) {
         const int64_t i = (r + int64_t(k) * by) * C + c0;
@@ -78,12 +80,16 @@ __global__ void channel_sums_kernel(double* s1, double* s2, const T* x, const T*
           A g = d;
           if constexpr (kGrad) g = cv<A>(gv[k].v[j]);
           if constexpr (kMask) g = ReluBackwardF()(g, cv<A>(mv[k].v[j]));
+          if constexpr (kOut) ov[k].v[j] = cv<T>(g);  // exact: a value of dy, or zero
           p1 += g;
           p2 += g * d;
         }
         a1[j] += static_cast<double>(p1);
         a2[j] += static_cast<double>(p2);
       }
+      if constexpr (kOut)
+#pragma unroll
+        for (int k = 0; k < U; ++k) store_pack<T, V>(gout + (r + int64_t(k) * by) * C + c0, ov[k]);
     };
     int64_t r = r0 + threadIdx.y;
     for (; r + int64_t(kUnroll - 1) * by < r1; r += int64_t(kUnroll) * by) rows(r, std::integral_constant<int, kUnroll>{});
@@ -114,14 +120,15 @@ __global__ void channel_sums_kernel(double* s1, double* s2, const T* x, const T*
 
 // Launches channel_sums_kernel over [M, C] in packs of V channels: blocks of kThreads threads (see
 // above), each over a chunk of rows (column_chunk).
-template <class T, int V, bool kGrad, bool kMask>
-void launch_channel_sums(int dev, double* s1, double* s2, const T* x, const T* gy, const T* relu_out,
+template <class T, int V, bool kGrad, bool kMask, bool kOut = false>
+void launch_channel_sums(int dev, double* s1, double* s2, const T* x, const T* gy, const T* relu_out, T* gout,
                          const stat_t<T>* center, int64_t M, int64_t C, cudaStream_t s) {
   const int64_t G = C / V;
   const int bx = G < kThreads ? static_cast<int>(G) : kThreads, by = kThreads / bx;
   const int64_t per = column_chunk(dev, M, G, bx, int64_t(by) * kUnroll);
   const dim3 grid(static_cast<unsigned>((G + bx - 1) / bx), static_cast<unsigned>((M + per - 1) / per));
-  channel_sums_kernel<T, V, kGrad, kMask><<<grid, dim3(bx, by), 0, s>>>(s1, s2, x, gy, relu_out, center, M, C, per);
+  channel_sums_kernel<T, V, kGrad, kMask, kOut><<<grid, dim3(bx, by), 0, s>>>(s1, s2, x, gy, relu_out, gout, center, M, C,
+                                                                              per);
   WANWU_CUDA_LAUNCH_CHECK();
 }
 
@@ -267,12 +274,14 @@ inline void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor
     const T* xp = ptr<const T>(x);
     if (M > 0)
       with_bn_pack<T>(C, {xp}, [&](auto v) {
-        launch_channel_sums<T, decltype(v)::value, false, false>(dev, s1, s1 + C, xp, nullptr, nullptr, nullptr, M, C, s);
+        launch_channel_sums<T, decltype(v)::value, false, false>(dev, s1, s1 + C, xp, nullptr, nullptr, nullptr, nullptr,
+                                                                  M, C, s);
       });
     const Tensor coef = empty({2, C}, dtype_of_v<S>, dev);  // scale, shift
     S* scale = ptr<S>(coef);
     const unsigned cb = static_cast<unsigned>((C + kThreads - 1) / kThreads);
-    const RunningStats<S> run{ptr_or_null<S>(running.mean), ptr_or_null<S>(running.var), running.momentum};
+    const RunningStats<S> run{ptr_or_null<S>(running.mean), ptr_or_null<S>(running.var), running.momentum,
+                              ptr_or_null<int64_t>(running.batches)};
     bn_stats_kernel<T><<<cb, kThreads, 0, s>>>(ptr<S>(mean), ptr<S>(invstd), scale, scale + C, run, s1, s1 + C, xp,
                                                ptr_or_null<const S>(norm_params<T>(w)),
                                                ptr_or_null<const S>(norm_params<T>(b)), M, C, eps);
@@ -298,13 +307,11 @@ inline void batch_norm_apply(const Tensor& y, const Tensor& x_, const Tensor& sc
 
 inline void batch_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor& gb, const Tensor& gy_,
                                 const Tensor& x_, const Tensor& w_, const Tensor& mean, const Tensor& invstd,
-                                const Tensor& relu_out_) {
+                                const Tensor& relu_out_, const Tensor& masked_out = Tensor()) {
   const Tensor gy = contiguous(gy_), x = contiguous(x_), w = contiguous(w_), relu_out = contiguous(relu_out_);
+  check_batch_norm_masks(x, relu_out, masked_out);
   const int64_t C = x.shape().back(), M = C > 0 ? x.numel() / C : 0, n = x.numel();
   if (C == 0) return;
-  WANWU_CHECK_DTYPE(!relu_out.defined() || (relu_out.dtype() == x.dtype() && relu_out.numel() == n),
-                    "batch_norm backward: the ReLU output must match the input ", x.shape(), " ", x.dtype(), ", got ",
-                    relu_out.shape(), " ", relu_out.dtype());
   const int dev = x.device().index;
   const cudaStream_t s = stream(dev);
   Tensor buf = empty({2, C}, DType::f64, dev);
@@ -314,18 +321,25 @@ inline void batch_norm_backward(const Tensor& gx, const Tensor& gw, const Tensor
     using T = typename decltype(tag)::type;
     using S = stat_t<T>;
     const T *xp = ptr<const T>(x), *gp = ptr<const T>(gy), *mp = ptr_or_null<const T>(relu_out);
+    T* op = ptr_or_null<T>(masked_out);
     const S* mean_p = ptr<const S>(mean);
+    if (M > 0)
+      with_bn_pack<T>(C, {xp, gp, mp, op, mean_p}, [&](auto v) {
+        constexpr int V = decltype(v)::value;
+        if (op) launch_channel_sums<T, V, true, true, true>(dev, s1, s1 + C, xp, gp, mp, op, mean_p, M, C, s);
+        else if (mp) launch_channel_sums<T, V, true, true>(dev, s1, s1 + C, xp, gp, mp, nullptr, mean_p, M, C, s);
+        else launch_channel_sums<T, V, true, false>(dev, s1, s1 + C, xp, gp, nullptr, nullptr, mean_p, M, C, s);
+      });
+    // the input gradient's pass reads the masked gradient back where the sums wrote it
+    if (op) {
+      gp = op;
+      mp = nullptr;
+    }
     // calls f(integral_constant<bool, masked>)
     auto with_mask = [&](auto f) {
       if (mp) return f(std::true_type{});
       f(std::false_type{});
     };
-    if (M > 0)
-      with_bn_pack<T>(C, {xp, gp, mp, mean_p}, [&](auto v) {
-        with_mask([&](auto masked) {
-          launch_channel_sums<T, decltype(v)::value, true, decltype(masked)::value>(dev, s1, s1 + C, xp, gp, mp, mean_p, M, C, s);
-        });
-      });
     const bool input_grad = gx.defined() && n > 0;
     if (!input_grad && !gw.defined() && !gb.defined()) return;
     // computed in the statistics' dtype and stored in the parameters' own: in place when they are

@@ -205,9 +205,10 @@ class CudaBackend final : public Backend {
   }
   void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
                            const Tensor& x, const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd,
-                           const Tensor& relu_out) override {
+                           const Tensor& relu_out, const Tensor& masked_grad = Tensor()) override {
     DeviceGuard g(x.device().index);
-    cuda::batch_norm_backward(grad_x, grad_w, grad_b, grad_y, x, weight, save_mean, save_invstd, relu_out);
+    cuda::batch_norm_backward(grad_x, grad_w, grad_b, grad_y, x, weight, save_mean, save_invstd, relu_out,
+                              masked_grad);
   }
   void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x, const Tensor& weight,
                           const Tensor& bias, double eps) override {

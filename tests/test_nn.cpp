@@ -112,6 +112,34 @@ TEST_CASE("BatchNorm2d tracks running statistics like PyTorch, cumulative averag
   CHECK_THROWS_AS(bn.forward(zeros({2, 1, 1, 3})), ShapeError);
 }
 
+// With a momentum the count goes up inside the batch norm's statistics pass (no op of its own):
+// once per training call, never in eval mode, on every device.
+TEST_CASE("BatchNorm2d counts its training batches in the statistics pass") {
+  wt::for_each_device([](Device dev) {
+    nn::LayerOptions o;
+    o.device = dev;
+    nn::BatchNorm2d bn(2, 1e-5, 0.1, nn::Affine::yes, nn::TrackRunningStats::yes, o);
+    const Tensor x = tensor({1.0, 3.0, 2.0, 6.0}).reshape({2, 1, 1, 2}).to(dev);  // batch means 1.5, 4.5
+    for (int i = 0; i < 3; ++i) bn.forward(x);
+    CHECK(bn.num_batches_tracked.item<int64_t>() == 3);
+    // three updates from 0 towards the same batch mean: (1 - 0.9^3) of it
+    check_close(bn.running_mean.cpu(), {0.271 * 1.5, 0.271 * 4.5}, 1e-6, 1e-6);
+    const Tensor before = bn.num_batches_tracked.clone();
+    bn.num_batches_tracked.fill_(41);  // a loaded count goes on from where it was
+    bn.forward(x);
+    CHECK(bn.num_batches_tracked.item<int64_t>() == 42);
+    bn.eval();
+    bn.forward(x);
+    CHECK(bn.num_batches_tracked.item<int64_t>() == 42);
+    CHECK(before.item<int64_t>() == 3);  // the clone is not the count
+  });
+  // the functional op names a count of the wrong kind
+  const Tensor x = randn({4, 3});
+  CHECK_THROWS_WITH_AS(batch_norm_act(x, Tensor(), Tensor(), Tensor(), Tensor(), Mode::train, Activation::none, 0.1,
+                                      1e-5, Tensor(), zeros({2}, DType::i64)),
+                       doctest::Contains("num_batches_tracked must be one i64 element, got [2] i64"), DTypeError);
+}
+
 TEST_CASE("initializers follow PyTorch's bounds and moments") {
   Generator g(3);
   Tensor w = empty({256, 3, 3, 64});

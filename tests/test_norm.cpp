@@ -207,6 +207,20 @@ TEST_CASE("batch_norm_act with a residual equals batch_norm, add and the activat
       }
     }
   }
+  // the residual's gradient alone (input, weight and bias need none): the masked gradient is all
+  // the backward writes
+  auto residual_grad = [&](bool fused) {
+    const Tensor r_leaf = r0.clone().requires_grad_(true);
+    const Tensor y = fused ? batch_norm_act(x0, Tensor(), Tensor(), w0, b0, Mode::train, Activation::relu, 0.1, 1e-5,
+                                            r_leaf)
+                           : activate(batch_norm(x0, Tensor(), Tensor(), w0, b0, Mode::train) + r_leaf,
+                                      Activation::relu);
+    (y * gy).sum().backward();
+    return r_leaf.grad();
+  };
+  const Tensor rg = residual_grad(true);
+  wt::check_close(rg, residual_grad(false), 0, 0);
+  CHECK(eq(rg, 0.0).sum().item<int64_t>() > 0);  // the mask zeroed some
   gradcheck([](const V& v) {
     return batch_norm_act(v[0], Tensor(), Tensor(), v[1], v[2], Mode::train, Activation::relu, 0.1, 1e-5, v[3]);
   }, {spread({2, 3, 4, 5}), spread({5}, 0.5, 4, 3), spread({5}, -1, 3, 4), spread({2, 3, 4, 5}, -2, 2, 5)});

@@ -175,6 +175,11 @@ TEST_CASE("batch_norm in training and eval mode, forward, backward and running s
     cp::parity("batch_norm_act train, no input gradient", [&](const std::vector<Tensor>& in) {
       return batch_norm_act(in[0].detach(), Tensor(), Tensor(), in[1], in[2], Mode::train, Activation::relu, 0.1, 1e-5);
     }, {x, w, b}, dt);
+    // the residual's gradient alone: the sums pass writes the masked gradient, no other pass runs
+    cp::parity("batch_norm_act train, the residual's gradient alone", [&](const std::vector<Tensor>& in) {
+      return batch_norm_act(in[0].detach(), Tensor(), Tensor(), in[1].detach(), in[2].detach(), Mode::train,
+                            Activation::relu, 0.1, 1e-5, in[3]);
+    }, {x, w, b, r}, dt);
     cp::parity("batch_norm 2-D no affine", [&](const std::vector<Tensor>& in) {
       return batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), Mode::train);
     }, {cp::rnd({64, 10}, 5, 9, 27)}, dt);

@@ -28,20 +28,38 @@ namespace wanwu {
 // The running statistics a training batch norm updates in place (both may be undefined: no
 // tracking): running = (1 - momentum) * running + momentum * batch statistic, the variance
 // unbiased (times M / (M - 1) over M values per channel), as torch.nn.BatchNorm2d. Contiguous, in
-// the statistics' dtype (f32, or f64 for f64 input).
+// the statistics' dtype (f32, or f64 for f64 input). `batches`, when defined, is a one-element
+// i64 count the call adds one to (BatchNorm's num_batches_tracked).
 struct BatchNormRunning {
   Tensor mean, var;
   double momentum = 0.1;
+  Tensor batches;
 };
 
 // What a backend's batch_norm_forward requires of the running statistics: each undefined, or a
-// contiguous [C] tensor of the batch statistics' dtype and device (`stat`, the mean output).
+// contiguous [C] tensor of the batch statistics' dtype and device (`stat`, the mean output); the
+// count undefined or one i64 element on that device.
 inline void check_batch_norm_running(const BatchNormRunning& r, const Tensor& stat) {
   for (const Tensor* t : {&r.mean, &r.var})
     WANWU_CHECK_DTYPE(!t->defined() || (t->dtype() == stat.dtype() && t->shape() == stat.shape() &&
                                         t->device() == stat.device() && t->is_contiguous()),
                       "batch_norm: a running statistic must be a contiguous ", stat.dtype(), " tensor of shape ",
                       stat.shape(), " on ", stat.device(), ", got ", t->shape(), " ", t->dtype(), " on ", t->device());
+  const Tensor& b = r.batches;
+  WANWU_CHECK_DTYPE(!b.defined() || (b.dtype() == DType::i64 && b.numel() == 1 && b.device() == stat.device()),
+                    "batch_norm: the count of batches tracked must be one i64 element on ", stat.device(), ", got ",
+                    b.shape(), " ", b.dtype(), " on ", b.device());
+}
+
+// What a backend's batch_norm_backward requires of relu_out and masked_grad: each undefined, or a
+// contiguous tensor of x's dtype and size; masked_grad only with relu_out (it is that mask's output).
+inline void check_batch_norm_masks(const Tensor& x, const Tensor& relu_out, const Tensor& masked_grad) {
+  for (const auto& [name, t] : {std::pair{"ReLU output", &relu_out}, std::pair{"masked gradient", &masked_grad}})
+    WANWU_CHECK_DTYPE(!t->defined() || (t->dtype() == x.dtype() && t->numel() == x.numel() && t->is_contiguous()),
+                      "batch_norm backward: the ", name, " must be a contiguous ", x.dtype(), " tensor of ", x.numel(),
+                      " values like the input ", x.shape(), ", got ", t->shape(), " ", t->dtype());
+  WANWU_CHECK_VALUE(!masked_grad.defined() || relu_out.defined(),
+                    "batch_norm backward: a masked gradient to write needs the ReLU output that masks it");
 }
 
 struct Conv2dParams {
@@ -218,10 +236,14 @@ class Backend {
   // A weight-less norm passes an undefined weight. relu_out, when defined, is the output of a ReLU
   // that followed the batch norm (batch_norm_act's y): grad_y is then the gradient at that output,
   // and both passes mask it where relu_out <= 0 as they read it, instead of a ReLU backward pass
-  // writing the masked gradient out and the batch norm reading it back twice.
+  // writing the masked gradient out and the batch norm reading it back twice. masked_grad, when
+  // defined (relu_out must be), receives that masked gradient from the first pass, which reads
+  // grad_y and relu_out anyway, and the second pass reads it back in their place: a residual
+  // block's last batch norm, whose shortcut takes the masked gradient too.
   virtual void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b,
                                    const Tensor& grad_y, const Tensor& x, const Tensor& weight,
-                                   const Tensor& save_mean, const Tensor& save_invstd, const Tensor& relu_out) = 0;
+                                   const Tensor& save_mean, const Tensor& save_invstd, const Tensor& relu_out,
+                                   const Tensor& masked_grad = Tensor()) = 0;
   // grad_h = bwd(grad_y, x * scale + shift) with scale and shift [C] per channel (the last dim; f32,
   // or f64 for f64 input): the gradient of the activation after a batch norm, at the batch norm's
   // output recomputed from its input, in one pass (batch_norm_act). bwd: silu_backward or

@@ -173,13 +173,17 @@ class BatchNorm : public Module {
                       " channels in the last dimension, got input ", x.shape());
     const bool use_batch_stats = is_training() || !running_mean.defined();
     double m = momentum.value_or(0.0);
-    if (is_training() && num_batches_tracked.defined()) {
+    // the count goes up in the statistics' pass, unless the cumulative average (momentum None)
+    // needs it on the host first
+    Tensor count = is_training() ? num_batches_tracked : Tensor();
+    if (count.defined() && !momentum) {
       NoGradGuard ng;
       num_batches_tracked.add_(1);
-      if (!momentum) m = 1.0 / static_cast<double>(num_batches_tracked.item<int64_t>());
+      m = 1.0 / static_cast<double>(num_batches_tracked.item<int64_t>());
+      count = Tensor();
     }
     return batch_norm_act(x, running_mean, running_var, weight, bias, use_batch_stats ? Mode::train : Mode::eval, act,
-                          m, eps, residual);
+                          m, eps, residual, count);
   }
   // The eval-mode fold of a preceding convolution into this batch norm (nn/conv_bn.hpp).
   FoldedConvBn& folded() const { return folded_; }

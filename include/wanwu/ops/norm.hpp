@@ -115,11 +115,15 @@ inline Tensor batch_norm_apply(const Tensor& x, const Tensor& scale, const Tenso
 // With a residual (same shape and dtype as x; act none or relu): act(batch_norm(x) + residual), a
 // ResNet block's last batch norm, its shortcut and ReLU, in training written by the batch norm's
 // output pass: a separate add and ReLU read two block-sized tensors and write one more. The
-// backward masks the gradient once (it is the shortcut's gradient too) and hands it to the batch
-// norm's backward.
+// backward's first pass masks the gradient as it reads it and writes it out once: it is the
+// shortcut's gradient too.
+//
+// num_batches_tracked (a one-element i64 tensor, or undefined): a Mode::train call adds one to it
+// in its statistics pass (BatchNorm's count, which PyTorch's module adds to with a separate op).
 inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                              const Tensor& weight, const Tensor& bias, Mode mode, Activation act,
-                             double momentum = 0.1, double eps = 1e-5, const Tensor& residual = Tensor()) {
+                             double momentum = 0.1, double eps = 1e-5, const Tensor& residual = Tensor(),
+                             const Tensor& num_batches_tracked = Tensor()) {
   WANWU_CHECK_SHAPE(x.dim() >= 2, "batch_norm: expected an input with at least 2 dimensions (channels last), got ",
                     x.shape());
   WANWU_CHECK_DTYPE(x.is_floating_point(), "batch_norm: dtype ", x.dtype(), " is not supported (floating types only)");
@@ -136,7 +140,12 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
       WANWU_CHECK_SHAPE(t->dim() == 1 && t->size(0) == C, "batch_norm: expected per-channel tensors of shape [", C,
                         "] for input ", x.shape(), ", got ", t->shape());
   detail::check_operand_devices("batch_norm", x, {{"running_mean", running_mean}, {"running_var", running_var},
-                                                  {"weight", weight}, {"bias", bias}, {"residual", residual}});
+                                                  {"weight", weight}, {"bias", bias}, {"residual", residual},
+                                                  {"num_batches_tracked", num_batches_tracked}});
+  WANWU_CHECK_DTYPE(!num_batches_tracked.defined() ||
+                        (num_batches_tracked.dtype() == DType::i64 && num_batches_tracked.numel() == 1),
+                    "batch_norm: num_batches_tracked must be one i64 element, got ", num_batches_tracked.shape(), " ",
+                    num_batches_tracked.dtype());
   if (mode == Mode::eval) {
     WANWU_CHECK_VALUE(running_mean.defined() && running_var.defined(),
                       "batch_norm: eval mode needs running_mean and running_var");
@@ -164,7 +173,7 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
     auto staged = [&](const Tensor& r) {
       return !r.defined() || (r.dtype() == sdt && r.is_contiguous()) ? r : r.to(sdt).contiguous();
     };
-    const BatchNormRunning run{staged(running_mean), staged(running_var), momentum};
+    const BatchNormRunning run{staged(running_mean), staged(running_var), momentum, num_batches_tracked};
     backend_for(x.device()).batch_norm_forward(y, mean_t, invstd, xc, detail::contiguous_no_grad(weight),
                                                detail::contiguous_no_grad(bias), eps, act,
                                                detail::contiguous_no_grad(residual), run);
@@ -173,6 +182,7 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
       if (stage.is_same(buffer)) buffer.bump_version();
       else Tensor(buffer).copy_(stage);
     }
+    if (num_batches_tracked.defined()) num_batches_tracked.bump_version();
   }
   if (autograd::any_requires_grad({x, weight, bias, residual})) {
     const bool recompute = act == Activation::silu || act == Activation::relu6;  // the activation's input
@@ -190,18 +200,14 @@ inline Tensor batch_norm_act(const Tensor& x, const Tensor& running_mean, const 
       const TensorOptions po = wv.defined() ? options_of(wv) : options_of(xv);  // f32 weights under autocast
       if (g.needs_input_grad(1)) r[1] = empty(Shape{xv.size(-1)}, po);
       if (g.needs_input_grad(2)) r[2] = empty(Shape{xv.size(-1)}, po);
-      Tensor gy = detail::contiguous_no_grad(g[0]);
-      if (res) {
-        // the shortcut's gradient is the masked gradient itself: mask once, here
-        if (act == Activation::relu) {
-          NoGradGuard ng;
-          gy = detail::binary_raw(BinaryOp::relu_backward, gy, sy.get(), gy.dtype());
-        }
-        r[3] = gy;
-      }
+      const Tensor gy = detail::contiguous_no_grad(g[0]);
+      // The shortcut's gradient is the gradient at the sum, masked by the ReLU after it: the batch
+      // norm's first pass, which masks the gradient as it reads it, writes it out as well.
+      Tensor masked;
+      if (res && g.needs_input_grad(3)) r[3] = act == Activation::relu ? (masked = empty_like(gy)) : gy;
       const Tensor gh = recompute ? detail::batch_norm_act_grad(act, gy, xv, wv, sb.get(), sm.get(), si.get()) : gy;
       backend_for(xv.device()).batch_norm_backward(r[0], r[1], r[2], gh, xv, detail::contiguous_no_grad(wv), sm.get(),
-                                                   si.get(), res ? Tensor() : sy.get());
+                                                   si.get(), sy.get(), masked);
       return r;
     });
   }

@@ -73,7 +73,7 @@ class CpuBackend final : public Backend {
                           const Tensor& residual, const BatchNormRunning& running) override;  // methods/norm.hpp
   void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Tensor& grad_y,
                            const Tensor& x, const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd,
-                           const Tensor& relu_out) override;
+                           const Tensor& relu_out, const Tensor& masked_grad = Tensor()) override;
   void batch_norm_act_grad(const Tensor& grad_h, const Tensor& grad_y, const Tensor& x, const Tensor& scale,
                            const Tensor& shift, BinaryOp bwd) override;
   void batch_norm_apply(const Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift, Activation act,

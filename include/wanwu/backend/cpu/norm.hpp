@@ -163,10 +163,18 @@ void batch_norm_backward_rows(T* gx, T* gw, T* gb, const T* x, const T* w, const
   });
 }
 
-// relu_out, when not null, masks gy where it is <= 0 (the ReLU of batch_norm_act) as gy is read.
+// relu_out, when not null, masks gy where it is <= 0 (the ReLU of batch_norm_act) as gy is read;
+// with `masked` too, the masked gradient is written there first and read back.
 template <class T, class S>
 void batch_norm_backward_typed(T* gx, T* gw, T* gb, const T* gy, const T* x, const T* w, const S* mean,
-                               const S* invstd, const T* relu_out, int64_t M, int64_t C) {
+                               const S* invstd, const T* relu_out, T* masked, int64_t M, int64_t C) {
+  if (relu_out && masked) {
+    for_each_row(M, C, [&](int64_t m) {
+#pragma omp simd
+      for (int64_t i = m * C; i < (m + 1) * C; ++i) masked[i] = ReluBackwardF()(gy[i], relu_out[i]);
+    });
+    return batch_norm_backward_rows<T, S>(gx, gw, gb, x, w, mean, invstd, M, C, [&](int64_t i) { return masked[i]; });
+  }
   if (relu_out)
     return batch_norm_backward_rows<T, S>(gx, gw, gb, x, w, mean, invstd, M, C,
                                           [&](int64_t i) { return ReluBackwardF()(gy[i], relu_out[i]); });

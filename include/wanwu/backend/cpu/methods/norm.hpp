@@ -31,7 +31,7 @@ WANWU_CPU_METHOD void CpuBackend::batch_norm_forward(const Tensor& y, const Tens
         using T = typename decltype(tag)::type;
         const int64_t C = x.size(-1), M = x.numel() / std::max<int64_t>(C, 1);
         const RunningStats<T> run{cpu::ptr_or_null<T>(running.mean), cpu::ptr_or_null<T>(running.var),
-                                       running.momentum};
+                                  running.momentum, cpu::ptr_or_null<int64_t>(running.batches)};
         with_activation(act, [&](auto f) {
           cpu::batch_norm_forward_typed<T, T>(static_cast<T*>(y.data_ptr()), static_cast<T*>(mean.data_ptr()),
                                               static_cast<T*>(invstd.data_ptr()), static_cast<const T*>(x.data_ptr()),
@@ -44,21 +44,20 @@ WANWU_CPU_METHOD void CpuBackend::batch_norm_forward(const Tensor& y, const Tens
 WANWU_CPU_METHOD void CpuBackend::batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w,
                                                       const Tensor& grad_b, const Tensor& grad_y, const Tensor& x,
                                                       const Tensor& weight, const Tensor& save_mean,
-                                                      const Tensor& save_invstd, const Tensor& relu_out) {
-  WANWU_CHECK_DTYPE(!relu_out.defined() || (relu_out.dtype() == x.dtype() && relu_out.numel() == x.numel() &&
-                                            relu_out.is_contiguous()),
-                    "batch_norm backward: the ReLU output must be a contiguous ", x.dtype(), " tensor of ", x.numel(),
-                    " values like the input ", x.shape(), ", got ", relu_out.shape(), " ", relu_out.dtype());
+                                                      const Tensor& save_invstd, const Tensor& relu_out,
+                                                      const Tensor& masked_grad) {
+  check_batch_norm_masks(x, relu_out, masked_grad);
   cpu::dispatch_f32_f64(
       x.dtype(), "batch_norm backward",
       [&] {
         const Tensor gx = cpu::widened_buffer(grad_x), gw = cpu::widened_buffer(grad_w),
-                     gb = cpu::widened_buffer(grad_b);
+                     gb = cpu::widened_buffer(grad_b), gm = cpu::widened_buffer(masked_grad);
         batch_norm_backward(gx, gw, gb, cpu::widen(grad_y), cpu::widen(x), cpu::widen(weight), save_mean,
-                            save_invstd, cpu::widen(relu_out));
+                            save_invstd, cpu::widen(relu_out), gm);
         cpu::narrow_into(grad_x, gx);
         cpu::narrow_into(grad_w, gw);
         cpu::narrow_into(grad_b, gb);
+        cpu::narrow_into(masked_grad, gm);  // exact: each value is a gradient value or zero
       },
       [&](auto tag) {
         using T = typename decltype(tag)::type;
@@ -67,7 +66,8 @@ WANWU_CPU_METHOD void CpuBackend::batch_norm_backward(const Tensor& grad_x, cons
             cpu::ptr_or_null<T>(grad_x), cpu::ptr_or_null<T>(grad_w), cpu::ptr_or_null<T>(grad_b),
             static_cast<const T*>(grad_y.data_ptr()), static_cast<const T*>(x.data_ptr()),
             cpu::ptr_or_null<const T>(weight), static_cast<const T*>(save_mean.data_ptr()),
-            static_cast<const T*>(save_invstd.data_ptr()), cpu::ptr_or_null<const T>(relu_out), M, C);
+            static_cast<const T*>(save_invstd.data_ptr()), cpu::ptr_or_null<const T>(relu_out),
+            cpu::ptr_or_null<T>(masked_grad), M, C);
       });
 }
 
