@@ -8,8 +8,9 @@
 // consecutive channels when C splits into them and the pointers are aligned (every ResNet and
 // EfficientNet width does): with 2-byte elements one scalar access per thread moved 64 bytes per
 // warp instruction, and batch norm is the largest memory-bound piece of a ResNet-50 step. The
-// activation runs in the forward's output pass and the ReLU mask is read inside both backward
-// passes, so the pair costs no pass of its own.
+// activation runs in the forward's output pass and the ReLU mask is read inside the backward's
+// passes (a residual block's sums pass writes the masked gradient, the shortcut's, and the input
+// gradient's pass reads that instead), so the pair costs no pass of its own.
 #pragma once
 
 #include <wanwu/backend/bn_running.hpp>

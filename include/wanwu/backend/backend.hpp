@@ -235,11 +235,11 @@ class Backend {
   // Any of grad_x, grad_w, grad_b may be undefined (not wanted); invstd = 1 / sqrt(var + eps).
   // A weight-less norm passes an undefined weight. relu_out, when defined, is the output of a ReLU
   // that followed the batch norm (batch_norm_act's y): grad_y is then the gradient at that output,
-  // and both passes mask it where relu_out <= 0 as they read it, instead of a ReLU backward pass
-  // writing the masked gradient out and the batch norm reading it back twice. masked_grad, when
-  // defined (relu_out must be), receives that masked gradient from the first pass, which reads
-  // grad_y and relu_out anyway, and the second pass reads it back in their place: a residual
-  // block's last batch norm, whose shortcut takes the masked gradient too.
+  // and both passes mask it where relu_out <= 0 as they read it (unless masked_grad is given),
+  // instead of a ReLU backward pass writing the masked gradient out and the batch norm reading it
+  // back twice. masked_grad, when defined (relu_out must be), receives that masked gradient from
+  // the first pass, which reads grad_y and relu_out anyway, and the second pass reads it back in
+  // their place: a residual block's last batch norm, whose shortcut takes the masked gradient too.
   virtual void batch_norm_backward(const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b,
                                    const Tensor& grad_y, const Tensor& x, const Tensor& weight,
                                    const Tensor& save_mean, const Tensor& save_invstd, const Tensor& relu_out,
