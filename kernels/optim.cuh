@@ -80,23 +80,17 @@ struct MultiTensorChunk {
   }
 };
 
-// kMultiIlp consecutive values of T: one 16-byte access for f32, one 8-byte access for f16/bf16,
-// two 16-byte accesses for f64.
-template <class T>
-struct alignas(sizeof(T) * kMultiIlp < 16 ? sizeof(T) * kMultiIlp : 16) IlpPack {
-  T v[kMultiIlp];
-};
-
 // A thread's values i0 .. i0 + kMultiIlp - 1 of a chunk of n into registers as C (zero past n or
-// for a null list): one vector load when the chunk is packed and the run is whole, else one load
-// per value.
+// for a null list): one vector load when the chunk is packed and the run is whole (a Pack of
+// kMultiIlp values: one 16-byte access for f32, one 8-byte access for f16/bf16, two 16-byte
+// accesses for f64), else one load per value.
 template <class C, class T>
 __device__ __forceinline__ void ilp_load(C (&r)[kMultiIlp], const T* p, int i0, int n, bool packed) {
   if (!p) {
 #pragma unroll
     for (int k = 0; k < kMultiIlp; ++k) r[k] = C(0);
   } else if (packed && i0 + kMultiIlp <= n) {
-    const IlpPack<T> pk = *reinterpret_cast<const IlpPack<T>*>(p + i0);
+    const Pack<T, kMultiIlp> pk = load_pack<T, kMultiIlp>(p + i0);
 #pragma unroll
     for (int k = 0; k < kMultiIlp; ++k) r[k] = cv<C>(pk.v[k]);
   } else {
@@ -110,10 +104,10 @@ template <class T, class C>
 __device__ __forceinline__ void ilp_store(T* p, const C (&r)[kMultiIlp], int i0, int n, bool packed) {
   if (!p) return;
   if (packed && i0 + kMultiIlp <= n) {
-    IlpPack<T> pk;
+    Pack<T, kMultiIlp> pk;
 #pragma unroll
     for (int k = 0; k < kMultiIlp; ++k) pk.v[k] = cv<T>(r[k]);
-    *reinterpret_cast<IlpPack<T>*>(p + i0) = pk;
+    store_pack<T, kMultiIlp>(p + i0, pk);
   } else {
 #pragma unroll
     for (int k = 0; k < kMultiIlp; ++k)
